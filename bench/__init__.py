@@ -1,0 +1,1 @@
+"""Benchmark scenarios (not tests): python -m bench <name>."""

@@ -1,0 +1,1 @@
+"""The product, platform-neutral. Imports nothing from third-party packages."""
