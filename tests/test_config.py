@@ -1,0 +1,167 @@
+"""Configuration: file + environment, and one clear line for every way it can be wrong."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, check_can_run, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.upper().startswith("BOT_"):
+            monkeypatch.delenv(key)
+
+
+def test_example_config_loads_with_every_default() -> None:
+    settings = load_settings(ROOT / "config.example.toml")
+    assert settings.cometapi.base_url == "https://api.cometapi.com"
+    assert settings.telegram.api_base_url == "https://api.telegram.org/bot"
+    assert settings.discord.gateway_url == ""
+    assert settings.storage.path == "data/bot.sqlite3"
+    assert settings.chat.default_model == "gpt-4o-mini"
+    assert not settings.telegram.enabled
+    assert not settings.discord.enabled
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '[cometapi]\napi_key = "from-file"\n[chat]\ncontext_tokens = 1000\n')
+    monkeypatch.setenv("BOT_COMETAPI__API_KEY", "from-env")
+    monkeypatch.setenv("BOT_TELEGRAM__TOKEN", "123:abc")
+    monkeypatch.setenv("BOT_CHAT__CONTEXT_TOKENS", "2048")
+    settings = load_settings(path)
+    assert settings.cometapi.api_key.get_secret_value() == "from-env"
+    assert settings.telegram.enabled
+    assert settings.chat.context_tokens == 2048
+
+
+def test_secrets_never_appear_in_repr(tmp_path: Path) -> None:
+    path = write(tmp_path, '[cometapi]\napi_key = "sk-secret-value"\n[discord]\ntoken = "tok-1"\n')
+    settings = load_settings(path)
+    assert "sk-secret-value" not in repr(settings)
+    assert "tok-1" not in str(settings)
+
+
+def test_base_urls_lose_trailing_slash(tmp_path: Path) -> None:
+    path = write(tmp_path, '[cometapi]\nbase_url = "http://127.0.0.1:9/"\n')
+    assert load_settings(path).cometapi.base_url == "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[chat]\nfoo = 1\n', "unknown key [chat] foo"),
+        ('[chatt]\ndefault_model = "x"\n', "unknown section or key [chatt]"),
+        ('[chat]\ncontext_tokens = "many"\n', "[chat] context_tokens: input should be a valid integer"),
+        ('[chat]\ncontext_tokens = 10\n', "[chat] context_tokens: input should be greater than or equal to 256"),
+        ('[logging]\nlevel = "LOUD"\n', "[logging] level: input should be"),
+        ('chat = "x"\n', "[chat] must be a table"),
+        ('[cometapi]\napi_key = "unterminated\n', "invalid TOML"),
+    ],
+)
+def test_malformed_config_gives_one_clear_line(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+    assert str(path) in message
+
+
+def test_toml_error_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '[cometapi]\n\napi_key = = "x"\n')
+    with pytest.raises(ConfigError, match=r"line 3"):
+        load_settings(path)
+
+
+def test_wrong_type_never_echoes_the_value(tmp_path: Path) -> None:
+    path = write(tmp_path, '[cometapi]\ntimeout = "sk-looks-like-a-key"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert "sk-looks-like-a-key" not in str(info.value)
+
+
+def test_bad_environment_value_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "")
+    monkeypatch.setenv("BOT_CHAT__CONTEXT_TOKENS", "lots")
+    with pytest.raises(ConfigError, match=r"^BOT_CHAT__CONTEXT_TOKENS: \[chat\] context_tokens"):
+        load_settings(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file; copy config.example.toml"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_missing_api_key_and_platform_tokens(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ""))
+    with pytest.raises(ConfigError, match=r"set \[cometapi\] api_key"):
+        check_can_run(settings, console=True, path="config.toml")
+    settings = load_settings(write(tmp_path, '[cometapi]\napi_key = "k"\n'))
+    check_can_run(settings, console=True, path="config.toml")  # the console needs only the key
+    with pytest.raises(ConfigError, match=r"no platform is on"):
+        check_can_run(settings, console=False, path="config.toml")
+    settings = load_settings(write(tmp_path, '[cometapi]\napi_key = "k"\n[discord]\ntoken = "t"\n'))
+    check_can_run(settings, console=False, path="config.toml")
+
+
+def run_bot(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("BOT_")}
+    env.update(env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_entry_point_with_example_config_exits_with_one_line() -> None:
+    result = run_bot("--config", "config.example.toml")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "api_key" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_entry_point_without_platform_tokens_says_what_to_set() -> None:
+    result = run_bot(
+        "--config", "config.example.toml", env_extra={"BOT_COMETAPI__API_KEY": "sk-test"}
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "BOT_TELEGRAM__TOKEN" in lines[0]
+    assert "sk-test" not in result.stderr
+
+
+def test_entry_point_with_broken_file_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "[chat]\ndefault_model = \n")
+    result = run_bot("--config", str(path))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "line 2" in result.stderr
