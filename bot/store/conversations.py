@@ -1,0 +1,201 @@
+"""Conversations, turns and per-channel settings: the store's :class:`ChatStore` part."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Final
+
+import aiosqlite
+
+from bot.core.models import ChannelSettings, ConversationKey, Role, Turn, Usage
+from bot.store._base import Row, StoreBase, utc_day
+from bot.store.records import UsageKind
+from bot.store.usage import add_usage
+
+__all__ = ["RECENT_TURNS_SQL", "ConversationQueries"]
+
+_TURN_COLUMNS: Final = "t.id, t.role, t.content, t.speaker, t.tokens, t.created_at"
+
+# The conversation is found by scalar subqueries on its unique key (evaluated
+# once), so turns is the only table the planner orders. (Written as a JOIN,
+# SQLite 3.40 chose to walk every turn backwards by rowid to skip a sort: a scan
+# of the whole table for an idle conversation.) INDEXED BY keeps it that way:
+# should the index ever go missing, the query fails instead of silently scanning.
+_TURNS: Final = "turns AS t INDEXED BY turns_by_conversation"
+_CONVERSATION_ID: Final = "(SELECT id FROM conversations WHERE key = ?1)"
+
+#: The chat hot path: two key lookups, then a backwards range scan of
+#: turns_by_conversation that stops after ``limit`` rows. Parameters: key, limit.
+RECENT_TURNS_SQL: Final = f"""
+    SELECT {_TURN_COLUMNS}
+    FROM {_TURNS}
+    WHERE t.conversation_id = {_CONVERSATION_ID}
+      AND t.id > (SELECT reset_turn_id FROM conversations WHERE key = ?1)
+    ORDER BY t.id DESC
+    LIMIT ?2
+"""
+
+_SETTING_COLUMNS: Final = frozenset({"model", "persona"})
+
+
+def _turn(row: Row) -> Turn:
+    return Turn(
+        role=Role(row[1]),
+        content=row[2],
+        speaker=row[3],
+        tokens=row[4],
+        created_at=row[5],
+        id=row[0],
+    )
+
+
+class ConversationQueries(StoreBase):
+    """Turns are append-only; ``reset`` moves a marker, it never deletes history."""
+
+    async def recent_turns(self, key: ConversationKey, *, limit: int) -> list[Turn]:
+        """The newest ``limit`` turns after the conversation's last reset, oldest first."""
+        if limit <= 0:
+            return []
+        rows = await self._fetchall(RECENT_TURNS_SQL, (str(key), limit))
+        rows.reverse()
+        return [_turn(row) for row in rows]
+
+    async def add_turn(
+        self,
+        key: ConversationKey,
+        turn: Turn,
+        *,
+        user_id: str | None = None,
+        model: str | None = None,
+        usage: Usage | None = None,
+    ) -> int:
+        """Store ``turn`` (its ``id`` is ignored) and return the new turn id.
+
+        ``created_at`` 0 means "now". ``user_id`` is who spoke (user turns) or
+        whom the answer was for (assistant turns). With ``usage`` and a
+        ``user_id``, the user's daily prompt/completion tokens and chat count grow
+        in the same transaction; an assistant turn without ``tokens`` then takes
+        ``usage.completion_tokens``.
+        """
+        now = self._clock()
+        created_at = turn.created_at or now
+        tokens = turn.tokens
+        if not tokens and usage is not None and turn.role is Role.ASSISTANT:
+            tokens = usage.completion_tokens
+        async with self._transaction() as db:
+            conversation_id = await self._conversation_id(db, key, now)
+            async with db.execute(
+                "INSERT INTO turns (conversation_id, role, content, speaker, user_id,"
+                " tokens, model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conversation_id,
+                    turn.role.value,
+                    turn.content,
+                    turn.speaker,
+                    user_id,
+                    tokens,
+                    model,
+                    created_at,
+                ),
+            ) as cursor:
+                turn_id = cursor.lastrowid
+            if usage is not None and user_id is not None:
+                await add_usage(
+                    db,
+                    user_id,
+                    utc_day(now),
+                    {
+                        UsageKind.PROMPT_TOKENS: usage.prompt_tokens,
+                        UsageKind.COMPLETION_TOKENS: usage.completion_tokens,
+                        UsageKind.CHAT: 1,
+                    },
+                )
+        assert turn_id is not None  # an INSERT into a rowid table always sets it
+        return turn_id
+
+    async def get_settings(self, key: ConversationKey) -> ChannelSettings:
+        """The channel's model and persona; ``None`` fields mean "the configured default"."""
+        row = await self._fetchone(
+            "SELECT model, persona FROM conversations WHERE key = ?", (str(key),)
+        )
+        return ChannelSettings() if row is None else ChannelSettings(model=row[0], persona=row[1])
+
+    async def set_model(self, key: ConversationKey, model: str | None) -> None:
+        """Pick the channel's model (``None``: back to the default)."""
+        await self._set_setting(key, "model", model)
+
+    async def set_persona(self, key: ConversationKey, persona: str | None) -> None:
+        """Set the channel's system prompt (``None``: back to the default)."""
+        await self._set_setting(key, "persona", persona)
+
+    async def reset(self, key: ConversationKey) -> None:
+        """Start a fresh context: turns so far stay stored but leave ``recent_turns``."""
+        now = self._clock()
+        await self._write(
+            "INSERT INTO conversations (key, platform, created_at, reset_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET reset_at = excluded.reset_at,"
+            " reset_turn_id = (SELECT coalesce(max(id), 0) FROM turns"
+            "  WHERE conversation_id = conversations.id)",
+            (str(key), key.platform.value, now, now),
+        )
+
+    async def count_turns(self, key: ConversationKey, *, since_reset: bool = False) -> int:
+        """How many turns the conversation has stored (all of them unless ``since_reset``)."""
+        row = await self._fetchone(
+            f"SELECT count(*) FROM {_TURNS} WHERE t.conversation_id = {_CONVERSATION_ID}"
+            " AND t.id > (SELECT CASE WHEN ?2 THEN reset_turn_id ELSE 0 END"
+            "  FROM conversations WHERE key = ?1)",
+            (str(key), int(since_reset)),
+        )
+        return int(row[0]) if row is not None else 0
+
+    async def iter_turns(
+        self, key: ConversationKey, *, batch_size: int = 500
+    ) -> AsyncIterator[Turn]:
+        """Every stored turn of the conversation, oldest first, resets included (export).
+
+        Reads in pages of ``batch_size`` so other queries run between pages.
+        """
+        after = 0
+        while True:
+            rows = await self._fetchall(
+                f"SELECT {_TURN_COLUMNS} FROM {_TURNS}"
+                f" WHERE t.conversation_id = {_CONVERSATION_ID} AND t.id > ?2"
+                " ORDER BY t.id LIMIT ?3",
+                (str(key), after, batch_size),
+            )
+            for row in rows:
+                yield _turn(row)
+            if len(rows) < batch_size:
+                return
+            after = rows[-1][0]
+
+    async def _set_setting(self, key: ConversationKey, column: str, value: str | None) -> None:
+        if column not in _SETTING_COLUMNS:  # column names cannot be parameters
+            raise ValueError(f"not a setting: {column}")
+        await self._write(
+            f"INSERT INTO conversations (key, platform, created_at, {column}) VALUES (?, ?, ?, ?)"
+            f" ON CONFLICT (key) DO UPDATE SET {column} = excluded.{column}",
+            (str(key), key.platform.value, self._clock(), value),
+        )
+
+    async def _conversation_id(
+        self, db: aiosqlite.Connection, key: ConversationKey, now: float
+    ) -> int:
+        """The conversation's row id, creating the row; call inside a transaction."""
+        raw = str(key)
+        cached = self._conversation_ids.get(raw)
+        if cached is not None:
+            return cached
+        rows = list(await db.execute_fetchall("SELECT id FROM conversations WHERE key = ?", (raw,)))
+        if rows:
+            conversation_id = int(rows[0][0])
+        else:
+            async with db.execute(
+                "INSERT INTO conversations (key, platform, created_at) VALUES (?, ?, ?)",
+                (raw, key.platform.value, now),
+            ) as cursor:
+                assert cursor.lastrowid is not None
+                conversation_id = cursor.lastrowid
+        self._conversation_ids[raw] = conversation_id
+        return conversation_id

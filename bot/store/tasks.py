@@ -1,0 +1,282 @@
+"""Generation tasks and their button tokens (design §6): the poller's durable queue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from enum import Enum
+from typing import Any, Final
+
+import aiosqlite
+
+from bot.core.models import ConversationKey
+from bot.store._base import Row, StoreBase
+from bot.store.errors import StoreError
+from bot.store.records import (
+    TERMINAL_STATUSES,
+    UNSET,
+    ButtonRef,
+    ButtonSpec,
+    Provider,
+    Task,
+    TaskStatus,
+    TaskUpdate,
+)
+
+__all__ = ["DUE_TASKS_SQL", "TaskQueries"]
+
+_TASK_COLUMNS: Final = (
+    "id, provider, kind, owner_id, conversation, status, request, created_at, updated_at,"
+    " upstream_id, parent_id, status_message_id, reply_to_id, progress, deadline,"
+    " next_poll_at, attempts, result, error, delivered_at"
+)
+# Spelled out, not bound: SQLite only uses the partial index tasks_due when the
+# query repeats the index's WHERE term literally (tests check it matches ACTIVE_STATUSES).
+_ACTIVE: Final = "status IN ('pending', 'submitted', 'running')"
+_TERMINAL: Final = "status IN ({})".format(
+    ", ".join(f"'{s.value}'" for s in sorted(TERMINAL_STATUSES))
+)
+
+#: The poller's query: pollable tasks whose time has come, soonest first.
+DUE_TASKS_SQL: Final = (
+    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {_ACTIVE} AND next_poll_at <= ?"
+    " ORDER BY next_poll_at, id LIMIT ?"
+)
+_UPDATABLE: Final = (
+    "status",
+    "upstream_id",
+    "status_message_id",
+    "progress",
+    "deadline",
+    "next_poll_at",
+    "attempts",
+    "result",
+    "error",
+)
+_BUTTON_COLUMNS: Final = "token, task_id, custom_id, label, emoji, kind, created_at"
+_TOKEN_TRIES: Final = 5
+
+
+def _dump(value: Mapping[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _load(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    value = json.loads(raw)
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _task(row: Row) -> Task:
+    return Task(
+        id=row[0],
+        provider=Provider(row[1]),
+        kind=row[2],
+        owner_id=row[3],
+        conversation=ConversationKey.parse(row[4]),
+        status=TaskStatus(row[5]),
+        request=_load(row[6]) or {},
+        created_at=row[7],
+        updated_at=row[8],
+        upstream_id=row[9],
+        parent_id=row[10],
+        status_message_id=row[11],
+        reply_to_id=row[12],
+        progress=row[13],
+        deadline=row[14],
+        next_poll_at=row[15],
+        attempts=row[16],
+        result=_load(row[17]),
+        error=row[18],
+        delivered_at=row[19],
+    )
+
+
+def _button(row: Row) -> ButtonRef:
+    return ButtonRef(*row)
+
+
+def _update_statement(update: TaskUpdate, now: float) -> tuple[str, list[Any]]:
+    columns = ["updated_at = ?"]
+    params: list[Any] = [now]
+    for name in _UPDATABLE:  # column names come from this fixed list, never from input
+        value = getattr(update, name)
+        if value is UNSET:
+            continue
+        if name == "result":
+            value = _dump(value)
+        elif isinstance(value, Enum):
+            value = value.value  # bind the plain string, not the enum
+        columns.append(f"{name} = ?")
+        params.append(value)
+    params.append(update.task_id)
+    return f"UPDATE tasks SET {', '.join(columns)} WHERE id = ?", params
+
+
+class TaskQueries(StoreBase):
+    """Task rows, written before the submit and updated by the poller in batches."""
+
+    async def create_task(
+        self,
+        *,
+        provider: Provider | str,
+        kind: str,
+        owner_id: str,
+        conversation: ConversationKey,
+        request: Mapping[str, Any] | None = None,
+        status: TaskStatus = TaskStatus.PENDING,
+        upstream_id: str | None = None,
+        parent_id: int | None = None,
+        status_message_id: str | None = None,
+        reply_to_id: str | None = None,
+        deadline: float | None = None,
+        next_poll_at: float | None = None,
+    ) -> int:
+        """Insert a task and return its id. ``next_poll_at`` None: not polled yet."""
+        now = self._clock()
+        _, task_id = await self._write(
+            "INSERT INTO tasks (provider, kind, owner_id, conversation, request, status,"
+            " upstream_id, parent_id, status_message_id, reply_to_id, deadline, next_poll_at,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                Provider(provider).value,
+                kind,
+                owner_id,
+                str(conversation),
+                _dump(request or {}),
+                TaskStatus(status).value,
+                upstream_id,
+                parent_id,
+                status_message_id,
+                reply_to_id,
+                deadline,
+                next_poll_at,
+                now,
+                now,
+            ),
+        )
+        assert task_id is not None
+        return task_id
+
+    async def get_task(self, task_id: int) -> Task | None:
+        """The task with this id, if any."""
+        row = await self._fetchone(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
+        return None if row is None else _task(row)
+
+    async def task_by_upstream(self, provider: Provider | str, upstream_id: str) -> Task | None:
+        """The newest task the provider knows as ``upstream_id`` (webhooks, list-by-condition)."""
+        row = await self._fetchone(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE provider = ? AND upstream_id = ?"
+            " ORDER BY id DESC LIMIT 1",
+            (Provider(provider).value, upstream_id),
+        )
+        return None if row is None else _task(row)
+
+    async def update_task(self, update: TaskUpdate) -> bool:
+        """Apply one change; whether the task exists."""
+        sql, params = _update_statement(update, self._clock())
+        rowcount, _ = await self._write(sql, params)
+        return rowcount == 1
+
+    async def update_tasks(self, updates: Iterable[TaskUpdate]) -> int:
+        """Apply many changes in one transaction (one write per poller cycle); rows changed."""
+        now = self._clock()
+        changed = 0
+        async with self._transaction() as db:
+            for update in updates:
+                sql, params = _update_statement(update, now)
+                async with db.execute(sql, params) as cursor:
+                    changed += cursor.rowcount
+        return changed
+
+    async def due_tasks(self, now: float | None = None, limit: int = 100) -> list[Task]:
+        """Pollable tasks with ``next_poll_at <= now``, soonest first (ties by id)."""
+        at = self._clock() if now is None else now
+        return [_task(row) for row in await self._fetchall(DUE_TASKS_SQL, (at, limit))]
+
+    async def next_due_at(self) -> float | None:
+        """When the earliest pollable task is due (the poller sleeps until then)."""
+        row = await self._fetchone(f"SELECT min(next_poll_at) FROM tasks WHERE {_ACTIVE}")
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def undelivered_tasks(self, limit: int = 100) -> list[Task]:
+        """Finished tasks whose result (or failure notice) was not delivered: resume these."""
+        rows = await self._fetchall(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE delivered_at IS NULL AND {_TERMINAL}"
+            " ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [_task(row) for row in rows]
+
+    async def active_tasks(self, *, owner_id: str | None = None, limit: int = 100) -> list[Task]:
+        """Unfinished tasks (any non-terminal status), oldest first: the operators' queue view."""
+        where = f"NOT {_TERMINAL}" + (" AND owner_id = ?" if owner_id is not None else "")
+        params: tuple[Any, ...] = (owner_id, limit) if owner_id is not None else (limit,)
+        rows = await self._fetchall(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {where} ORDER BY id LIMIT ?", params
+        )
+        return [_task(row) for row in rows]
+
+    async def count_active_tasks(self, owner_id: str) -> int:
+        """How many unfinished tasks the user has (for a per-user concurrency limit)."""
+        row = await self._fetchone(
+            f"SELECT count(*) FROM tasks WHERE owner_id = ? AND NOT {_TERMINAL}", (owner_id,)
+        )
+        return 0 if row is None else int(row[0])
+
+    async def mark_delivered(self, task_id: int, *, at: float | None = None) -> bool:
+        """Record delivery once; True only for the call that did it (the one that may post)."""
+        rowcount, _ = await self._write(
+            "UPDATE tasks SET delivered_at = ?, updated_at = ?"
+            " WHERE id = ? AND delivered_at IS NULL",
+            (self._clock() if at is None else at, self._clock(), task_id),
+        )
+        return rowcount == 1
+
+    async def add_buttons(self, task_id: int, buttons: Sequence[ButtonSpec]) -> list[str]:
+        """Store the task's buttons and return their tokens, in order.
+
+        Idempotent per (task, custom_id): a repeat (a delivery retried after a
+        restart) returns the tokens minted the first time.
+        """
+        now = self._clock()
+        async with self._transaction() as db:
+            return [await self._button_token(db, task_id, spec, now) for spec in buttons]
+
+    async def get_button(self, token: str) -> ButtonRef | None:
+        """The button behind ``mj:<token>``, if the token is known."""
+        row = await self._fetchone(
+            f"SELECT {_BUTTON_COLUMNS} FROM buttons WHERE token = ?", (token,)
+        )
+        return None if row is None else _button(row)
+
+    async def task_buttons(self, task_id: int) -> list[ButtonRef]:
+        """The task's buttons in the order they were added."""
+        rows = await self._fetchall(
+            f"SELECT {_BUTTON_COLUMNS} FROM buttons WHERE task_id = ? ORDER BY rowid", (task_id,)
+        )
+        return [_button(row) for row in rows]
+
+    async def _button_token(
+        self, db: aiosqlite.Connection, task_id: int, spec: ButtonSpec, now: float
+    ) -> str:
+        rows = list(
+            await db.execute_fetchall(
+                "SELECT token FROM buttons WHERE task_id = ? AND custom_id = ?",
+                (task_id, spec.custom_id),
+            )
+        )
+        if rows:
+            return str(rows[0][0])
+        for _ in range(_TOKEN_TRIES):
+            token = self._new_token()
+            # A token collision (2^-64 odds, or a test's fixed factory) inserts nothing: retry.
+            async with db.execute(
+                "INSERT INTO buttons (token, task_id, custom_id, label, emoji, kind, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (token) DO NOTHING",
+                (token, task_id, spec.custom_id, spec.label, spec.emoji, spec.kind, now),
+            ) as cursor:
+                if cursor.rowcount == 1:
+                    return token
+        raise StoreError("could not mint a unique button token")
