@@ -65,10 +65,16 @@ def test_base_urls_lose_trailing_slash(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[chat]\nfoo = 1\n', "unknown key [chat] foo"),
+        ("[chat]\nfoo = 1\n", "unknown key [chat] foo"),
         ('[chatt]\ndefault_model = "x"\n', "unknown section or key [chatt]"),
-        ('[chat]\ncontext_tokens = "many"\n', "[chat] context_tokens: input should be a valid integer"),
-        ('[chat]\ncontext_tokens = 10\n', "[chat] context_tokens: input should be greater than or equal to 256"),
+        (
+            '[chat]\ncontext_tokens = "many"\n',
+            "[chat] context_tokens: input should be a valid integer",
+        ),
+        (
+            "[chat]\ncontext_tokens = 10\n",
+            "[chat] context_tokens: input should be greater than or equal to 256",
+        ),
         ('[logging]\nlevel = "LOUD"\n', "[logging] level: input should be"),
         ('chat = "x"\n', "[chat] must be a table"),
         ('[cometapi]\napi_key = "unterminated\n', "invalid TOML"),
@@ -107,7 +113,7 @@ def test_bad_environment_value_names_the_variable(
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no such file; copy config.example.toml"):
+    with pytest.raises(ConfigError, match=r"no such file; copy config\.example\.toml"):
         load_settings(tmp_path / "nope.toml")
 
 
@@ -123,7 +129,9 @@ def test_missing_api_key_and_platform_tokens(tmp_path: Path) -> None:
     check_can_run(settings, console=False, path="config.toml")
 
 
-def run_bot(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_bot(
+    *args: str, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("BOT_")}

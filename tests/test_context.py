@@ -36,28 +36,46 @@ def test_newest_turns_that_fit_are_kept_in_order() -> None:
     history = turns(100)
     budget = 300
     messages = build_context(
-        system_prompt="sys", history=history, question="q?", speaker="Bob", group=False, budget=budget
+        system_prompt="sys",
+        history=history,
+        question="q?",
+        speaker="Bob",
+        group=False,
+        budget=budget,
     )
     assert messages[0].role is Role.SYSTEM and messages[0].content == "sys"
     assert messages[-1].content == "q?"
     kept = messages[1:-1]
     assert 0 < len(kept) < 100
     # the kept turns are the newest ones, oldest first
-    assert [m.content for m in kept] == [t.content for t in history[-len(kept):]]
+    assert [m.content for m in kept] == [t.content for t in history[-len(kept) :]]
     assert sum(estimate_tokens(m.content) for m in messages) <= budget
 
 
 def test_system_and_question_always_go_even_past_the_budget() -> None:
     messages = build_context(
-        system_prompt="s" * 3000, history=turns(5), question="q", speaker=None, group=False, budget=10
+        system_prompt="s" * 3000,
+        history=turns(5),
+        question="q",
+        speaker=None,
+        group=False,
+        budget=10,
     )
     assert [m.role for m in messages] == [Role.SYSTEM, Role.USER]
 
 
 def test_group_turns_carry_the_speaker() -> None:
-    history = [Turn(role=Role.USER, content="hi", speaker="Ann"), Turn(role=Role.ASSISTANT, content="hello")]
+    history = [
+        Turn(role=Role.USER, content="hi", speaker="Ann"),
+        Turn(role=Role.ASSISTANT, content="hello"),
+    ]
     messages = build_context(
-        system_prompt="s", history=history, question="and me?", speaker="Bob", group=True, budget=10_000
+        system_prompt="s",
+        history=history,
+        question="and me?",
+        speaker="Bob",
+        group=True,
+        budget=10_000,
     )
     assert [m.content for m in messages[1:]] == ["[Ann] hi", "hello", "[Bob] and me?"]
     private = build_context(
@@ -70,7 +88,12 @@ def test_images_cost_tokens_and_ride_on_the_question() -> None:
     image = ImageInput(b"\x89PNG", "image/png")
     history = turns(10, size=10)
     without = build_context(
-        system_prompt="s", history=history, question="what?", speaker=None, group=False, budget=IMAGE_TOKENS
+        system_prompt="s",
+        history=history,
+        question="what?",
+        speaker=None,
+        group=False,
+        budget=IMAGE_TOKENS,
     )
     with_image = build_context(
         system_prompt="s",

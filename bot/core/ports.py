@@ -6,7 +6,7 @@ onto :class:`ChatModel`; ``bot.store`` implements :class:`Store`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Protocol
 
 from bot.core.models import (
@@ -54,8 +54,13 @@ class Surface(Protocol):
 
 
 class ChatModel(Protocol):
-    def stream(self, model: str, messages: Sequence[ChatMessage]) -> AsyncIterator[ChatDelta]:
-        """Stream an answer; raises :class:`bot.core.errors.ModelError` subclasses."""
+    def stream(
+        self, model: str, messages: Sequence[ChatMessage]
+    ) -> AsyncGenerator[ChatDelta, None]:
+        """Stream an answer; raises :class:`bot.core.errors.ModelError` subclasses.
+
+        The caller closes the generator (``contextlib.aclosing``) so an abandoned
+        answer closes its upstream connection at once."""
         ...
 
     async def list_models(self) -> list[str]: ...

@@ -1,0 +1,277 @@
+"""A chat turn: stored context -> model stream -> StreamingReply -> stored turns.
+
+One reply at a time per conversation: a second message in the same channel
+waits for the first answer to finish, so answers never interleave and each one
+sees the turn before it in its context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.core.context import MAX_TURNS_LOADED, build_context, estimate_tokens
+from bot.core.errors import ModelError, UserFacingError
+from bot.core.models import ConversationKey, Incoming, Role, Turn, Usage
+from bot.core.ports import ChatModel, ChatStore
+from bot.core.streaming import StreamingReply
+
+log = logging.getLogger(__name__)
+
+MENU_SIZE = 24
+# Offered first in /model menus when the operator configured no list: CometAPI lists hundreds.
+POPULAR_MODELS = (
+    "gpt-4o-mini",
+    "gpt-4o",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-5",
+    "gpt-5-mini",
+    "o4-mini",
+    "claude-sonnet-4-5",
+    "claude-3-7-sonnet-latest",
+    "claude-haiku-4-5",
+    "gemini-2.5-pro",
+    "gemini-2.5-flash",
+    "deepseek-chat",
+    "deepseek-reasoner",
+    "grok-4",
+    "qwen-max",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatConfig:
+    default_model: str
+    system_prompt: str
+    context_tokens: int = 8000
+    model_context_tokens: tuple[tuple[str, int], ...] = ()
+    max_prompt_chars: int = 8000
+    models: tuple[str, ...] = ()
+    """Models users may pick; empty: whatever the model list offers."""
+
+    def budget(self, model: str) -> int:
+        return dict(self.model_context_tokens).get(model, self.context_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    text: str
+    usage: Usage | None
+    error: ModelError | None
+    message_ids: tuple[str, ...]
+
+
+class _KeyedLocks:
+    """One lock per conversation, forgotten when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    async def __call__(self, key: str) -> _Held:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._release_user(key)
+            raise
+        return _Held(self, key, lock)
+
+    def _release_user(self, key: str) -> None:
+        lock, users = self._locks[key]
+        if users <= 1:
+            del self._locks[key]
+        else:
+            self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class _Held:
+    def __init__(self, owner: _KeyedLocks, key: str, lock: asyncio.Lock) -> None:
+        self._owner, self._key, self._lock = owner, key, lock
+
+    def release(self) -> None:
+        self._lock.release()
+        self._owner._release_user(self._key)
+
+
+class ChatService:
+    """Answers chat messages on any platform."""
+
+    def __init__(
+        self,
+        *,
+        model: ChatModel,
+        store: ChatStore,
+        config: ChatConfig,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._model = model
+        self._store = store
+        self._config = config
+        self._wall = wall
+        self._locks = _KeyedLocks()
+
+    @property
+    def config(self) -> ChatConfig:
+        return self._config
+
+    def validate(self, incoming: Incoming) -> None:
+        """Refuse bad input before anything is stored or sent upstream."""
+        if not incoming.text.strip() and not incoming.images:
+            raise UserFacingError("Send me some text (or a photo) and I will answer.")
+        if len(incoming.text) > self._config.max_prompt_chars:
+            raise UserFacingError(
+                f"That message is too long ({len(incoming.text):,} characters); "
+                f"the limit is {self._config.max_prompt_chars:,}."
+            )
+
+    async def answer(self, incoming: Incoming, reply: StreamingReply) -> ChatResult:
+        """Answer ``incoming`` through ``reply`` (not yet entered); waits for an earlier
+        answer in the same conversation to finish first."""
+        self.validate(incoming)
+        held = await self._locks(str(incoming.key))
+        try:
+            return await self._answer_locked(incoming, reply)
+        finally:
+            held.release()
+
+    async def _answer_locked(self, incoming: Incoming, reply: StreamingReply) -> ChatResult:
+        key = incoming.key
+        settings = await self._store.get_settings(key)
+        model = settings.model or self._config.default_model
+        persona = settings.persona or self._config.system_prompt
+        history = await self._store.recent_turns(key, limit=MAX_TURNS_LOADED)
+        messages = build_context(
+            system_prompt=persona,
+            history=history,
+            question=incoming.text,
+            speaker=incoming.user_name,
+            images=incoming.images,
+            group=incoming.is_group,
+            budget=self._config.budget(model),
+        )
+        # The question is stored first: whatever happens upstream, it is not lost.
+        await self._store.add_turn(
+            key,
+            Turn(
+                role=Role.USER,
+                content=_stored_question(incoming),
+                speaker=incoming.user_name,
+                tokens=estimate_tokens(incoming.text),
+                created_at=self._wall(),
+            ),
+            user_id=incoming.user_id,
+        )
+        parts: list[str] = []
+        usage: Usage | None = None
+        error: ModelError | None = None
+        async with reply:
+            try:
+                async with contextlib.aclosing(self._model.stream(model, messages)) as stream:
+                    async for delta in stream:
+                        if delta.text:
+                            parts.append(delta.text)
+                            reply.feed(delta.text)
+                        if delta.usage is not None:
+                            usage = delta.usage
+            except ModelError as exc:
+                error = exc
+                log.warning(
+                    "chat %s: model %s failed: %s (request id %s)",
+                    key,
+                    model,
+                    type(exc).__name__,
+                    exc.request_id,
+                )
+            sent = await reply.finish(note=_note(error, bool(parts)))
+        text = "".join(parts)
+        if text:
+            await self._store.add_turn(
+                key,
+                Turn(
+                    role=Role.ASSISTANT,
+                    content=text,
+                    tokens=usage.completion_tokens if usage else estimate_tokens(text),
+                    created_at=self._wall(),
+                ),
+                user_id=incoming.user_id,
+                model=model,
+                usage=usage,
+            )
+        return ChatResult(text=text, usage=usage, error=error, message_ids=tuple(sent))
+
+    async def reset(self, key: ConversationKey) -> None:
+        """Start a fresh context; an answer in progress is stored before the reset point."""
+        held = await self._locks(str(key))
+        try:
+            await self._store.reset(key)
+        finally:
+            held.release()
+
+    async def set_persona(self, key: ConversationKey, persona: str | None) -> None:
+        if persona is not None and len(persona) > self._config.max_prompt_chars:
+            raise UserFacingError(
+                "That persona is too long; the limit is "
+                f"{self._config.max_prompt_chars:,} characters."
+            )
+        await self._store.set_persona(key, persona.strip() if persona else None)
+
+    async def persona(self, key: ConversationKey) -> tuple[str, bool]:
+        """The channel's persona and whether it is the configured default."""
+        settings = await self._store.get_settings(key)
+        if settings.persona:
+            return settings.persona, False
+        return self._config.system_prompt, True
+
+    async def current_model(self, key: ConversationKey) -> str:
+        settings = await self._store.get_settings(key)
+        return settings.model or self._config.default_model
+
+    async def available_models(self) -> list[str]:
+        """The models a user may pick: the configured list, else CometAPI's."""
+        if self._config.models:
+            return list(self._config.models)
+        return sorted(await self._model.list_models())
+
+    async def model_menu(self, size: int = MENU_SIZE) -> list[str]:
+        """A short list to offer as buttons: the configured models, else well-known chat
+        models the list offers, else the list's first entries."""
+        models = await self.available_models()
+        if self._config.models:
+            return models[:size]
+        known = [m for m in POPULAR_MODELS if m in set(models)]
+        return (known or models)[:size]
+
+    async def set_model(self, key: ConversationKey, name: str) -> str:
+        name = name.strip()
+        models = await self.available_models()
+        if name not in models:
+            close = [m for m in models if name.lower() in m.lower()][:5]
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise UserFacingError(f"Unknown model {name!r}.{hint}")
+        await self._store.set_model(key, name)
+        return name
+
+
+def _stored_question(incoming: Incoming) -> str:
+    if not incoming.images:
+        return incoming.text
+    count = len(incoming.images)
+    marker = "[1 image]" if count == 1 else f"[{count} images]"
+    return f"{incoming.text}\n{marker}" if incoming.text else marker
+
+
+def _note(error: ModelError | None, had_text: bool) -> str | None:
+    if error is None:
+        return None
+    if had_text:
+        return f"⚠️ The answer stopped early: {error.message}"
+    return f"⚠️ {error.message}"

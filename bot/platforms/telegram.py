@@ -1,0 +1,365 @@
+"""Telegram adapter: python-telegram-bot <-> the core.
+
+Runs inside the service's event loop (``initialize/start/start_polling``, never
+``run_polling``) with updates handled concurrently. Private chats get an answer to every
+message; groups when the bot is @mentioned, replied to, or asked with ``/ask``; each forum
+topic is its own conversation. Only core models cross into ``bot.core``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    Update,
+)
+from telegram.constants import ChatType, InlineKeyboardButtonLimit
+from telegram.error import RetryAfter, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.config import TelegramSettings
+from bot.core.chat import ChatService
+from bot.core.errors import UserFacingError
+from bot.core.models import ConversationKey, ImageInput, Incoming, Platform
+from bot.core.pacing import Pacer, Priority
+from bot.core.ports import Clock
+from bot.core.streaming import StreamingReply
+from bot.platforms.telegram_surface import TelegramSurface, retry_seconds, say
+
+log = logging.getLogger(__name__)
+
+COMMANDS = (
+    ("ask", "Ask the model (in groups)"),
+    ("model", "Show or pick this chat's model"),
+    ("system", "Show or set this chat's persona"),
+    ("reset", "Start a fresh conversation"),
+    ("help", "What this bot can do"),
+)
+HELP = (
+    "I answer with an AI model and remember this chat's conversation.\n\n"
+    "In a private chat just write to me. In a group, mention me, reply to me, or use /ask.\n"
+    "/model — show or pick the model (/model NAME to set it)\n"
+    "/system — show the persona (/system TEXT to set it, /system default to restore)\n"
+    "/reset — start a fresh conversation (history stays stored)"
+)
+GENERIC_APOLOGY = "Sorry, something went wrong on my side. Please try again."
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+MODEL_CALLBACK = "model:"
+
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+
+
+class TelegramBot:
+    """The Telegram side of the service. ``async with`` starts and stops polling."""
+
+    def __init__(
+        self,
+        settings: TelegramSettings,
+        *,
+        chat: ChatService,
+        pacer: Pacer,
+        clock: Clock,
+        concurrent_updates: int = 4096,
+    ) -> None:
+        self._settings = settings
+        self._chat = chat
+        self._pacer = pacer
+        self._clock = clock
+        self.application: Application[Any, Any, Any, Any, Any, Any] = (
+            ApplicationBuilder()
+            .token(settings.token.get_secret_value())
+            .base_url(settings.api_base_url)
+            .base_file_url(settings.file_base_url)
+            .concurrent_updates(concurrent_updates)
+            .build()
+        )
+        self._username = ""
+        self._bot_id = 0
+        self._register()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> TelegramBot:
+        app = self.application
+        await app.initialize()
+        try:
+            self._username = (app.bot.username or "").lower()
+            self._bot_id = app.bot.id
+            await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+            await app.start()
+            assert app.updater is not None
+            await app.updater.start_polling(
+                allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
+                error_callback=self._polling_error,
+            )
+        except BaseException:
+            await self._shutdown()
+            raise
+        log.info("telegram: polling as @%s", self._username)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        app = self.application
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()  # waits for the handlers still running
+        await app.shutdown()
+
+    def _polling_error(self, exc: TelegramError) -> None:
+        log.warning("telegram: polling error: %s", exc.message)
+
+    # -- wiring ---------------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.application
+        app.add_handler(CommandHandler(["start", "help"], self._guard(self._help)))
+        app.add_handler(CommandHandler("ask", self._guard(self._ask)))
+        app.add_handler(CommandHandler("reset", self._guard(self._reset)))
+        app.add_handler(CommandHandler("model", self._guard(self._model)))
+        app.add_handler(CommandHandler("system", self._guard(self._system)))
+        app.add_handler(
+            CallbackQueryHandler(self._guard(self._model_chosen), pattern=f"^{MODEL_CALLBACK}")
+        )
+        app.add_handler(
+            MessageHandler(
+                (filters.TEXT | filters.PHOTO) & ~filters.COMMAND & ~filters.UpdateType.EDITED,
+                self._guard(self._message),
+            )
+        )
+
+    def _guard(self, handler: Handler) -> Handler:
+        """The one place errors become replies: expected ones verbatim, the rest an apology."""
+
+        async def guarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            try:
+                await handler(update, context)
+            except UserFacingError as exc:
+                await self._reply(update, exc.message)
+            except Exception:
+                log.exception("telegram: handling update %s failed", update.update_id)
+                await self._reply(update, GENERIC_APOLOGY)
+
+        return guarded
+
+    # -- translation ----------------------------------------------------------------------------
+
+    def _surface(self, message: Message, *, reply: bool) -> TelegramSurface:
+        return TelegramSurface(
+            self.application.bot,
+            message.chat_id,
+            group=message.chat.type != ChatType.PRIVATE,
+            thread_id=_thread_id(message),
+            reply_to=message.message_id if reply else None,
+        )
+
+    async def _reply(self, update: Update, text: str) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        await say(self._pacer, self._surface(message, reply=True), text)
+
+    def _addressed(self, message: Message) -> tuple[bool, str]:
+        """Whether a group message is for the bot, and its text without the @mention."""
+        text = message.text or message.caption or ""
+        entities = message.entities or message.caption_entities or ()
+        mention = f"@{self._username}"
+
+        def entity_text(entity: MessageEntity) -> str:
+            if message.text:
+                return message.parse_entity(entity)
+            return message.parse_caption_entity(entity)
+
+        mentioned = any(
+            e.type == MessageEntity.MENTION and entity_text(e).lower() == mention for e in entities
+        )
+        if mentioned:
+            text = _remove_mention(text, mention)
+        replied = message.reply_to_message
+        to_bot = (
+            replied is not None
+            and replied.from_user is not None
+            and replied.from_user.id == self._bot_id
+        )
+        return mentioned or to_bot, text.strip()
+
+    async def _incoming(self, message: Message, text: str) -> Incoming:
+        user = message.from_user
+        images: tuple[ImageInput, ...] = ()
+        if message.photo:
+            photo = message.photo[-1]  # the largest size
+            if photo.file_size and photo.file_size > MAX_PHOTO_BYTES:
+                raise UserFacingError("That photo is too large for me to read (10 MB at most).")
+            file = await photo.get_file()
+            images = (ImageInput(bytes(await file.download_as_bytearray()), "image/jpeg"),)
+        return Incoming(
+            key=conversation_key(message),
+            user_id=f"tg:{user.id}" if user else "tg:?",
+            user_name=user.full_name if user else "someone",
+            text=text,
+            images=images,
+            is_group=message.chat.type != ChatType.PRIVATE,
+        )
+
+    async def _answer(self, message: Message, text: str) -> None:
+        incoming = await self._incoming(message, text)
+        self._chat.validate(incoming)
+        surface = self._surface(message, reply=incoming.is_group)
+        await self._chat.answer(incoming, self._open_reply(surface))
+
+    def _open_reply(self, surface: TelegramSurface) -> StreamingReply:
+        return StreamingReply(
+            surface,
+            pacer=self._pacer,
+            lane=surface.lane,
+            lane_kind=surface.lane_kind,
+            clock=self._clock,
+        )
+
+    # -- handlers -------------------------------------------------------------------------------
+
+    async def _message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None or (message.from_user is not None and message.from_user.is_bot):
+            return
+        if message.chat.type == ChatType.PRIVATE:
+            await self._answer(message, message.text or message.caption or "")
+            return
+        addressed, text = self._addressed(message)
+        if addressed:
+            await self._answer(message, text)
+
+    async def _ask(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        text = " ".join(context.args or ())
+        if not text.strip() and not message.photo:
+            raise UserFacingError("Usage: /ask your question")
+        await self._answer(message, text)
+
+    async def _help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._reply(update, HELP)
+
+    async def _reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        await self._chat.reset(conversation_key(message))
+        await self._reply(
+            update,
+            "Started a fresh conversation. Earlier messages stay stored but are no longer "
+            "sent to the model.",
+        )
+
+    async def _system(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        key = conversation_key(message)
+        text = (message.text or "").partition(" ")[2].strip()
+        if not text:
+            persona, default = await self._chat.persona(key)
+            origin = "the default" if default else "set for this chat"
+            await self._reply(update, f"Persona ({origin}):\n\n{persona}")
+            return
+        if text.lower() == "default":
+            await self._chat.set_persona(key, None)
+            await self._reply(update, "Persona restored to the default.")
+            return
+        await self._chat.set_persona(key, text)
+        await self._reply(update, "Persona set for this chat. /reset to start fresh with it.")
+
+    async def _model(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        key = conversation_key(message)
+        if context.args:
+            name = await self._chat.set_model(key, " ".join(context.args))
+            await self._reply(update, f"Model set to {name}.")
+            return
+        current = await self._chat.current_model(key)
+        menu = [m for m in await self._chat.model_menu() if _fits_callback(m)]
+        rows = [
+            [
+                InlineKeyboardButton(
+                    ("✅ " if m == current else "") + m, callback_data=MODEL_CALLBACK + m
+                )
+                for m in menu[i : i + 2]
+            ]
+            for i in range(0, len(menu), 2)
+        ]
+        surface = self._surface(message, reply=True)
+        await self._pacer.acquire(surface.lane, surface.lane_kind, Priority.URGENT)
+        try:
+            await message.reply_text(
+                f"Current model: {current}\nPick another, or send /model NAME.",
+                reply_markup=InlineKeyboardMarkup(rows) if rows else None,
+            )
+        except RetryAfter as exc:
+            self._pacer.penalize(surface.lane, retry_seconds(exc))
+
+    async def _model_chosen(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None or query.data is None or not isinstance(query.message, Message):
+            return
+        name = query.data.removeprefix(MODEL_CALLBACK)
+        key = conversation_key(query.message)
+        try:
+            await self._chat.set_model(key, name)
+        except UserFacingError as exc:
+            await query.answer(exc.message[:200], show_alert=True)
+            return
+        await query.answer(f"Model set to {name}")
+        surface = self._surface(query.message, reply=False)
+        await self._pacer.acquire(surface.lane, surface.lane_kind, Priority.URGENT)
+        try:
+            await query.edit_message_text(f"Model set to {name}.")
+        except RetryAfter as exc:
+            self._pacer.penalize(surface.lane, retry_seconds(exc))
+        except TelegramError as exc:
+            log.info("telegram: could not update the model menu: %s", exc.message)
+
+
+def conversation_key(message: Message) -> ConversationKey:
+    """A chat is a conversation; a forum topic is one of its own."""
+    thread = _thread_id(message)
+    return ConversationKey(
+        Platform.TELEGRAM, str(message.chat_id), None if thread is None else str(thread)
+    )
+
+
+def _thread_id(message: Message) -> int | None:
+    return message.message_thread_id if message.is_topic_message else None
+
+
+def _remove_mention(text: str, mention: str) -> str:
+    lowered = text.lower()
+    at = lowered.find(mention)
+    if at < 0:
+        return text
+    return (text[:at] + text[at + len(mention) :]).strip()
+
+
+def _fits_callback(model: str) -> bool:
+    size = len((MODEL_CALLBACK + model).encode("utf-8"))
+    return size <= int(InlineKeyboardButtonLimit.MAX_CALLBACK_DATA)

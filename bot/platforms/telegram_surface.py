@@ -1,0 +1,130 @@
+"""Telegram's side of a reply: send/edit Markdown as text + entities, paced and translated.
+
+Telegram errors become the core's: ``RetryAfter`` -> :class:`RetryLater`, "message is not
+modified" -> success, a vanished message -> :class:`MessageGone`. Nothing here retries; the
+core's StreamingReply decides.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from telegram import Bot, LinkPreviewOptions, ReplyParameters
+from telegram.constants import ChatAction, MessageLimit
+from telegram.error import BadRequest, RetryAfter, TelegramError
+
+from bot.core.errors import MessageGone, RetryLater, SurfaceError
+from bot.core.pacing import TELEGRAM_GROUP, TELEGRAM_PRIVATE, Pacer, Priority
+from bot.platforms.telegram_render import measure, render
+
+log = logging.getLogger(__name__)
+
+_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+_GONE = ("message to edit not found", "message can't be edited", "message_id_invalid")
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """PTB gives an int or (with PTB_TIMEDELTA=1) a timedelta."""
+    value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def translate(exc: TelegramError) -> Exception | None:
+    """The core's view of a Telegram error; ``None`` means it counts as success."""
+    if isinstance(exc, RetryAfter):
+        return RetryLater(retry_seconds(exc))
+    if isinstance(exc, BadRequest):
+        text = exc.message.lower()
+        if "message is not modified" in text:
+            return None
+        if any(marker in text for marker in _GONE):
+            return MessageGone(exc.message)
+    return SurfaceError(f"Telegram: {exc.message}")
+
+
+class TelegramSurface:
+    """One chat (or forum topic) on Telegram; implements :class:`bot.core.ports.Surface`."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        chat_id: int,
+        *,
+        group: bool,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> None:
+        self._bot = bot
+        self.chat_id = chat_id
+        self._thread_id = thread_id
+        self._reply_to = reply_to
+        self.lane = str(chat_id)  # Telegram's budgets are per chat, forum topics included
+        self.lane_kind = TELEGRAM_GROUP if group else TELEGRAM_PRIVATE
+
+    @property
+    def max_len(self) -> int:
+        return int(MessageLimit.MAX_TEXT_LENGTH)
+
+    def measure(self, text: str) -> int:
+        return measure(text)
+
+    async def send(self, text: str) -> str:
+        body, entities = render(text)
+        reply = None
+        if self._reply_to is not None:
+            reply = ReplyParameters(self._reply_to, allow_sending_without_reply=True)
+            self._reply_to = None  # only the first message of a reply quotes the question
+        try:
+            message = await self._bot.send_message(
+                self.chat_id,
+                body,
+                entities=entities,
+                message_thread_id=self._thread_id,
+                reply_parameters=reply,
+                link_preview_options=_NO_PREVIEW,
+            )
+        except TelegramError as exc:
+            raise (translate(exc) or SurfaceError("Telegram: empty answer to send")) from exc
+        return str(message.message_id)
+
+    async def edit(self, message_id: str, text: str) -> None:
+        body, entities = render(text)
+        try:
+            await self._bot.edit_message_text(
+                body,
+                chat_id=self.chat_id,
+                message_id=int(message_id),
+                entities=entities,
+                link_preview_options=_NO_PREVIEW,
+            )
+        except TelegramError as exc:
+            error = translate(exc)
+            if error is not None:
+                raise error from exc
+
+    async def typing(self) -> None:
+        try:
+            await self._bot.send_chat_action(
+                self.chat_id, ChatAction.TYPING, message_thread_id=self._thread_id
+            )
+        except TelegramError as exc:
+            error = translate(exc)
+            if error is not None:
+                raise error from exc
+
+
+async def say(
+    pacer: Pacer, surface: TelegramSurface, text: str, *, attempts: int = 3
+) -> str | None:
+    """Send one short, non-streamed message (a command's answer) within the chat's budget."""
+    for _ in range(attempts):
+        await pacer.acquire(surface.lane, surface.lane_kind, Priority.URGENT)
+        try:
+            return await surface.send(text)
+        except RetryLater as exc:
+            pacer.penalize(surface.lane, exc.retry_after)
+        except SurfaceError as exc:
+            log.warning("telegram chat %s: could not send: %s", surface.chat_id, exc)
+            return None
+    return None

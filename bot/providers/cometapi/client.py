@@ -1,0 +1,390 @@
+"""The CometAPI client: one httpx.AsyncClient, auth, timeouts, retries, error mapping.
+
+Every HTTP call of every family goes through :meth:`CometAPI._send`, the one
+place that retries. The rules (cometapi.md §5):
+
+* retried: 429, 500 (unless ``error.code == "invalid_request"``), 503, 504, 524,
+  timeouts and connection errors, with exponential backoff plus jitter, or the
+  server's Retry-After when it is at most :data:`MAX_RETRY_AFTER`;
+* never retried: other 4xx, HTML pages and redirects (a wrong base URL);
+* paid submits (Midjourney submit/*, Suno submit/*, Kling create) are retried
+  only when the request cannot have reached the server (connect errors) or on
+  429. After a timeout, a broken connection, 504 or 524 the task may exist
+  upstream, so they raise :class:`SubmitUncertainError` instead;
+* a stream is retried only until its response headers arrive; nothing that
+  has started yielding is ever retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import Field
+
+from bot.providers.cometapi._base import LenientModel
+from bot.providers.cometapi._mapping import check_response, parse_retry_after, transport_error
+from bot.providers.cometapi.chat import Chat
+from bot.providers.cometapi.errors import (
+    APIConnectionError,
+    APIResponseError,
+    APIStatusError,
+    APITimeoutError,
+    CometAPIError,
+    SubmitUncertainError,
+    redact,
+)
+from bot.providers.cometapi.kling import Kling
+from bot.providers.cometapi.midjourney import Midjourney
+from bot.providers.cometapi.suno import Suno
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_TIMEOUT",
+    "INITIAL_RETRY_DELAY",
+    "MAX_RETRIES",
+    "MAX_RETRY_AFTER",
+    "MAX_RETRY_DELAY",
+    "CatalogModel",
+    "CometAPI",
+    "Download",
+    "parse_retry_after",
+    "retry_delay",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.cometapi.com"
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 120.0
+DEFAULT_STREAM_READ_TIMEOUT = 60.0
+"""Longest silence allowed between two chunks of a stream (and before its headers)."""
+DEFAULT_TIMEOUT = httpx.Timeout(DEFAULT_READ_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
+"""The defaults above as one httpx.Timeout, e.g. for an injected ``http_client``."""
+MAX_RETRIES = 4
+"""Retries after the first attempt: five attempts in all, as CometAPI's guide does."""
+INITIAL_RETRY_DELAY = 1.0
+MAX_RETRY_DELAY = 30.0
+MAX_RETRY_AFTER = 60.0
+"""A longer Retry-After is not waited out; the RateLimitError goes to the caller."""
+DEFAULT_MAX_DOWNLOAD = 50 * 1024 * 1024
+
+_RETRY_STATUSES = frozenset({429, 500, 503, 504, 524})
+# The gateway itself never retries these because the upstream may still be working
+# (cometapi.md §5.3), so for a paid submit they mean "maybe created".
+_UNCERTAIN_STATUSES = frozenset({504, 524})
+# Failures that prove the request never left this process.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+Sleep = Callable[[float], Awaitable[None]]
+_Verdict = Literal["retry", "stop", "uncertain"]
+
+
+def retry_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds to wait before retry number ``attempt`` (0-based).
+
+    The server's ``retry_after`` wins; otherwise exponential backoff from
+    :data:`INITIAL_RETRY_DELAY`, capped at :data:`MAX_RETRY_DELAY`, plus up to
+    25 % jitter so that many clients do not retry in lockstep.
+    """
+    if retry_after is not None:
+        return max(0.0, retry_after)
+    base = min(MAX_RETRY_DELAY, INITIAL_RETRY_DELAY * 2.0**attempt)
+    return min(MAX_RETRY_DELAY, base + random.uniform(0.0, base / 4))
+
+
+class CatalogModel(LenientModel):
+    """One entry of the public catalog (``GET /api/models``)."""
+
+    id: str
+    provider: str = ""
+    model_type: str = ""
+    features: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """Bytes fetched by :meth:`CometAPI.download`."""
+
+    data: bytes
+    content_type: str
+
+
+class CometAPI:
+    """Async client for CometAPI's chat, Midjourney, Suno and Kling APIs.
+
+    ::
+
+        async with CometAPI(api_key=key) as client:
+            reply = await client.chat.create("gpt-4o-mini", [{"role": "user", "content": "Hi"}])
+            async with client.chat.stream("gpt-4o-mini", messages) as stream:
+                async for delta in stream:
+                    print(delta.content, end="")
+            job = await client.midjourney.imagine("a paper boat")
+            task = await client.midjourney.fetch(job.task_id)
+
+    ``base_url`` is the host without ``/v1`` (a trailing ``/v1`` is stripped
+    with a warning). ``http_client`` or ``transport`` may be injected (tests);
+    an injected client is not closed by :meth:`aclose`. ``sleep`` replaces
+    :func:`asyncio.sleep` between retries so tests can record delays instead
+    of waiting.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        stream_read_timeout: float = DEFAULT_STREAM_READ_TIMEOUT,
+        max_retries: int = MAX_RETRIES,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        if not api_key:
+            raise ValueError("api_key is empty")
+        base = base_url.strip().rstrip("/")
+        if not base.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with https:// (got {base!r})")
+        if base.endswith("/v1"):
+            log.warning("base_url %s ends in /v1; the client adds it itself, stripping it", base)
+            base = base.removesuffix("/v1")
+        self.base_url = base
+        self.max_retries = max_retries
+        self._api_key = api_key
+        self._timeout = httpx.Timeout(
+            connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
+        )
+        self._stream_timeout = httpx.Timeout(
+            connect=connect_timeout,
+            read=stream_read_timeout,
+            write=read_timeout,
+            pool=connect_timeout,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(
+            transport=transport, timeout=self._timeout, follow_redirects=False
+        )
+        self._sleep: Sleep = sleep or asyncio.sleep
+        self.chat = Chat(self)
+        self.midjourney = Midjourney(self)
+        self.mj = self.midjourney
+        self.suno = Suno(self)
+        self.kling = Kling(self)
+
+    def __repr__(self) -> str:
+        return f"CometAPI(base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> CometAPI:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the owned HTTP client (idempotent)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def list_models(self) -> list[str]:
+        """Ids of the models this key may call (``GET /v1/models``)."""
+        body = await self.request("GET", "/v1/models")
+        items = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise APIResponseError("GET /v1/models: the answer has no 'data' list")
+        return [str(item["id"]) for item in items if isinstance(item, dict) and item.get("id")]
+
+    async def list_catalog(self) -> list[CatalogModel]:
+        """The public model catalog (``GET /api/models``, no key sent)."""
+        body = await self.request("GET", "/api/models", auth=False)
+        items = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise APIResponseError("GET /api/models: the answer has no 'data' list")
+        return [
+            CatalogModel.model_validate(item)
+            for item in items
+            if isinstance(item, dict) and item.get("id")
+        ]
+
+    async def download(self, url: str, *, max_bytes: int = DEFAULT_MAX_DOWNLOAD) -> Download:
+        """Fetch a result asset (an ``imageUrl``, ``audio_url``, video url).
+
+        The key is sent only when ``url`` is on the API host, never to a CDN;
+        redirects are followed. Raises :class:`APIResponseError` past ``max_bytes``.
+        """
+        same_host = urlsplit(url).netloc == urlsplit(self.base_url).netloc
+        response = await self._send("GET", url, auth=same_host, stream=True, api=False)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise APIResponseError(f"download larger than {max_bytes} bytes")
+                chunks.append(chunk)
+        except httpx.TransportError as exc:
+            raise transport_error(exc, "GET", "a download", self._api_key) from exc
+        finally:
+            await response.aclose()
+        return Download(b"".join(chunks), response.headers.get("content-type", ""))
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        auth: bool = True,
+        paid: bool = False,
+    ) -> Any:
+        """Send one call (with retries) and return its decoded JSON body.
+
+        A low-level escape hatch for endpoints without a wrapper; ``paid=True``
+        applies the submit rules (no resubmission after an unclear outcome).
+        """
+        response = await self._send(method, path, json=json, auth=auth, paid=paid)
+        try:
+            return response.json()
+        except ValueError as exc:
+            excerpt = redact(response.text[:200], self._api_key)
+            raise APIResponseError(f"{method} {path}: the answer is not JSON: {excerpt!r}") from exc
+
+    async def open_stream(self, method: str, path: str, *, json: Any = None) -> httpx.Response:
+        """Open a streaming call; returns a 2xx response with its body unread.
+
+        The caller owns the response and must ``aclose()`` it.
+        """
+        return await self._send(method, path, json=json, stream=True)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        auth: bool = True,
+        paid: bool = False,
+        stream: bool = False,
+        api: bool = True,
+    ) -> httpx.Response:
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        label = path if api else "a download"
+        headers = {"Accept": "text/event-stream" if stream else "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        timeout = self._stream_timeout if stream else self._timeout
+        attempt = 0
+        while True:
+            request = self._http.build_request(
+                method, url, json=json, headers=headers, timeout=timeout
+            )
+            try:
+                # API calls never follow redirects (a redirect means a wrong base URL);
+                # asset downloads do, and httpx drops Authorization across origins.
+                response = await self._http.send(request, stream=stream, follow_redirects=not api)
+            except httpx.TransportError as exc:
+                error: CometAPIError = transport_error(exc, method, label, self._api_key)
+                error.__cause__ = exc
+                reached = not isinstance(exc, _NOT_SENT)
+                delay = self._next_delay(error, attempt, method, label, paid=paid, reached=reached)
+                if delay is None:
+                    raise error from exc
+            else:
+                try:
+                    checked = await check_response(
+                        response,
+                        method=method,
+                        path=label,
+                        api=api,
+                        base_url=self.base_url,
+                        secret=self._api_key,
+                    )
+                except BaseException:
+                    await response.aclose()
+                    raise
+                if checked is None:
+                    return response
+                delay = self._next_delay(checked, attempt, method, label, paid=paid, reached=True)
+                if delay is None:
+                    raise checked
+            await self._sleep(delay)
+            attempt += 1
+
+    def _next_delay(
+        self,
+        error: CometAPIError,
+        attempt: int,
+        method: str,
+        path: str,
+        *,
+        paid: bool,
+        reached: bool,
+    ) -> float | None:
+        """Seconds to wait before retrying, or None to raise ``error`` now."""
+        verdict, reason = _classify(error, paid=paid, reached=reached)
+        if verdict == "uncertain":
+            log.debug("Not resubmitting paid %s %s: %s", method, path, reason)
+            raise SubmitUncertainError(
+                f"{method} {path}: {reason}; the task may have been created upstream, "
+                "check before submitting again",
+                path=path,
+            ) from error
+        if verdict == "stop":
+            log.debug("Not retrying %s %s: %s", method, path, reason)
+            return None
+        if attempt >= self.max_retries:
+            log.debug("Giving up on %s %s after %d retries: %s", method, path, attempt, reason)
+            return None
+        retry_after = error.retry_after if isinstance(error, APIStatusError) else None
+        if retry_after is not None and retry_after > MAX_RETRY_AFTER:
+            log.debug(
+                "Not retrying %s %s: Retry-After %.0fs is too long", method, path, retry_after
+            )
+            return None
+        delay = retry_delay(attempt, retry_after)
+        log.debug(
+            "Retrying %s %s in %.2fs (retry %d of %d): %s",
+            method,
+            path,
+            delay,
+            attempt + 1,
+            self.max_retries,
+            reason,
+        )
+        return delay
+
+
+def _classify(error: CometAPIError, *, paid: bool, reached: bool) -> tuple[_Verdict, str]:
+    if isinstance(error, APIStatusError):
+        status = error.status_code
+        if status == 429:
+            return "retry", "HTTP 429"
+        if paid and status in _UNCERTAIN_STATUSES:
+            return "uncertain", f"HTTP {status}"
+        if paid:
+            return "stop", f"HTTP {status} on a paid submit"
+        if status == 500 and error.code == "invalid_request":
+            return "stop", "HTTP 500 invalid_request is a malformed request"
+        if status in _RETRY_STATUSES:
+            return "retry", f"HTTP {status}"
+        return "stop", f"HTTP {status} is not retryable"
+    if isinstance(error, APIConnectionError):
+        kind = "timed out" if isinstance(error, APITimeoutError) else "connection failed"
+        if paid and reached:
+            return "uncertain", kind
+        return "retry", kind
+    return "stop", type(error).__name__

@@ -1,0 +1,81 @@
+"""The whole service on loopback: the real python-telegram-bot against the fake Telegram,
+the real CometAPI client against the fake CometAPI, and a real SQLite file.
+
+::
+
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        async with telegram_service(tmp_path, comet, tg) as svc:
+            tg.inject_private_message("hi")
+            ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.app import Core, open_core
+from bot.config import Settings
+from bot.core.pacing import Pacer, telegram_rules
+from bot.platforms.telegram import TelegramBot
+from bot.platforms.telegram_render import render
+from tests.fakes.cometapi import FakeCometAPI
+from tests.fakes.telegram import FakeTelegram
+
+
+def settings_for(
+    tmp_path: Path, comet: FakeCometAPI, tg: FakeTelegram | None = None, **chat: Any
+) -> Settings:
+    telegram: dict[str, Any] = {}
+    if tg is not None:
+        telegram = {
+            "token": tg.token,
+            "api_base_url": tg.api_base_url,
+            "file_base_url": tg.file_base_url,
+        }
+    return Settings(
+        cometapi={
+            "api_key": comet.api_key,
+            "base_url": comet.base_url,
+            "timeout": 5,
+            "max_retries": 2,
+        },
+        telegram=telegram,
+        storage={"path": str(tmp_path / "bot.sqlite3")},
+        chat=chat,
+    )
+
+
+@dataclass
+class TelegramService:
+    core: Core
+    bot: TelegramBot
+    pacer: Pacer
+
+
+@contextlib.asynccontextmanager
+async def telegram_service(
+    tmp_path: Path, comet: FakeCometAPI, tg: FakeTelegram, **chat: Any
+) -> AsyncIterator[TelegramService]:
+    settings = settings_for(tmp_path, comet, tg, **chat)
+    async with open_core(settings) as core:
+        pacer = Pacer(telegram_rules(), clock=core.clock)
+        bot = TelegramBot(settings.telegram, chat=core.chat, pacer=pacer, clock=core.clock)
+        async with bot:
+            yield TelegramService(core=core, bot=bot, pacer=pacer)
+
+
+def rendered(markdown: str) -> str:
+    """What Telegram shows for ``markdown``: the text part of the rendering."""
+    return render(markdown)[0]
+
+
+def chat_requests(comet: FakeCometAPI) -> list[dict[str, Any]]:
+    return [r.json for r in comet.requests_to("/v1/chat/completions")]
+
+
+def history_of(request: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(m["role"], m["content"]) for m in request["messages"]]
