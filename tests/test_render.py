@@ -7,6 +7,7 @@ import random
 import pytest
 
 from bot.core.render import (
+    Measure,
     close_open_fence,
     cut_markdown,
     open_fence,
@@ -16,7 +17,7 @@ from bot.core.render import (
 )
 
 
-def rebuild(text: str, max_len: int, measure=len) -> tuple[list[str], str]:  # type: ignore[no-untyped-def]
+def rebuild(text: str, max_len: int, measure: Measure = len) -> tuple[list[str], str]:
     """Split with cut_markdown step by step; return the chunks and the text they rebuild."""
     chunks: list[str] = []
     pieces: list[str] = []
@@ -144,9 +145,11 @@ def test_combining_marks_and_zwj_stay_attached() -> None:
 
 
 def test_open_fence_reports_language() -> None:
-    assert open_fence("text\n```python\nprint(1)\n").language == "python"  # type: ignore[union-attr]
+    fence = open_fence("text\n```python\nprint(1)\n")
+    assert fence is not None and fence.language == "python"
     assert open_fence("```js\nx\n```\n") is None
-    assert open_fence("``` \nx").language == ""  # type: ignore[union-attr]
+    bare = open_fence("``` \nx")
+    assert bare is not None and bare.language == ""
     assert open_fence("inline ```not a fence``` here") is None
     assert open_fence("~~~\n```\n") is not None  # a backtick line does not close tildes
     assert open_fence("````\n```\n") is not None  # a shorter marker does not close

@@ -117,10 +117,12 @@ def make(
     pacer: Pacer | None = None,
     lane: str = "chat",
     kind: str = TELEGRAM_PRIVATE,
-    **surface_kw: object,
+    max_len: int = 4096,
+    log: list[Call] | None = None,
+    name: str = "",
 ) -> tuple[StreamingReply, FakeSurface, Pacer]:
     pacer = pacer or Pacer(rules or telegram_rules(), clock=clock)
-    surface = FakeSurface(clock, **surface_kw)  # type: ignore[arg-type]
+    surface = FakeSurface(clock, max_len=max_len, log=log, name=name)
     reply = StreamingReply(surface, pacer=pacer, lane=lane, lane_kind=kind, clock=clock)
     return reply, surface, pacer
 
