@@ -41,8 +41,7 @@ class ModelError(UserFacingError):
 
 class ModelAuthError(ModelError):
     default_message = (
-        "The bot's CometAPI key was refused, so it cannot answer. "
-        "Please tell the bot's operator."
+        "The bot's CometAPI key was refused, so it cannot answer. Please tell the bot's operator."
     )
 
 

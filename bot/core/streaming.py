@@ -225,6 +225,7 @@ class StreamingReply:
 
     @property
     def result(self) -> ReplyResult:
+        """The messages shown so far (final once :meth:`finish` has returned)."""
         shown = [m for m in self._messages if m.id is not None and not m.gone]
         complete = (
             self._done.is_set()
