@@ -1,0 +1,241 @@
+"""The fakes' side of ``bench.streaming``: FakeTelegram and FakeCometAPI in a child process.
+
+The benchmark's own process runs only the bot, so its CPU time and peak RSS are the bot's
+alone. This module runs both fakes on 127.0.0.1 in one event loop of a child process and
+talks to the parent over a :func:`multiprocessing.Pipe`:
+
+- on start it sends the fakes' addresses (``hello``);
+- ``{"op": "run"}``: inject one private message into each of the N chats at once;
+- ``{"op": "results"}``: per-chat timings, final texts checked, the fake's counters;
+- ``{"op": "stop"}`` (or the parent going away, or ``deadline``): close the fakes and exit.
+
+Each chat gets its own answer (the chat number is in the question, and in the answer's first
+token, so a reply in the wrong chat is a mismatch). Both fakes use ``time.monotonic``; the
+fake CometAPI records when it writes the first content token of each chat's stream, the fake
+Telegram when each chat's first ``sendMessage`` reached it and when the chat first showed
+exactly the expected final text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from aiohttp import web
+
+from bot.platforms.telegram_render import render
+from tests.fakes.cometapi import ChatScript, FakeCometAPI, _body, _text_of
+from tests.fakes.telegram import Call, FakeTelegram
+
+FIRST_USER_ID = 100_001
+QUESTION = "Benchmark question from chat {n}: tell me about streaming."
+_CHAT_RE = re.compile(r"from chat (\d+):")
+WORDS = (
+    *("streaming", "tokens", "arrive", "one", "by", "one", "and", "the", "bot", "shows"),
+    *("them", "as", "a", "growing", "message", "within", "Telegram's", "limits", "so"),
+    *("every", "user", "sees", "text", "early", "and", "the", "final", "answer", "exactly"),
+)
+
+
+def answer_tokens(n: int, count: int) -> list[str]:
+    """Chat ``n``'s answer: ``count`` tokens, the first naming the chat, with some Markdown."""
+    tokens = [f"Chat {n}:"]
+    for k in range(1, count):
+        word = WORDS[(n + k) % len(WORDS)]
+        if k % 17 == 5:
+            tokens.append(f" **{word}")  # bold opened in one token ...
+        elif k % 17 == 6:
+            tokens.append(f" {word}**")  # ... and closed in the next
+        elif k % 23 == 11:
+            tokens.append(f" `{word}`")
+        elif k % 13 == 12:
+            tokens.append(".\n\n" + word.capitalize())
+        else:
+            tokens.append(f" {word}")
+    tokens[-1] += "."
+    return tokens[:count]
+
+
+def user_id(n: int) -> int:
+    return FIRST_USER_ID + n
+
+
+class _Stamped(list[str]):
+    """A token list that calls ``stamp`` when the fake reads token 0 to write it.
+
+    FakeCometAPI's stream loop evaluates ``tokens[index]`` right after the per-token delay and
+    immediately before serializing and writing that chunk (no ``await`` in between), so the
+    stamp is the time the first content token went onto the socket, within microseconds.
+    """
+
+    def __init__(self, tokens: Iterable[str], stamp: Callable[[], None]) -> None:
+        super().__init__(tokens)
+        self._stamp: Callable[[], None] | None = stamp
+
+    def __getitem__(self, index: Any) -> Any:
+        if self._stamp is not None and index == 0:  # a slice is never == 0
+            stamp, self._stamp = self._stamp, None
+            stamp()
+        return super().__getitem__(index)
+
+
+class BenchCometAPI(FakeCometAPI):
+    """FakeCometAPI answering each chat with its own script, stamping the first token."""
+
+    def __init__(self, plan: dict[int, list[str]], delay: float) -> None:
+        super().__init__()
+        self.plan = plan
+        self.delay = delay
+        self.request_at: dict[int, float] = {}
+        self.first_token_at: dict[int, float] = {}
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        messages = _body(request).get("messages") or []
+        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        match = _CHAT_RE.search(_text_of(users[-1])) if users else None
+        n = int(match.group(1)) if match else None
+        if n is not None and n in self.plan:
+            self.request_at.setdefault(n, time.monotonic())
+            stamp = functools.partial(self._stamp, n)
+            # The base class pops the next script synchronously, before its first await.
+            self.chat_scripts.appendleft(
+                ChatScript(tokens=_Stamped(self.plan[n], stamp), delay=self.delay)
+            )
+        return await super()._chat(request)
+
+    def _stamp(self, n: int) -> None:
+        self.first_token_at.setdefault(n, time.monotonic())
+
+
+class BenchTelegram(FakeTelegram):
+    """FakeTelegram (default rate limits) noting first sends and when final texts showed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expected: dict[int, str] = {}
+        self.first_send_at: dict[int, float] = {}
+        self.final_at: dict[int, float] = {}
+
+    async def _send_message(self, params: dict[str, Any], call: Call) -> Any:
+        result = await super()._send_message(params, call)
+        self._sent(call, first=True)
+        return result
+
+    async def _edit_message_text(self, params: dict[str, Any], call: Call) -> Any:
+        result = await super()._edit_message_text(params, call)
+        self._sent(call, first=False)
+        return result
+
+    def _sent(self, call: Call, *, first: bool) -> None:
+        chat = call.chat_id
+        if not isinstance(chat, int):
+            return
+        if first:
+            self.first_send_at.setdefault(chat, call.time)
+        expected = self.expected.get(chat)
+        if expected is not None and chat not in self.final_at:
+            if [m.text for m in self.messages(chat)] == [expected]:
+                self.final_at[chat] = call.time
+
+
+async def _recv(conn: Connection, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+    """``conn.recv()`` without blocking the event loop (waits on the pipe's fd)."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(timeout):
+        while not conn.poll():
+            ready = loop.create_future()
+            loop.add_reader(conn.fileno(), lambda: ready.done() or ready.set_result(None))
+            try:
+                await ready
+            finally:
+                loop.remove_reader(conn.fileno())
+    return conn.recv()
+
+
+def _results(
+    n_chats: int, tg: BenchTelegram, comet: BenchCometAPI, injected_at: float
+) -> dict[str, Any]:
+    chats: list[dict[str, Any]] = []
+    mismatches: list[dict[str, Any]] = []
+    for n in range(n_chats):
+        uid = user_id(n)
+        texts = [m.text for m in tg.messages(uid)]
+        expected = tg.expected[uid]
+        if texts != [expected]:
+            mismatches.append(
+                {"chat": n, "expected": expected[-80:], "shown": [t and t[-80:] for t in texts]}
+            )
+        chats.append(
+            {
+                "request": comet.request_at.get(n),
+                "first_token": comet.first_token_at.get(n),
+                "first_send": tg.first_send_at.get(uid),
+                "final": tg.final_at.get(uid),
+                "edits": sum(m.edit_count for m in tg.messages(uid)),
+            }
+        )
+    calls = Counter(f"{c.method} {c.status}" for c in tg.calls() if c.method != "getUpdates")
+    return {
+        "injected_at": injected_at,
+        "chats": chats,
+        "mismatches": len(mismatches),
+        "mismatch_examples": mismatches[:3],
+        "total_429s": tg.total_429s,
+        "violations": tg.violations,
+        "calls": dict(sorted(calls.items())),
+        "spec_problems": len(tg.spec_problems),
+        "upstream_requests": len(comet.requests_to("/v1/chat/completions")),
+        "upstream_disconnects": comet.disconnects,
+    }
+
+
+async def _serve(conn: Connection, options: dict[str, Any]) -> None:
+    n_chats, n_tokens = int(options["chats"]), int(options["tokens"])
+    plan = {n: answer_tokens(n, n_tokens) for n in range(n_chats)}
+    delay = float(options["seconds"]) / n_tokens
+    async with BenchCometAPI(plan, delay) as comet, BenchTelegram() as tg:
+        for n, tokens in plan.items():
+            tg.expected[user_id(n)] = render("".join(tokens))[0]
+        conn.send(
+            {
+                "op": "hello",
+                "comet_api_key": comet.api_key,
+                "comet_base_url": comet.base_url,
+                "tg_token": tg.token,
+                "tg_api_base_url": tg.api_base_url,
+                "tg_file_base_url": tg.file_base_url,
+            }
+        )
+        injected_at = 0.0
+        deadline = float(options["deadline"])
+        while True:
+            try:
+                command = await _recv(conn, timeout=deadline)
+            except (EOFError, OSError, TimeoutError):
+                return  # the parent went away or never finished: stop by ourselves
+            op = command.get("op")
+            if op == "run":
+                injected_at = time.monotonic()
+                for n in range(n_chats):
+                    tg.inject_private_message(QUESTION.format(n=n), user_id=user_id(n))
+                conn.send({"op": "running", "injected_at": injected_at})
+            elif op == "results":
+                conn.send({"op": "results", **_results(n_chats, tg, comet, injected_at)})
+            else:
+                return
+
+
+def serve(conn: Connection, options: dict[str, Any]) -> None:
+    """Child process entry point (``multiprocessing`` target)."""
+    logging.basicConfig(level=logging.WARNING)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(conn, options))
+    conn.close()
