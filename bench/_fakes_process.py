@@ -19,6 +19,7 @@ exactly the expected final text.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import functools
 import logging
@@ -34,6 +35,7 @@ from aiohttp import web
 from bot.platforms.telegram_render import render
 from tests.fakes.cometapi import ChatScript, FakeCometAPI, _body, _text_of
 from tests.fakes.telegram import Call, FakeTelegram
+from tests.fakes.telegram_wire import load_spec
 
 FIRST_USER_ID = 100_001
 QUESTION = "Benchmark question from chat {n}: tell me about streaming."
@@ -123,6 +125,8 @@ class BenchTelegram(FakeTelegram):
         self.expected: dict[int, str] = {}
         self.first_send_at: dict[int, float] = {}
         self.final_at: dict[int, float] = {}
+        if self._spec_path is not None:  # loaded lazily on the first sendMessage otherwise,
+            self._spec = load_spec(self._spec_path)  # stalling the fakes' loop mid-run
 
     async def _send_message(self, params: dict[str, Any], call: Call) -> Any:
         result = await super()._send_message(params, call)
@@ -141,9 +145,17 @@ class BenchTelegram(FakeTelegram):
         if first:
             self.first_send_at.setdefault(chat, call.time)
         expected = self.expected.get(chat)
-        if expected is not None and chat not in self.final_at:
-            if [m.text for m in self.messages(chat)] == [expected]:
-                self.final_at[chat] = call.time
+        if (
+            expected is not None
+            and chat not in self.final_at
+            and [m.text for m in self.messages(chat)] == [expected]
+        ):
+            self.final_at[chat] = call.time
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def _recv(conn: Connection, timeout: float | None = None) -> Any:  # noqa: ASYNC109
@@ -151,8 +163,8 @@ async def _recv(conn: Connection, timeout: float | None = None) -> Any:  # noqa:
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(timeout):
         while not conn.poll():
-            ready = loop.create_future()
-            loop.add_reader(conn.fileno(), lambda: ready.done() or ready.set_result(None))
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(conn.fileno(), _resolve, ready)
             try:
                 await ready
             finally:
@@ -183,15 +195,44 @@ def _results(
             }
         )
     calls = Counter(f"{c.method} {c.status}" for c in tg.calls() if c.method != "getUpdates")
+    # Which budget each 429 hit: counted calls accepted overall and to that chat in the
+    # rolling second before it (Telegram's limits: 30 overall, 1/s per chat, burst 3).
+    counted = [c for c in tg.calls() if c.method in ("sendMessage", "editMessageText") and c.ok]
+    refused = []
+    for call in tg.calls():
+        if call.status != 429:
+            continue
+        recent = [c for c in counted if call.time - 1.0 < c.time <= call.time]
+        refused.append(
+            {
+                "t": round(call.time - injected_at, 3),
+                "chat": call.chat_id,
+                "method": call.method,
+                "overall_1s": len(recent),
+                "chat_1s": sum(1 for c in recent if c.chat_id == call.chat_id),
+            }
+        )
+    times = sorted(c.time for c in counted)
+    peak_1s = max(
+        (i + 1 - bisect.bisect_right(times, t - 1.0) for i, t in enumerate(times)), default=0
+    )
     return {
         "injected_at": injected_at,
         "chats": chats,
         "mismatches": len(mismatches),
         "mismatch_examples": mismatches[:3],
         "total_429s": tg.total_429s,
+        "refused": refused,
+        "peak_counted_per_1s": peak_1s,
         "violations": tg.violations,
         "calls": dict(sorted(calls.items())),
         "spec_problems": len(tg.spec_problems),
+        # Raw timeline for --dump: [seconds after injection, chat, method, status].
+        "timeline": [
+            [round(c.time - injected_at, 4), c.chat_id, c.method, c.status]
+            for c in tg.calls()
+            if c.method != "getUpdates"
+        ],
         "upstream_requests": len(comet.requests_to("/v1/chat/completions")),
         "upstream_disconnects": comet.disconnects,
     }
@@ -215,6 +256,9 @@ async def _serve(conn: Connection, options: dict[str, Any]) -> None:
             }
         )
         injected_at = 0.0
+        cpu_at_run = 0.0
+        lags: list[float] = []
+        monitor: asyncio.Task[None] | None = None
         deadline = float(options["deadline"])
         while True:
             try:
@@ -223,14 +267,33 @@ async def _serve(conn: Connection, options: dict[str, Any]) -> None:
                 return  # the parent went away or never finished: stop by ourselves
             op = command.get("op")
             if op == "run":
+                cpu_at_run = time.process_time()
+                monitor = asyncio.create_task(_loop_lag(lags))
                 injected_at = time.monotonic()
                 for n in range(n_chats):
                     tg.inject_private_message(QUESTION.format(n=n), user_id=user_id(n))
                 conn.send({"op": "running", "injected_at": injected_at})
             elif op == "results":
-                conn.send({"op": "results", **_results(n_chats, tg, comet, injected_at)})
+                if monitor is not None:
+                    monitor.cancel()
+                results = _results(n_chats, tg, comet, injected_at)
+                # The fakes' own load, to show their timestamps are not skewed by it.
+                results["fakes_cpu_s"] = round(time.process_time() - cpu_at_run, 3)
+                results["fakes_loop_lag_ms"] = {
+                    "p99": round(sorted(lags)[int(len(lags) * 0.99)] * 1000, 1) if lags else None,
+                    "max": round(max(lags) * 1000, 1) if lags else None,
+                }
+                conn.send({"op": "results", **results})
             else:
                 return
+
+
+async def _loop_lag(lags: list[float], every: float = 0.01) -> None:
+    """How late a 10 ms sleep wakes up: the fakes' event-loop stalls."""
+    while True:
+        began = time.monotonic()
+        await asyncio.sleep(every)
+        lags.append(time.monotonic() - began - every)
 
 
 def serve(conn: Connection, options: dict[str, Any]) -> None:

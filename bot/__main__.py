@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -33,13 +32,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.logging.level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # The libraries log every request at INFO; that is noise for an operator.
-    for noisy in ("httpx", "httpcore", "telegram.ext", "discord.gateway", "discord.http"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """Level and format from ``[logging]``; the configured secrets are redacted from every line
+    and the libraries' per-request INFO noise is held back (see :mod:`bot.ops.logging`)."""
+    from bot.ops.logging import secret_values, setup_logging
+
+    setup_logging(settings.logging, secrets=secret_values(settings))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

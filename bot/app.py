@@ -16,10 +16,17 @@ from dataclasses import dataclass
 from telegram.error import InvalidToken, TelegramError
 
 from bot.adapters import CometChatModel
+from bot.adapters_tasks import CometTaskBackend
 from bot.config import Settings
 from bot.core.chat import ChatConfig, ChatService
 from bot.core.clock import SystemClock
-from bot.core.pacing import Pacer, telegram_rules
+from bot.core.generation import GenerationConfig, GenerationService
+from bot.core.models import MediaLimits, Platform
+from bot.core.pacing import Pacer, discord_rules, telegram_rules
+from bot.core.ports import Outbox
+from bot.core.prompts import PromptLimits
+from bot.core.records import Provider
+from bot.core.tasks import PollerConfig, TaskPoller
 from bot.providers.cometapi import CometAPI
 from bot.store import Store, StoreError
 
@@ -36,6 +43,10 @@ class Core:
     client: CometAPI
     chat: ChatService
     clock: SystemClock
+    generation: GenerationService
+    tasks: TaskPoller
+    outboxes: dict[Platform, Outbox]
+    """Filled by each platform as it starts; the task poller reaches chats through them."""
 
 
 def chat_config(settings: Settings) -> ChatConfig:
@@ -48,6 +59,56 @@ def chat_config(settings: Settings) -> ChatConfig:
         max_prompt_chars=chat.max_prompt_chars,
         models=tuple(chat.models),
     )
+
+
+def generation_configs(settings: Settings) -> tuple[GenerationConfig, PollerConfig]:
+    gen = settings.generation
+    deadlines = {
+        Provider.MIDJOURNEY: gen.mj_deadline,
+        Provider.SUNO: gen.suno_deadline,
+        Provider.KLING: gen.kling_deadline,
+    }
+    limits = PromptLimits(
+        mj=gen.mj_max_prompt_chars,
+        suno_description=gen.suno_max_prompt_chars,
+        suno_lyrics=gen.suno_max_lyrics_chars,
+        suno_style=gen.suno_max_style_chars,
+        kling=gen.kling_max_prompt_chars,
+    )
+    generation = GenerationConfig(
+        limits=limits,
+        deadlines=deadlines,
+        first_interval=gen.poll_first_interval,
+        suno_model=gen.suno_model,
+        kling_model=gen.kling_model,
+        kling_duration=gen.kling_duration,
+        kling_aspect_ratio=gen.kling_aspect_ratio,
+    )
+    poller = PollerConfig(
+        first_interval=gen.poll_first_interval,
+        max_interval=gen.poll_max_interval,
+        growth=gen.poll_growth,
+        jitter=gen.poll_jitter,
+        batch_window=gen.poll_batch_window,
+        max_requests=gen.poll_max_requests,
+        deadlines=deadlines,
+        progress_edit_interval=gen.progress_edit_interval,
+    )
+    return generation, poller
+
+
+def _megabytes(value: float) -> int:
+    return max(1, int(value * 1024 * 1024))
+
+
+def media_limits(settings: Settings, platform: Platform) -> MediaLimits:
+    """What a platform uploads, from ``[generation]`` (bigger results go as links)."""
+    gen = settings.generation
+    if platform is Platform.TELEGRAM:
+        photo = _megabytes(gen.telegram_photo_max_mb)
+        return MediaLimits(photo, max(photo, _megabytes(gen.telegram_upload_max_mb)))
+    upload = _megabytes(gen.discord_upload_max_mb)
+    return MediaLimits(upload, upload)
 
 
 @contextlib.asynccontextmanager
@@ -69,7 +130,29 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             )
         )
         chat = ChatService(model=CometChatModel(client), store=store, config=chat_config(settings))
-        yield Core(store=store, client=client, chat=chat, clock=SystemClock())
+        clock = SystemClock()
+        backend = CometTaskBackend(client)
+        outboxes: dict[Platform, Outbox] = {}
+        generation_config, poller_config = generation_configs(settings)
+        tasks = TaskPoller(
+            store=store, backend=backend, outboxes=outboxes, config=poller_config, clock=clock
+        )
+        generation = GenerationService(
+            store=store,
+            backend=backend,
+            poller=tasks,
+            outboxes=outboxes,
+            config=generation_config,
+        )
+        yield Core(
+            store=store,
+            client=client,
+            chat=chat,
+            clock=clock,
+            generation=generation,
+            tasks=tasks,
+            outboxes=outboxes,
+        )
 
 
 def _stop_event() -> asyncio.Event:
@@ -87,19 +170,15 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
     from bot.platforms.telegram import TelegramBot
 
     stop = stop or _stop_event()
-    if settings.discord.enabled and not settings.telegram.enabled:
-        raise StartupError(
-            "Discord support is not in this version yet; set [telegram] token to run the bot"
-        )
     async with open_core(settings) as core, contextlib.AsyncExitStack() as platforms:
-        if settings.discord.enabled:
-            log.warning("discord: not supported in this version yet; [discord] token ignored")
         if settings.telegram.enabled:
             telegram = TelegramBot(
                 settings.telegram,
                 chat=core.chat,
                 pacer=Pacer(telegram_rules(), clock=core.clock),
                 clock=core.clock,
+                generation=core.generation,
+                media_limits=media_limits(settings, Platform.TELEGRAM),
             )
             try:
                 await platforms.enter_async_context(telegram)
@@ -107,6 +186,22 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
                 raise StartupError("Telegram refused [telegram] token; check it") from exc
             except TelegramError as exc:
                 raise StartupError(f"cannot reach Telegram: {exc.message}") from exc
+            core.outboxes[Platform.TELEGRAM] = telegram.outbox
+        if settings.discord.enabled:
+            from bot.platforms.discord import DiscordBot, DiscordStartError
+
+            discord_bot = DiscordBot(
+                settings.discord,
+                chat=core.chat,
+                pacer=Pacer(discord_rules(), clock=core.clock),
+                clock=core.clock,
+            )
+            try:
+                await platforms.enter_async_context(discord_bot)
+            except DiscordStartError as exc:  # bad token, unreachable REST API or gateway
+                raise StartupError(str(exc)) from exc
+        # Last in, first out: the poller stops before the platforms its outboxes use.
+        await platforms.enter_async_context(core.tasks)
         log.info("cometbot is running; stop it with Ctrl-C or SIGTERM")
         await stop.wait()
         log.info("stopping: finishing the replies in flight")

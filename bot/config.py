@@ -10,13 +10,20 @@ line an operator can act on; ``python -m bot`` prints it and exits.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 ENV_PREFIX = "BOT_"
 ENV_DELIMITER = "__"
@@ -90,11 +97,135 @@ class ChatSettings(_Section):
 
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["plain", "json"] = "plain"
 
     @field_validator("level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+def _id_list(value: object) -> object:
+    """Lists of ids: TOML arrays of strings or integers, or (from the environment) a JSON
+    array or a comma/space-separated string."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise ValueError("not a valid JSON list") from None
+        else:
+            return [part for part in text.replace(",", " ").split() if part]
+    if isinstance(value, list | tuple):
+        return [str(item).strip() for item in value]
+    return value
+
+
+_USER_ID = re.compile(r"(tg|dc):\d+")
+_CHAT_ID = re.compile(r"-?\d+")
+_SNOWFLAKE = re.compile(r"\d+")
+IdList = Annotated[list[str], NoDecode]
+
+
+def _check_ids(values: list[str], pattern: re.Pattern[str], example: str) -> list[str]:
+    for value in values:
+        if not pattern.fullmatch(value):
+            # Name the expected shape, never the value (it might be a token pasted by mistake).
+            raise ValueError(f"entries look like {example}")
+    return values
+
+
+class AccessSettings(_Section):
+    """Who may use the bot; every empty list means "open". See ``bot.core.access``."""
+
+    users: IdList = Field(default_factory=list)
+    blocked_users: IdList = Field(default_factory=list)
+    telegram_chats: IdList = Field(default_factory=list)
+    discord_guilds: IdList = Field(default_factory=list)
+    discord_channels: IdList = Field(default_factory=list)
+    admins: IdList = Field(default_factory=list)
+    admins_exempt_from_limits: bool = True
+
+    @field_validator(
+        "users",
+        "blocked_users",
+        "telegram_chats",
+        "discord_guilds",
+        "discord_channels",
+        "admins",
+        mode="before",
+    )
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _id_list(value)
+
+    @field_validator("users", "blocked_users", "admins")
+    @classmethod
+    def _user_ids(cls, value: list[str]) -> list[str]:
+        return _check_ids(value, _USER_ID, '"tg:123456789" or "dc:123456789012345678"')
+
+    @field_validator("telegram_chats")
+    @classmethod
+    def _chat_ids(cls, value: list[str]) -> list[str]:
+        return _check_ids(value, _CHAT_ID, "-1001234567890 (a Telegram chat id)")
+
+    @field_validator("discord_guilds", "discord_channels")
+    @classmethod
+    def _snowflakes(cls, value: list[str]) -> list[str]:
+        return _check_ids(value, _SNOWFLAKE, "123456789012345678 (a Discord id)")
+
+
+class LimitsSettings(_Section):
+    """Per-user limits; 0 means unlimited. Quotas count per UTC day."""
+
+    chat_cooldown_seconds: float = Field(default=0.0, ge=0)
+    generation_cooldown_seconds: float = Field(default=0.0, ge=0)
+    daily_chat_tokens: int = Field(default=0, ge=0)
+    daily_imagine: int = Field(default=0, ge=0)
+    daily_music: int = Field(default=0, ge=0)
+    daily_video: int = Field(default=0, ge=0)
+    max_concurrent_tasks: int = Field(default=3, ge=0)
+
+
+class GenerationSettings(_Section):
+    """Midjourney, Suno and Kling tasks: polling, deadlines, prompt limits, defaults, uploads."""
+
+    poll_first_interval: float = Field(default=3.0, gt=0)
+    poll_max_interval: float = Field(default=15.0, gt=0)
+    poll_growth: float = Field(default=1.5, ge=1.0)
+    poll_jitter: float = Field(default=0.1, ge=0, le=0.5)
+    poll_batch_window: float = Field(default=1.0, ge=0)
+    poll_max_requests: int = Field(default=100, ge=1)
+    mj_deadline: float = Field(default=1800.0, gt=0)
+    suno_deadline: float = Field(default=900.0, gt=0)
+    kling_deadline: float = Field(default=1800.0, gt=0)
+    progress_edit_interval: float = Field(default=3.0, ge=0)
+    mj_max_prompt_chars: int = Field(default=4000, ge=1)
+    suno_max_prompt_chars: int = Field(default=500, ge=1)
+    suno_max_lyrics_chars: int = Field(default=3000, ge=1)
+    suno_max_style_chars: int = Field(default=200, ge=1)
+    kling_max_prompt_chars: int = Field(default=2500, ge=1)
+    suno_model: str = "chirp-v4"
+    kling_model: str = "kling-v2-1"
+    kling_duration: Literal[5, 10] = 5
+    kling_aspect_ratio: Literal["16:9", "9:16", "1:1"] = "16:9"
+    telegram_photo_max_mb: float = Field(default=10.0, gt=0)
+    telegram_upload_max_mb: float = Field(default=50.0, gt=0)
+    discord_upload_max_mb: float = Field(default=10.0, gt=0)
+
+
+class HttpSettings(_Section):
+    """The optional operations endpoint: /healthz and /metrics."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9090, ge=0, le=65535)
 
 
 class Settings(BaseSettings):
@@ -113,6 +244,10 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
 
     _SECTIONS: ClassVar[tuple[str, ...]] = (
         "cometapi",
@@ -121,6 +256,10 @@ class Settings(BaseSettings):
         "storage",
         "chat",
         "logging",
+        "access",
+        "limits",
+        "http",
+        "generation",
     )
 
     @classmethod

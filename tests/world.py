@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import Core, open_core
-from bot.config import Settings
-from bot.core.pacing import Pacer, telegram_rules
+from bot.config import DiscordSettings, Settings
+from bot.core.pacing import Pacer, discord_rules, telegram_rules
+from bot.platforms.discord import DiscordBot
 from bot.platforms.telegram import TelegramBot
 from bot.platforms.telegram_render import render
 from tests.fakes.cometapi import FakeCometAPI
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.telegram import FakeTelegram
 
 
@@ -79,3 +81,49 @@ def chat_requests(comet: FakeCometAPI) -> list[dict[str, Any]]:
 
 def history_of(request: dict[str, Any]) -> list[tuple[str, Any]]:
     return [(m["role"], m["content"]) for m in request["messages"]]
+
+
+DISCORD_TOKEN = "discord-test-token"
+
+
+def discord_settings_for(
+    tmp_path: Path, comet: FakeCometAPI, dc: FakeDiscord, **chat: Any
+) -> Settings:
+    """settings_for(...) with Discord on, pointed at ``dc`` through the config keys (so the
+    adapter's own ``api_base_url``/``gateway_url`` handling is what reaches the fake)."""
+    discord = DiscordSettings(
+        token=DISCORD_TOKEN, api_base_url=dc.api_base_url, gateway_url=dc.gateway_url
+    )
+    return settings_for(tmp_path, comet, None, **chat).model_copy(update={"discord": discord})
+
+
+@dataclass
+class DiscordService:
+    core: Core
+    bot: DiscordBot
+    pacer: Pacer
+
+
+@contextlib.asynccontextmanager
+async def discord_service(
+    tmp_path: Path,
+    comet: FakeCometAPI,
+    dc: FakeDiscord,
+    *,
+    drain_timeout: float = 5.0,
+    **chat: Any,
+) -> AsyncIterator[DiscordService]:
+    """The real core + DiscordBot (real discord.py) against ``dc``, ready to be talked to."""
+    settings = discord_settings_for(tmp_path, comet, dc, **chat)
+    async with open_core(settings) as core:
+        pacer = Pacer(discord_rules(), clock=core.clock)
+        bot = DiscordBot(
+            settings.discord,
+            chat=core.chat,
+            pacer=pacer,
+            clock=core.clock,
+            guild_ready_timeout=0.05,
+            drain_timeout=drain_timeout,
+        )
+        async with bot:
+            yield DiscordService(core=core, bot=bot, pacer=pacer)

@@ -4,16 +4,23 @@
 
     BotError
     ├── UserFacingError          carries the sentence a user sees; rendered by one hook per platform
-    │   └── ModelError           the chat model failed (converted from the provider's errors)
-    │       ├── ModelAuthError       key missing, invalid or not allowed
-    │       ├── ModelRateLimited     upstream busy (429) after the client's own retries
-    │       ├── ModelUnavailable     5xx, bad gateway, wrong base URL
-    │       ├── ModelTimeout         no answer in time
-    │       ├── ModelBadRequest      the request was refused as malformed (400/413/unknown model)
-    │       └── StreamCut            the stream ended without its end marker
+    │   ├── ModelError           the chat model failed (converted from the provider's errors)
+    │   │   ├── ModelAuthError       key missing, invalid or not allowed
+    │   │   ├── ModelRateLimited     upstream busy (429) after the client's own retries
+    │   │   ├── ModelUnavailable     5xx, bad gateway, wrong base URL
+    │   │   ├── ModelTimeout         no answer in time
+    │   │   ├── ModelBadRequest      the request was refused as malformed (400/413/unknown model)
+    │   │   └── StreamCut            the stream ended without its end marker
+    │   └── GenerationError      a generation could not be submitted (from the provider's errors)
+    │       ├── PromptRefused        the provider refused the prompt (banned word, bad parameter)
+    │       ├── GenerationBusy       queue full or rate limited: try again later
+    │       └── SubmitUncertain      a paid submit got no clear answer: never resubmitted blindly
+    ├── UpstreamError            polling or a download failed (logged, not shown); .retry_after
+    │   └── MediaTooLarge            a result is bigger than allowed: send a link instead
     └── SurfaceError             a platform refused or failed an outgoing call
         ├── RetryLater               429: nothing may go to that chat for ``retry_after`` seconds
-        └── MessageGone              the message to edit no longer exists
+        ├── MessageGone              the message to edit no longer exists
+        └── PlatformUnavailable      a transient failure (network, 5xx): try again later
 """
 
 from __future__ import annotations
@@ -79,3 +86,51 @@ class RetryLater(SurfaceError):
 
 class MessageGone(SurfaceError):
     """The message to edit was deleted or can no longer be edited."""
+
+
+class GenerationError(UserFacingError):
+    """A generation could not be submitted; the message says why in plain words."""
+
+    default_message = "The generation service could not take this request. Please try again."
+
+    def __init__(self, message: str | None = None, *, request_id: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+        self.request_id = request_id
+
+
+class PromptRefused(GenerationError):
+    """The provider refused this prompt or its parameters; retrying it unchanged cannot help."""
+
+    default_message = "The prompt was refused. Please rephrase it and try again."
+
+
+class GenerationBusy(GenerationError):
+    """The provider is saturated (queue full, rate limited)."""
+
+    default_message = "The generation service is busy right now. Please try again in a minute."
+
+
+class SubmitUncertain(GenerationError):
+    """A paid submit got no clear answer: the task may exist upstream (and be charged)."""
+
+    default_message = (
+        "I could not confirm that the request reached the generation service (no clear "
+        "answer in time). It may still have been accepted; to avoid paying twice I did not "
+        "send it again. Please check back later or try again."
+    )
+
+
+class UpstreamError(BotError):
+    """Polling or a download failed; the poller backs off and tries again."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class MediaTooLarge(UpstreamError):
+    """A result is larger than the limit given to the download."""
+
+
+class PlatformUnavailable(SurfaceError):
+    """A transient platform failure (network error, 5xx, timeout): try again later."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Platform(StrEnum):
@@ -114,3 +115,127 @@ class Incoming:
     text: str
     images: tuple[ImageInput, ...] = field(default=())
     is_group: bool = False
+
+
+# -- generation: what crosses between the core, the task backend and the platforms ---------------
+
+
+class MediaKind(StrEnum):
+    """How a platform should show a file."""
+
+    PHOTO = "photo"
+    DOCUMENT = "document"
+    AUDIO = "audio"
+    VIDEO = "video"
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    """A downloaded result to upload (URLs expire, so the platform gets the bytes)."""
+
+    kind: MediaKind
+    data: bytes
+    filename: str
+    mime_type: str = "application/octet-stream"
+    title: str | None = None
+    performer: str | None = None
+    duration: float | None = None
+    thumbnail: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonView:
+    """A button under a result; the platform carries only ``token`` (see ``callback_data``)."""
+
+    token: str
+    label: str = ""
+    emoji: str = ""
+
+    @property
+    def text(self) -> str:
+        """What the button shows: emoji and label as Midjourney gives them."""
+        return " ".join(part for part in (self.emoji, self.label) if part) or "•"
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """One message an :class:`~bot.core.ports.Outbox` posts.
+
+    ``text`` is plain text, shown verbatim (a caption when there is ``media``).
+    ``ask`` asks the user to answer by replying (Telegram: ForceReply).
+    """
+
+    text: str
+    media: MediaFile | None = None
+    buttons: tuple[tuple[ButtonView, ...], ...] = ()
+    ask: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    """What a task's status message shows: plain text, maybe a preview image.
+
+    ``final`` views (done, failed) must arrive; intermediate ones may be dropped.
+    """
+
+    text: str
+    preview_url: str | None = None
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MediaLimits:
+    """What a platform accepts: a photo up to ``photo_max_bytes``, any upload up to
+    ``upload_max_bytes`` (bigger results are sent as a link)."""
+
+    photo_max_bytes: int
+    upload_max_bytes: int
+
+
+class UpstreamState(StrEnum):
+    """A provider's task status, normalised by the task backend."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """An accepted submit. ``waiting``: the task needs more input first (a Midjourney modal)."""
+
+    upstream_id: str
+    waiting: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRef:
+    """What polling needs to name one upstream task."""
+
+    upstream_id: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSnapshot:
+    """One poll's view of an upstream task.
+
+    ``result`` is JSON-ready and stored in the task row (its shape is the backend's and the
+    delivery's contract, see ``bot.core.delivery``); ``error`` is a sentence for the user.
+    """
+
+    upstream_id: str
+    state: UpstreamState
+    progress: int | None = None
+    """0-100, or None when the provider reports none (Kling)."""
+    preview_url: str | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    data: bytes
+    content_type: str = ""

@@ -1,22 +1,32 @@
 """The Protocols the core needs from the outside world.
 
-Platforms implement :class:`Surface`; ``bot.adapters`` maps the CometAPI SDK
-onto :class:`ChatModel`; ``bot.store`` implements :class:`Store`.
+Platforms implement :class:`Surface` (chat replies) and :class:`Outbox` (generation status
+and results); ``bot.adapters`` maps the CometAPI SDK onto :class:`ChatModel` and
+``bot.adapters_tasks`` onto :class:`TaskBackend`; ``bot.store`` implements the stores.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
-from typing import Protocol
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from bot.core.models import (
     ChannelSettings,
     ChatDelta,
     ChatMessage,
     ConversationKey,
+    Downloaded,
+    ImageInput,
+    MediaLimits,
+    OutgoingMessage,
+    StatusView,
+    Submitted,
+    TaskRef,
+    TaskSnapshot,
     Turn,
     Usage,
 )
+from bot.core.records import ButtonRef, ButtonSpec, Provider, Task, TaskStatus, TaskUpdate
 
 
 class Clock(Protocol):
@@ -92,3 +102,222 @@ class ChatStore(Protocol):
     async def reset(self, key: ConversationKey) -> None:
         """Start a fresh context; older turns stay stored."""
         ...
+
+
+class LimitsStore(Protocol):
+    """The part of the store that per-user quotas and the concurrent-task cap use.
+
+    Counters are per user per UTC day; ``kind`` is a usage label (``"imagine"``,
+    ``"prompt_tokens"``, ...). ``user_id`` is platform-qualified (``"tg:123"``).
+    """
+
+    async def usage_today(self, user_id: str, *, day: str | None = None) -> dict[str, int]: ...
+
+    async def record_usage(
+        self, user_id: str, kind: str, amount: int = 1, *, at: float | None = None
+    ) -> None: ...
+
+    async def reserve_quota(self, user_id: str, kind: str, *, limit: int, amount: int = 1) -> bool:
+        """Count ``amount`` now if today's total stays within ``limit`` (atomically)."""
+        ...
+
+    async def refund_quota(
+        self, user_id: str, kind: str, *, amount: int = 1, at: float | None = None
+    ) -> None: ...
+
+    async def count_active_tasks(self, owner_id: str) -> int: ...
+
+
+class StatsStore(Protocol):
+    """The store queries behind /stats and the health check."""
+
+    async def usage_totals(self, day: str | None = None) -> dict[str, int]:
+        """Every user's counters of a day (default today, UTC) summed: kind -> amount."""
+        ...
+
+    async def count_users(self, day: str | None = None) -> int:
+        """Users with any usage on a day (default today, UTC)."""
+        ...
+
+    async def count_all_users(self) -> int: ...
+
+    async def task_counts(self) -> dict[tuple[str, str], int]:
+        """Tasks by ``(provider, status)``, all of them."""
+        ...
+
+    async def oldest_active_task_at(self) -> float | None:
+        """When the oldest unfinished task was created (Unix seconds), if any."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query."""
+        ...
+
+
+class Telemetry(Protocol):
+    """Counters the core reports to (Prometheus in production, nothing in tests).
+
+    Label values must be few and fixed: platform values, outcome words, provider and
+    status names, error class names, HTTP statuses; never user ids or prompts.
+    """
+
+    def reply_done(self, platform: str, outcome: str) -> None:
+        """A chat reply ended; ``outcome``: ``ok``, ``error``, ``cut`` or ``cancelled``."""
+        ...
+
+    def tokens(self, prompt: int, completion: int, *, model: str = "") -> None: ...
+
+    def upstream_error(self, kind: str, status: int | None = None) -> None:
+        """CometAPI failed: ``kind`` is the error class name, ``status`` the HTTP status."""
+        ...
+
+    def platform_rate_limited(self, platform: str) -> None:
+        """A platform answered 429 / RetryAfter."""
+        ...
+
+    def poll_cycle(self, seconds: float, requests: int) -> None:
+        """One poller cycle took ``seconds`` and made ``requests`` upstream calls."""
+        ...
+
+    def task_state(self, provider: str, status: str) -> None:
+        """A task moved to ``status`` (counted per transition)."""
+        ...
+
+    def refused(self, reason: str) -> None:
+        """A request was refused by access control or a limit (``reason``: a short word)."""
+        ...
+
+
+# -- generation -------------------------------------------------------------------------------
+
+
+class TaskStore(Protocol):
+    """The part of the store the generation use cases and the task poller use."""
+
+    async def create_task(
+        self,
+        *,
+        provider: Provider | str,
+        kind: str,
+        owner_id: str,
+        conversation: ConversationKey,
+        request: Mapping[str, Any] | None = None,
+        status: TaskStatus = TaskStatus.PENDING,
+        upstream_id: str | None = None,
+        parent_id: int | None = None,
+        status_message_id: str | None = None,
+        reply_to_id: str | None = None,
+        deadline: float | None = None,
+        next_poll_at: float | None = None,
+    ) -> int: ...
+
+    async def get_task(self, task_id: int) -> Task | None: ...
+
+    async def update_task(self, update: TaskUpdate) -> bool: ...
+
+    async def update_tasks(self, updates: Iterable[TaskUpdate]) -> int:
+        """Many changes in one transaction (one write per poller cycle)."""
+        ...
+
+    async def due_tasks(self, now: float | None = None, limit: int = 100) -> list[Task]: ...
+
+    async def next_due_at(self) -> float | None: ...
+
+    async def undelivered_tasks(self, limit: int = 100) -> list[Task]: ...
+
+    async def pending_tasks(self, *, created_before: float, limit: int = 100) -> list[Task]: ...
+
+    async def waiting_task(self, owner_id: str, status_message_id: str) -> Task | None: ...
+
+    async def mark_delivered(self, task_id: int, *, at: float | None = None) -> bool:
+        """Record delivery once; True only for the call that did it."""
+        ...
+
+    async def add_buttons(self, task_id: int, buttons: Sequence[ButtonSpec]) -> list[str]:
+        """Tokens for the buttons, in order; idempotent per (task, custom_id)."""
+        ...
+
+    async def get_button(self, token: str) -> ButtonRef | None: ...
+
+
+class TaskBackend(Protocol):
+    """CometAPI's task families as the core sees them (``bot.adapters_tasks``).
+
+    Raises only core errors: :class:`~bot.core.errors.GenerationError` subclasses from
+    :meth:`submit` (``SubmitUncertain`` when a paid submit may have gone through), and
+    :class:`~bot.core.errors.UpstreamError` from :meth:`poll` and :meth:`download`.
+    """
+
+    def batch_limit(self, provider: Provider) -> int:
+        """How many tasks one :meth:`poll` request may carry (1: one request per task)."""
+        ...
+
+    async def submit(
+        self,
+        provider: Provider,
+        kind: str,
+        request: Mapping[str, Any],
+        *,
+        images: Sequence[ImageInput] = (),
+    ) -> Submitted:
+        """One paid submit, never retried after an unclear outcome."""
+        ...
+
+    async def poll(self, provider: Provider, refs: Sequence[TaskRef]) -> list[TaskSnapshot]:
+        """The current state of up to :meth:`batch_limit` tasks in one request; tasks the
+        provider does not know are missing from the answer."""
+        ...
+
+    async def download(self, url: str, *, max_bytes: int) -> Downloaded:
+        """A result's bytes; :class:`~bot.core.errors.MediaTooLarge` past ``max_bytes``."""
+        ...
+
+
+class Outbox(Protocol):
+    """A platform as the task poller reaches it: by conversation key alone, so tasks outlive
+    the handler that started them (and the process: after a restart the poller still
+    finds the chat).
+
+    Texts are plain and shown verbatim. Every call waits for the platform's shared pacer
+    (the one chat replies use) and handles the platform's 429s itself. Errors:
+    :class:`~bot.core.errors.MessageGone` (edit target deleted),
+    :class:`~bot.core.errors.PlatformUnavailable` (transient: try again later) and
+    :class:`~bot.core.errors.SurfaceError` (permanent: the chat is gone, the bot blocked...).
+    """
+
+    @property
+    def limits(self) -> MediaLimits: ...
+
+    async def post(
+        self, key: ConversationKey, message: OutgoingMessage, *, reply_to: str | None = None
+    ) -> str:
+        """Post a message (text, or media with ``text`` as caption, buttons, or a question
+        answered by reply); returns its id."""
+        ...
+
+    async def edit(self, key: ConversationKey, message_id: str, view: StatusView) -> None:
+        """Show ``view`` in a status message. An intermediate view may be dropped when the
+        chat is rate limited; a ``final`` one is retried until it arrives (or fails)."""
+        ...
+
+
+class Admitted(Protocol):
+    """A generation let through by :class:`Admission` (e.g. a quota reservation)."""
+
+    def recorded(self) -> None:
+        """The task row is written."""
+        ...
+
+    async def refund(self) -> bool:
+        """The generation definitely failed before it cost anything; give it back."""
+        ...
+
+
+class Admission(Protocol):
+    """The one place a generation is allowed or refused (quotas, cooldowns, caps).
+
+    Raises a :class:`~bot.core.errors.UserFacingError` to refuse. ``kind`` is
+    ``"imagine"`` (every Midjourney submit, actions included), ``"music"`` or ``"video"``.
+    """
+
+    async def admit_generation(self, user: str, kind: str, *, amount: int = 1) -> Admitted: ...

@@ -35,10 +35,15 @@ from telegram.ext import (
 from bot.config import TelegramSettings
 from bot.core.chat import ChatService
 from bot.core.errors import UserFacingError
-from bot.core.models import ConversationKey, ImageInput, Incoming, Platform
+from bot.core.generation import GenerationService
+from bot.core.models import ConversationKey, ImageInput, Incoming, MediaLimits, Platform
 from bot.core.pacing import Pacer, Priority
 from bot.core.ports import Clock
 from bot.core.streaming import StreamingReply
+from bot.platforms.telegram_generation import COMMANDS as GENERATION_COMMANDS
+from bot.platforms.telegram_generation import HELP as GENERATION_HELP
+from bot.platforms.telegram_generation import TelegramGeneration
+from bot.platforms.telegram_outbox import MEDIA_LIMITS, TelegramOutbox
 from bot.platforms.telegram_surface import TelegramSurface, retry_seconds, say
 
 log = logging.getLogger(__name__)
@@ -75,6 +80,8 @@ class TelegramBot:
         pacer: Pacer,
         clock: Clock,
         concurrent_updates: int = 4096,
+        generation: GenerationService | None = None,
+        media_limits: MediaLimits | None = None,
     ) -> None:
         self._settings = settings
         self._chat = chat
@@ -90,6 +97,11 @@ class TelegramBot:
         )
         self._username = ""
         self._bot_id = 0
+        # Generation: the outbox reaches chats by key alone (the task poller uses it).
+        self.outbox = TelegramOutbox(self.application.bot, pacer, media_limits or MEDIA_LIMITS)
+        self._generation = (
+            TelegramGeneration(generation, self.outbox) if generation is not None else None
+        )
         self._register()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -100,7 +112,8 @@ class TelegramBot:
         try:
             self._username = (app.bot.username or "").lower()
             self._bot_id = app.bot.id
-            await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+            commands = COMMANDS + (GENERATION_COMMANDS if self._generation else ())
+            await app.bot.set_my_commands([BotCommand(name, text) for name, text in commands])
             await app.start()
             assert app.updater is not None
             await app.updater.start_polling(
@@ -118,6 +131,8 @@ class TelegramBot:
 
     async def _shutdown(self) -> None:
         app = self.application
+        if self._generation is not None:
+            await self._generation.close()
         if app.updater is not None and app.updater.running:
             await app.updater.stop()
         if app.running:
@@ -131,6 +146,8 @@ class TelegramBot:
 
     def _register(self) -> None:
         app = self.application
+        if self._generation is not None:  # first: its album/caption handlers must win
+            self._generation.register(app, self._guard)
         app.add_handler(CommandHandler(["start", "help"], self._guard(self._help)))
         app.add_handler(CommandHandler("ask", self._guard(self._ask)))
         app.add_handler(CommandHandler("reset", self._guard(self._reset)))
@@ -257,7 +274,7 @@ class TelegramBot:
         await self._answer(message, text)
 
     async def _help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply(update, HELP)
+        await self._reply(update, HELP + (GENERATION_HELP if self._generation else ""))
 
     async def _reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message

@@ -3,14 +3,12 @@
 ``async with Store.open(path) as store:`` opens one aiosqlite connection in WAL
 mode and applies the numbered migrations of :mod:`bot.store.migrations`.
 :class:`Store` implements :class:`bot.core.ports.ChatStore`; the task and button
-records it returns are in :mod:`bot.store.records`.
+records it returns are in :mod:`bot.core.records`.
 """
 
 from __future__ import annotations
 
-from bot.store.errors import SchemaTooNewError, StoreError
-from bot.store.migrations import SCHEMA_VERSION
-from bot.store.records import (
+from bot.core.records import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     UNSET,
@@ -23,6 +21,8 @@ from bot.store.records import (
     Unset,
     UsageKind,
 )
+from bot.store.errors import SchemaTooNewError, StoreError
+from bot.store.migrations import SCHEMA_VERSION
 from bot.store.store import Store
 
 __all__ = [

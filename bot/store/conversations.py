@@ -8,8 +8,8 @@ from typing import Final
 import aiosqlite
 
 from bot.core.models import ChannelSettings, ConversationKey, Role, Turn, Usage
+from bot.core.records import UsageKind
 from bot.store._base import Row, StoreBase, utc_day
-from bot.store.records import UsageKind
 from bot.store.usage import add_usage
 
 __all__ = ["RECENT_TURNS_SQL", "ConversationQueries"]

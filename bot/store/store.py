@@ -19,11 +19,12 @@ import aiosqlite
 from bot.store._base import Clock, new_token
 from bot.store.conversations import ConversationQueries
 from bot.store.migrations import migrate
+from bot.store.stats import StatsQueries
 from bot.store.tasks import TaskQueries
 from bot.store.usage import UsageQueries
 
 if TYPE_CHECKING:
-    from bot.core.ports import ChatStore
+    from bot.core.ports import ChatStore, LimitsStore, StatsStore
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT_MS", "Store"]
 
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BUSY_TIMEOUT_MS = 5_000
 
 
-class Store(ConversationQueries, UsageQueries, TaskQueries):
+class Store(ConversationQueries, UsageQueries, TaskQueries, StatsQueries):
     """Everything the bot keeps: conversations, settings, usage, tasks and buttons.
 
     Implements :class:`bot.core.ports.ChatStore`. Open it with
@@ -108,4 +109,10 @@ async def _configure(db: aiosqlite.Connection, busy_timeout_ms: int) -> None:
 if TYPE_CHECKING:
     # mypy proves here that Store satisfies the core's port.
     def _is_chat_store(store: Store) -> ChatStore:
+        return store
+
+    def _is_limits_store(store: Store) -> LimitsStore:
+        return store
+
+    def _is_stats_store(store: Store) -> StatsStore:
         return store

@@ -10,9 +10,7 @@ from typing import Any, Final
 import aiosqlite
 
 from bot.core.models import ConversationKey
-from bot.store._base import Row, StoreBase
-from bot.store.errors import StoreError
-from bot.store.records import (
+from bot.core.records import (
     TERMINAL_STATUSES,
     UNSET,
     ButtonRef,
@@ -22,6 +20,8 @@ from bot.store.records import (
     TaskStatus,
     TaskUpdate,
 )
+from bot.store._base import Row, StoreBase
+from bot.store.errors import StoreError
 
 __all__ = ["DUE_TASKS_SQL", "TaskQueries"]
 
@@ -180,14 +180,29 @@ class TaskQueries(StoreBase):
         return rowcount == 1
 
     async def update_tasks(self, updates: Iterable[TaskUpdate]) -> int:
-        """Apply many changes in one transaction (one write per poller cycle); rows changed."""
+        """Apply many changes in one transaction (one write per poller cycle); rows changed.
+
+        Updates that set the same columns share one ``executemany``, so a cycle of
+        thousands of progress updates costs a few statements, not a thread hop each.
+        When a task id repeats, the updates run one by one in order (later wins).
+        """
         now = self._clock()
+        statements = [_update_statement(update, now) for update in updates]
+        if not statements:
+            return 0
+        batches: list[tuple[str, list[list[Any]]]]
+        if len({params[-1] for _, params in statements}) == len(statements):
+            groups: dict[str, list[list[Any]]] = {}
+            for sql, params in statements:
+                groups.setdefault(sql, []).append(params)
+            batches = list(groups.items())
+        else:
+            batches = [(sql, [params]) for sql, params in statements]
         changed = 0
         async with self._transaction() as db:
-            for update in updates:
-                sql, params = _update_statement(update, now)
-                async with db.execute(sql, params) as cursor:
-                    changed += cursor.rowcount
+            for sql, rows in batches:
+                async with db.executemany(sql, rows) as cursor:
+                    changed += max(cursor.rowcount, 0)
         return changed
 
     async def due_tasks(self, now: float | None = None, limit: int = 100) -> list[Task]:
@@ -208,6 +223,26 @@ class TaskQueries(StoreBase):
             (limit,),
         )
         return [_task(row) for row in rows]
+
+    async def pending_tasks(self, *, created_before: float, limit: int = 100) -> list[Task]:
+        """Rows still ``pending`` (submit outcome unknown) created before a time: a process
+        died during their submit. Oldest first."""
+        rows = await self._fetchall(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE status = 'pending' AND created_at < ?"
+            " ORDER BY id LIMIT ?",
+            (created_before, limit),
+        )
+        return [_task(row) for row in rows]
+
+    async def waiting_task(self, owner_id: str, status_message_id: str) -> Task | None:
+        """The owner's task waiting for input (a Midjourney modal) whose question is
+        ``status_message_id``, if any (the ``tasks_by_owner`` index narrows the search)."""
+        row = await self._fetchone(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE owner_id = ? AND status = 'waiting'"
+            " AND status_message_id = ? ORDER BY id DESC LIMIT 1",
+            (owner_id, status_message_id),
+        )
+        return None if row is None else _task(row)
 
     async def active_tasks(self, *, owner_id: str | None = None, limit: int = 100) -> list[Task]:
         """Unfinished tasks (any non-terminal status), oldest first: the operators' queue view."""

@@ -1,0 +1,424 @@
+"""The poller's two outlets to the platforms: progress edits and result delivery.
+
+:class:`StatusEditor` shows progress in status messages: the newest view per task replaces
+any older one still waiting (coalescing), a small pool of workers sends them through the
+platform's :class:`~bot.core.ports.Outbox` (which waits for the shared pacer), and a
+delivery first *settles* the task's editor so no stale progress lands after the final text.
+
+:class:`Deliverer` posts a finished task's result (or failure) exactly once, across restarts:
+
+* a delivery is a list of *parts* (the grid, clip 1, clip 2, a video, a notice); after the
+  platform confirms a part, its message id is written into the row (``result["sent"]``)
+  before the next part starts, and a resumed delivery skips the parts already there;
+* posting a part and recording it form one *step* that cancellation does not cut in half:
+  on shutdown a step in flight finishes (within ``grace`` seconds) before the delivery
+  stops, so a stop at any moment neither loses nor repeats a part. (A process killed with
+  SIGKILL during a step may repeat that one part at the next start: the platform gives no
+  way to ask whether a message went out.)
+* the status message then shows the final view (an idempotent edit) and the row is marked
+  delivered; ``mark_delivered`` is idempotent too.
+
+Result shapes (``task.result``, written by the task backend): ``{"type": "image",
+"image_url", "prompt", "buttons": [{custom_id, label, emoji, kind}]}``, ``{"type":
+"prompts", "prompts": [...]}``, ``{"type": "audio", "clips": [{title, audio_url,
+image_url, duration, tags}]}``, ``{"type": "video", "video_url", "duration"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, TypeVar
+
+from bot.core.errors import (
+    MediaTooLarge,
+    MessageGone,
+    PlatformUnavailable,
+    SurfaceError,
+    UpstreamError,
+)
+from bot.core.models import (
+    ButtonView,
+    ConversationKey,
+    MediaFile,
+    MediaKind,
+    OutgoingMessage,
+    Platform,
+    StatusView,
+)
+from bot.core.ports import Clock, Outbox, TaskBackend, TaskStore
+from bot.core.records import ButtonSpec, Task, TaskStatus, TaskUpdate
+from bot.core.task_views import button_rows, done_view, excerpt, failed_view, headline
+
+__all__ = ["Deliverer", "StatusEditor"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+SENT: Final = "sent"
+"""Key in ``task.result``: part name -> platform message id, for parts already delivered."""
+RETRY_DELAYS: Final = (5.0, 15.0, 60.0, 300.0, 900.0)
+STEP_GRACE: Final = 10.0
+CAPTION_LIMIT: Final = 900
+THUMBNAIL_MAX_BYTES: Final = 200_000
+_EXTENSIONS: Final = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "audio/mpeg": "mp3",
+    "video/mp4": "mp4",
+}
+
+
+class StatusEditor:
+    """Progress edits, coalesced per task and sent by at most ``workers`` coroutines."""
+
+    def __init__(self, outboxes: Mapping[Platform, Outbox], *, workers: int = 8) -> None:
+        self._outboxes = outboxes
+        self._max_workers = workers
+        self._workers: set[asyncio.Task[None]] = set()
+        self._pending: dict[int, tuple[ConversationKey, str, StatusView]] = {}
+        self._inflight: dict[int, asyncio.Event] = {}
+        self.sent = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def show(self, task: Task, view: StatusView) -> None:
+        """Show ``view`` in the task's status message soon (replacing a waiting older view)."""
+        if task.status_message_id is None or task.conversation.platform not in self._outboxes:
+            return
+        self._pending[task.id] = (task.conversation, task.status_message_id, view)
+        if len(self._workers) < self._max_workers:
+            worker = asyncio.get_running_loop().create_task(self._work())
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
+
+    async def settle(self, task_id: int) -> None:
+        """Drop the task's waiting view and wait for an edit in flight to end."""
+        self._pending.pop(task_id, None)
+        event = self._inflight.get(task_id)
+        if event is not None:
+            await event.wait()
+
+    async def close(self) -> None:
+        self._pending.clear()
+        for worker in list(self._workers):
+            worker.cancel()
+        for worker in list(self._workers):
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    def _take(self) -> tuple[int, tuple[ConversationKey, str, StatusView]] | None:
+        for task_id in self._pending:
+            if task_id not in self._inflight:
+                return task_id, self._pending.pop(task_id)
+        return None
+
+    async def _work(self) -> None:
+        while (item := self._take()) is not None:
+            task_id, (key, message_id, view) = item
+            event = self._inflight[task_id] = asyncio.Event()
+            try:
+                await self._outboxes[key.platform].edit(key, message_id, view)
+                self.sent += 1
+            except Exception as exc:  # progress is best effort: the final view still comes
+                log.debug("task %d: progress edit failed: %s", task_id, exc)
+            finally:
+                del self._inflight[task_id]
+                event.set()
+
+
+class Deliverer:
+    """Delivers finished tasks, at most ``concurrency`` at a time (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        store: TaskStore,
+        backend: TaskBackend,
+        outboxes: Mapping[Platform, Outbox],
+        editor: StatusEditor,
+        clock: Clock,
+        concurrency: int = 4,
+        grace: float = STEP_GRACE,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+    ) -> None:
+        self._store = store
+        self._backend = backend
+        self._outboxes = outboxes
+        self._editor = editor
+        self._clock = clock
+        self._slots = asyncio.Semaphore(concurrency)
+        self._grace = grace
+        self._retry_delays = retry_delays
+        self._jobs: dict[int, asyncio.Task[None]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.delivered = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._jobs)
+
+    def schedule(self, task_id: int) -> None:
+        """Deliver the task soon (no-op if its delivery is already under way)."""
+        if task_id in self._jobs:
+            return
+        job = asyncio.get_running_loop().create_task(self._run(task_id))
+        self._jobs[task_id] = job
+        self._idle.clear()
+        job.add_done_callback(lambda _: self._finished(task_id))
+
+    async def wait_idle(self) -> None:
+        """Wait until no delivery is scheduled or running (tests, benchmarks)."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        """Stop: queued deliveries are dropped (they resume at the next start); a step in
+        flight finishes first, within the grace period."""
+        jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancel()
+        for job in jobs:
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+
+    def _finished(self, task_id: int) -> None:
+        self._jobs.pop(task_id, None)
+        if not self._jobs:
+            self._idle.set()
+
+    async def _run(self, task_id: int) -> None:
+        for attempt in range(len(self._retry_delays) + 1):
+            try:
+                async with self._slots:
+                    await self._deliver(task_id)
+                return
+            except (PlatformUnavailable, UpstreamError) as exc:
+                if attempt == len(self._retry_delays):
+                    log.error("task %d: delivery failed for good: %s", task_id, exc)  # noqa: TRY400
+                    break
+                delay = self._retry_delays[attempt]
+                log.warning("task %d: delivery failed (%s); again in %.0f s", task_id, exc, delay)
+                await self._clock.sleep(delay)
+            except SurfaceError as exc:
+                log.warning("task %d: the platform refused the delivery: %s", task_id, exc)
+                break
+            except Exception:
+                log.exception("task %d: delivery crashed", task_id)
+                break
+        # Given up: record it, so a restart does not retry a delivery that cannot succeed.
+        await self._store.mark_delivered(task_id)
+
+    async def _deliver(self, task_id: int) -> None:
+        task = await self._store.get_task(task_id)
+        if task is None or task.delivered_at is not None or not task.status.is_terminal:
+            return
+        outbox = self._outboxes.get(task.conversation.platform)
+        if outbox is None:
+            log.info("task %d: %s is not running; delivery waits", task.id, task.conversation)
+            return
+        await self._editor.settle(task.id)
+        if task.status is TaskStatus.SUCCEEDED:
+            await _Delivery(self, task, outbox).result()
+        else:
+            await _Delivery(self, task, outbox).failure()
+        if await self._store.mark_delivered(task.id):
+            self.delivered += 1
+
+    async def step(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run ``work`` (a post and its record) to the end even if cancelled meanwhile."""
+        inner = asyncio.ensure_future(work())
+        try:
+            return await asyncio.shield(inner)
+        except asyncio.CancelledError:
+            if not inner.done():
+                sleeper = asyncio.ensure_future(self._clock.sleep(self._grace))
+                try:
+                    await asyncio.wait((inner, sleeper), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    sleeper.cancel()
+                if not inner.done():
+                    inner.cancel()
+            raise
+
+
+class _Delivery:
+    """One task's delivery: its parts in order, each recorded once posted."""
+
+    def __init__(self, owner: Deliverer, task: Task, outbox: Outbox) -> None:
+        self._owner = owner
+        self._store = owner._store
+        self._backend = owner._backend
+        self._task = task
+        self._outbox = outbox
+        self._result: dict[str, Any] = dict(task.result or {})
+        self._sent: dict[str, str] = dict(self._result.get(SENT) or {})
+
+    async def failure(self) -> None:
+        task, view = self._task, failed_view(self._task)
+        if task.status_message_id is not None:
+            with contextlib.suppress(MessageGone):
+                await self._owner.step(lambda: self._edit(view))
+                return
+        await self._part("notice", lambda: _text(view.text))
+
+    async def result(self) -> None:
+        kind = self._result.get("type")
+        if kind == "image":
+            await self._part("image", self._image)
+        elif kind == "prompts":
+            await self._part("prompts", self._prompts)
+        elif kind == "audio":
+            for index in range(len(self._result.get("clips") or [])):
+                await self._part(f"clip:{index}", functools.partial(self._clip, index))
+        elif kind == "video":
+            await self._part("video", self._video)
+        else:
+            await self._part("notice", lambda: _text(f"{headline(self._task)}\n✅ Done."))
+        if self._task.status_message_id is not None:
+            try:
+                await self._owner.step(lambda: self._edit(done_view(self._task)))
+            except PlatformUnavailable:
+                raise  # try again: the parts already posted are skipped
+            except SurfaceError as exc:  # deleted or not editable: the result is there anyway
+                log.info("task %d: final status edit failed: %s", self._task.id, exc)
+
+    async def _edit(self, view: StatusView) -> None:
+        assert self._task.status_message_id is not None
+        await self._outbox.edit(self._task.conversation, self._task.status_message_id, view)
+
+    async def _part(self, name: str, build: Callable[[], Awaitable[OutgoingMessage]]) -> None:
+        if name in self._sent:
+            return
+        message = await build()  # downloads: cancellable, nothing is posted yet
+
+        async def post_and_record() -> None:
+            task = self._task
+            message_id = await self._outbox.post(
+                task.conversation, message, reply_to=task.reply_to_id
+            )
+            self._sent[name] = message_id
+            self._result[SENT] = dict(self._sent)
+            await self._store.update_task(TaskUpdate(task.id, result=self._result))
+
+        await self._owner.step(post_and_record)
+
+    # -- building the parts ---------------------------------------------------------------------
+
+    async def _image(self) -> OutgoingMessage:
+        result = self._result
+        specs = [
+            ButtonSpec(
+                str(b["custom_id"]), str(b.get("label", "")), str(b.get("emoji", "")), b["kind"]
+            )
+            for b in result.get("buttons") or []
+        ]
+        tokens = await self._store.add_buttons(self._task.id, specs) if specs else []
+        rows = button_rows(
+            [ButtonView(t, s.label, s.emoji) for t, s in zip(tokens, specs, strict=True)]
+        )
+        caption = _caption(headline(self._task))
+        url = str(result.get("image_url") or "")
+        media = await self._media(url, MediaKind.PHOTO, f"midjourney-{self._task.upstream_id}")
+        if media is None:
+            return OutgoingMessage(f"{caption}\n{url}", buttons=rows)
+        return OutgoingMessage(caption, media=media, buttons=rows)
+
+    async def _prompts(self) -> OutgoingMessage:
+        prompts = [str(p) for p in self._result.get("prompts") or []]
+        if not prompts:
+            return _plain("🔎 Midjourney found no prompt for this image.")
+        specs = [
+            ButtonSpec(f"describe:{n}", str(n), "🎨", "describe")
+            for n in range(1, len(prompts) + 1)
+        ]
+        tokens = await self._store.add_buttons(self._task.id, specs)
+        lines = ["🔎 Prompts for your image (press a number to imagine it):"]
+        lines += [f"{n}. {prompt}" for n, prompt in enumerate(prompts, 1)]
+        buttons = [ButtonView(t, s.label, s.emoji) for t, s in zip(tokens, specs, strict=True)]
+        return OutgoingMessage("\n\n".join(lines), buttons=button_rows(buttons))
+
+    async def _clip(self, index: int) -> OutgoingMessage:
+        clip: dict[str, Any] = self._result["clips"][index]
+        title = str(clip.get("title") or "Untitled")
+        tags = str(clip.get("tags") or "")
+        caption = _caption(f"🎵 {title}" + (f" — {excerpt(tags, 200)}" if tags else ""))
+        url = str(clip.get("audio_url") or "")
+        media = await self._media(url, MediaKind.AUDIO, _stem(title, index))
+        if media is None:
+            return _plain(f"{caption}\n{url}")
+        thumbnail = await self._thumbnail(str(clip.get("image_url") or ""))
+        duration = clip.get("duration")
+        return OutgoingMessage(
+            caption,
+            media=MediaFile(
+                MediaKind.AUDIO,
+                media.data,
+                media.filename,
+                media.mime_type,
+                title=title,
+                performer="Suno",
+                duration=float(duration) if isinstance(duration, int | float) else None,
+                thumbnail=thumbnail,
+            ),
+        )
+
+    async def _video(self) -> OutgoingMessage:
+        caption = _caption(headline(self._task))
+        url = str(self._result.get("video_url") or "")
+        media = await self._media(url, MediaKind.VIDEO, f"kling-{self._task.upstream_id}")
+        if media is None:
+            return _plain(f"{caption}\nThe video is too large to upload here; watch it at {url}")
+        duration = self._result.get("duration")
+        if isinstance(duration, int | float):
+            media = MediaFile(
+                media.kind, media.data, media.filename, media.mime_type, duration=float(duration)
+            )
+        return OutgoingMessage(caption, media=media)
+
+    async def _media(self, url: str, kind: MediaKind, stem: str) -> MediaFile | None:
+        """The downloaded file, as ``kind`` (a photo too large for one becomes a document);
+        None when it exceeds what the platform uploads (send the link instead)."""
+        limits = self._outbox.limits
+        try:
+            downloaded = await self._backend.download(url, max_bytes=limits.upload_max_bytes)
+        except MediaTooLarge:
+            return None
+        if kind is MediaKind.PHOTO and len(downloaded.data) > limits.photo_max_bytes:
+            kind = MediaKind.DOCUMENT
+        mime = downloaded.content_type.split(";")[0].strip() or "application/octet-stream"
+        extension = _EXTENSIONS.get(mime) or url.rsplit("?", 1)[0].rsplit(".", 1)[-1][:4]
+        return MediaFile(kind, downloaded.data, f"{stem}.{extension or 'bin'}", mime)
+
+    async def _thumbnail(self, url: str) -> bytes | None:
+        if not url:
+            return None
+        try:
+            downloaded = await self._backend.download(url, max_bytes=THUMBNAIL_MAX_BYTES)
+        except UpstreamError:
+            return None  # a cover is a nicety: never fail the song for it
+        return downloaded.data
+
+
+async def _text(text: str) -> OutgoingMessage:
+    return _plain(text)
+
+
+def _plain(text: str) -> OutgoingMessage:
+    return OutgoingMessage(text)
+
+
+def _caption(text: str) -> str:
+    return text if len(text) <= CAPTION_LIMIT else text[: CAPTION_LIMIT - 1] + "…"
+
+
+def _stem(title: str, index: int) -> str:
+    safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in title).strip() or "song"
+    return f"{safe[:60]} ({index + 1})"

@@ -1,0 +1,446 @@
+"""Per-user limits: cooldowns, daily quotas, a concurrent-task cap, and the /usage text.
+
+::
+
+    UserFacingError
+    └── LimitExceeded          a limit refused the request; ``reason`` for logs and metrics
+        ├── CooldownActive     too soon after the previous request; ``retry_after`` seconds
+        ├── QuotaExceeded      today's quota of ``kind`` is used up (resets 00:00 UTC)
+        └── TooManyTasks       the user already has ``limit`` generations in progress
+
+How each limit holds:
+
+* **Cooldowns** (chat and generation, separately) live in memory, on the injected
+  :class:`~bot.core.ports.Clock`; the time of an *admitted* request starts the next wait,
+  so a refused request never extends it. They reset on restart.
+* **Generation quotas** are reserved in the store at admission (an atomic conditional
+  upsert, :meth:`~bot.core.ports.LimitsStore.reserve_quota`), so concurrent requests can
+  never overshoot together; a :class:`Reservation` gives one back if the task fails.
+  Midjourney button actions count as ``imagine``.
+* **The chat token quota** can only be checked before a turn (the tokens are known after
+  it): a turn is refused once today's prompt + completion tokens reached the quota, so
+  the last admitted turn may go past it by its own size.
+* **The concurrent-task cap** counts the user's unfinished task rows plus admissions
+  whose row is not written yet; one lock per user serialises generation admissions so a
+  burst cannot slip through between the count and the reservation.
+
+Admins (``exempt`` users) pass every limit, but their use is still counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final
+
+from bot.core.errors import UserFacingError
+from bot.core.ports import Clock, LimitsStore, Telemetry
+from bot.core.records import Provider, Task, UsageKind
+from bot.core.telemetry import NullTelemetry
+
+__all__ = [
+    "QUOTA_KINDS",
+    "CooldownActive",
+    "LimitExceeded",
+    "Limits",
+    "LimitsConfig",
+    "QuotaExceeded",
+    "Reservation",
+    "TooManyTasks",
+    "UserUsage",
+    "format_duration",
+    "quota_kind",
+]
+
+#: Generation kinds with a daily quota (``[limits] daily_<kind>``); also their usage labels.
+QUOTA_KINDS: Final = (UsageKind.IMAGINE.value, UsageKind.MUSIC.value, UsageKind.VIDEO.value)
+_NOUNS: Final = {
+    UsageKind.IMAGINE.value: ("image", "images"),
+    UsageKind.MUSIC.value: ("song", "songs"),
+    UsageKind.VIDEO.value: ("video", "videos"),
+}
+_PROVIDER_KINDS: Final = {
+    Provider.MIDJOURNEY: UsageKind.IMAGINE.value,
+    Provider.SUNO: UsageKind.MUSIC.value,
+    Provider.KLING: UsageKind.VIDEO.value,
+}
+_TOKEN_KINDS: Final = (UsageKind.PROMPT_TOKENS.value, UsageKind.COMPLETION_TOKENS.value)
+_CHAT_TURNS: Final = UsageKind.CHAT.value
+_DAY: Final = 86_400
+_PRUNE_AT: Final = 4096
+
+
+class LimitExceeded(UserFacingError):
+    """A per-user limit refused the request."""
+
+    reason = "limit"
+
+
+class CooldownActive(LimitExceeded):
+    reason = "cooldown"
+
+    def __init__(self, retry_after: float) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(f"Please wait {seconds} s before your next request.")
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(LimitExceeded):
+    reason = "quota"
+
+    def __init__(self, kind: str, limit: int, *, resets_in: float) -> None:
+        what = f"{limit:,} chat tokens" if kind == "chat_tokens" else _count(kind, limit)
+        super().__init__(
+            f"You have used your {what} for today; the quota resets at 00:00 UTC "
+            f"(in {format_duration(resets_in)})."
+        )
+        self.kind = kind
+        self.limit = limit
+
+
+class TooManyTasks(LimitExceeded):
+    reason = "tasks"
+
+    def __init__(self, limit: int) -> None:
+        if limit == 1:
+            text = "You already have a generation in progress; please wait for it to finish."
+        else:
+            text = (
+                f"You already have {limit} generations in progress; please wait for one to finish."
+            )
+        super().__init__(text)
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """``[limits]`` plus who is exempt; every 0 means unlimited."""
+
+    chat_cooldown: float = 0.0
+    generation_cooldown: float = 0.0
+    daily_chat_tokens: int = 0
+    daily_imagine: int = 0
+    daily_music: int = 0
+    daily_video: int = 0
+    max_concurrent_tasks: int = 0
+    exempt: frozenset[str] = frozenset()
+    """Platform-qualified users no limit applies to (the admins, unless configured)."""
+
+    def quota(self, kind: str) -> int:
+        """Today's limit for a generation ``kind`` (0: unlimited); ValueError if unknown."""
+        if kind not in QUOTA_KINDS:
+            raise ValueError(f"not a quota kind: {kind!r} (one of {', '.join(QUOTA_KINDS)})")
+        limit: int = getattr(self, f"daily_{kind}")
+        return limit
+
+
+@dataclass(frozen=True, slots=True)
+class UserUsage:
+    """A user's use today and the limits that apply (0: unlimited); for /usage."""
+
+    user: str
+    exempt: bool
+    chat_turns: int
+    chat_tokens: int
+    chat_token_limit: int
+    generations: tuple[tuple[str, int, int], ...]
+    """``(kind, used, limit)`` for each of :data:`QUOTA_KINDS`."""
+    active_tasks: int
+    task_limit: int
+    chat_cooldown: float
+    generation_cooldown: float
+    resets_in: float
+
+
+class _Cooldown:
+    """When each user may next be admitted; entries older than the wait are pruned."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._started: dict[str, float] = {}
+
+    def check(self, user: str, now: float) -> None:
+        started = self._started.get(user)
+        if started is not None and now - started < self.seconds:
+            raise CooldownActive(self.seconds - (now - started))
+
+    def start(self, user: str, now: float) -> None:
+        if self.seconds <= 0:
+            return
+        if len(self._started) >= _PRUNE_AT:
+            self._started = {u: t for u, t in self._started.items() if now - t < self.seconds}
+        self._started[user] = now
+
+
+class Reservation:
+    """A generation admitted by :meth:`Limits.admit_generation`; its quota is counted.
+
+    Call :meth:`recorded` once the task row exists (until then the admission holds a
+    slot of the concurrent-task cap), and :meth:`refund` if the task definitely failed;
+    a refund happens at most once. As an async context manager it calls ``recorded`` on
+    exit and ``refund`` when an ``Exception`` leaves the block (a cancellation does not
+    refund: the submit's outcome is unknown and the task row stays to be resolved).
+    """
+
+    def __init__(
+        self, limits: Limits, user: str, kind: str, amount: int, *, at: float, slot: bool
+    ) -> None:
+        self._limits = limits
+        self.user = user
+        self.kind = kind
+        self.amount = amount
+        self.at = at
+        """Wall time of the reservation (a refund goes back to that UTC day)."""
+        self._slot = slot
+        self._refunded = False
+
+    @property
+    def refunded(self) -> bool:
+        return self._refunded
+
+    def recorded(self) -> None:
+        """The task row is written (it now counts itself); release the admission's slot."""
+        if self._slot:
+            self._slot = False
+            self._limits._release_slot(self.user)
+
+    async def refund(self) -> bool:
+        """Give the quota back (once); whether this call did. Also releases the slot."""
+        self.recorded()
+        if self._refunded:
+            return False
+        self._refunded = True
+        await self._limits.refund(self.user, self.kind, amount=self.amount, at=self.at)
+        return True
+
+    async def __aenter__(self) -> Reservation:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, Exception):
+            await self.refund()
+        self.recorded()
+
+
+class Limits:
+    """Admits chat turns and generations per user, and reports use for /usage.
+
+    ``clock`` drives cooldowns; ``wall`` (Unix seconds, the store's clock) dates quotas.
+    """
+
+    def __init__(
+        self,
+        config: LimitsConfig,
+        store: LimitsStore,
+        *,
+        clock: Clock,
+        wall: Callable[[], float] = time.time,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._clock = clock
+        self._wall = wall
+        self._telemetry = telemetry or NullTelemetry()
+        self._chat = _Cooldown(config.chat_cooldown)
+        self._generation = _Cooldown(config.generation_cooldown)
+        self._pending: dict[str, int] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @property
+    def config(self) -> LimitsConfig:
+        return self._config
+
+    def is_exempt(self, user: str) -> bool:
+        return user in self._config.exempt
+
+    async def admit_chat(self, user: str) -> None:
+        """Let a chat turn start, or raise :class:`QuotaExceeded` / :class:`CooldownActive`."""
+        if self.is_exempt(user):
+            return
+        limit = self._config.daily_chat_tokens
+        try:
+            if limit:
+                used = await self._store.usage_today(user)
+                if sum(used.get(kind, 0) for kind in _TOKEN_KINDS) >= limit:
+                    raise QuotaExceeded("chat_tokens", limit, resets_in=self._resets_in())
+            # Check and start with no await in between: a burst sees one admission.
+            now = self._clock.now()
+            self._chat.check(user, now)
+            self._chat.start(user, now)
+        except LimitExceeded as exc:
+            self._telemetry.refused(exc.reason)
+            raise
+
+    async def admit_generation(self, user: str, kind: str, *, amount: int = 1) -> Reservation:
+        """Admit a generation of ``kind`` (one of :data:`QUOTA_KINDS`) and count it.
+
+        Raises :class:`CooldownActive`, :class:`TooManyTasks` or :class:`QuotaExceeded`;
+        nothing is counted then. Midjourney button actions pass ``kind="imagine"``.
+        """
+        limit = self._config.quota(kind)
+        if self.is_exempt(user):
+            await self._store.record_usage(user, kind, amount)
+            return Reservation(self, user, kind, amount, at=self._wall(), slot=False)
+        try:
+            async with self._user_lock(user):
+                self._generation.check(user, self._clock.now())
+                cap = self._config.max_concurrent_tasks
+                if cap:
+                    active = await self._store.count_active_tasks(user)
+                    if active + self._pending.get(user, 0) >= cap:
+                        raise TooManyTasks(cap)
+                at = self._wall()
+                if limit:
+                    if not await self._store.reserve_quota(user, kind, limit=limit, amount=amount):
+                        raise QuotaExceeded(kind, limit, resets_in=self._resets_in())
+                else:
+                    await self._store.record_usage(user, kind, amount)
+                self._generation.start(user, self._clock.now())
+                self._pending[user] = self._pending.get(user, 0) + 1
+                return Reservation(self, user, kind, amount, at=at, slot=True)
+        except LimitExceeded as exc:
+            self._telemetry.refused(exc.reason)
+            raise
+
+    async def refund(self, user: str, kind: str, *, amount: int = 1, at: float) -> None:
+        """Give back a generation that failed after its reservation was gone (the poller).
+
+        ``at`` is when it was reserved, e.g. the task's ``created_at``; call it once per
+        task (on its transition to failed/expired), since the store cannot tell twice.
+        """
+        await self._store.refund_quota(user, kind, amount=amount, at=at)
+
+    async def refund_task(self, task: Task) -> None:
+        """:meth:`refund` for a task that ended without a result (its owner, its provider's
+        quota, the day it was created). Call it once, where the poller moves a *polled* task
+        to failed or expired; never for a row whose submit outcome was unclear."""
+        await self.refund(task.owner_id, quota_kind(task.provider), at=task.created_at)
+
+    async def usage(self, user: str) -> UserUsage:
+        """The user's use today and the limits that apply to them."""
+        used = await self._store.usage_today(user)
+        exempt = self.is_exempt(user)
+        config = self._config
+
+        def limit(value: int) -> int:
+            return 0 if exempt else value
+
+        return UserUsage(
+            user=user,
+            exempt=exempt,
+            chat_turns=used.get(_CHAT_TURNS, 0),
+            chat_tokens=sum(used.get(kind, 0) for kind in _TOKEN_KINDS),
+            chat_token_limit=limit(config.daily_chat_tokens),
+            generations=tuple(
+                (kind, used.get(kind, 0), limit(config.quota(kind))) for kind in QUOTA_KINDS
+            ),
+            active_tasks=await self._store.count_active_tasks(user),
+            task_limit=limit(config.max_concurrent_tasks),
+            chat_cooldown=0.0 if exempt else config.chat_cooldown,
+            generation_cooldown=0.0 if exempt else config.generation_cooldown,
+            resets_in=self._resets_in(),
+        )
+
+    async def usage_summary(self, user: str) -> str:
+        """The /usage answer: use today against the limits, and when quotas reset."""
+        return format_usage(await self.usage(user))
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _resets_in(self) -> float:
+        return _DAY - self._wall() % _DAY
+
+    def _release_slot(self, user: str) -> None:
+        left = self._pending.get(user, 0) - 1
+        if left > 0:
+            self._pending[user] = left
+        else:
+            self._pending.pop(user, None)
+
+    @asynccontextmanager
+    async def _user_lock(self, user: str) -> AsyncIterator[None]:
+        """One lock per user, dropped when nobody holds or waits for it."""
+        lock, users = self._locks.get(user, (asyncio.Lock(), 0))
+        self._locks[user] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[user]
+            if users <= 1:
+                del self._locks[user]
+            else:
+                self._locks[user] = (lock, users - 1)
+
+
+def quota_kind(provider: Provider | str) -> str:
+    """The quota a provider's tasks count against: Midjourney ``imagine`` (actions too),
+    Suno ``music``, Kling ``video``."""
+    return _PROVIDER_KINDS[Provider(provider)]
+
+
+def format_usage(usage: UserUsage) -> str:
+    """Plain text for /usage (no Markdown that a platform could misread)."""
+    if usage.exempt:
+        lines = ["Your use today (UTC). You are an admin: no limits apply to you."]
+    else:
+        lines = ["Your use today (UTC):"]
+    chat = f"Chat: {_plural(usage.chat_turns, 'reply', 'replies')}, {usage.chat_tokens:,} tokens"
+    if usage.chat_token_limit:
+        left = max(0, usage.chat_token_limit - usage.chat_tokens)
+        chat += f" — {left:,} of {usage.chat_token_limit:,} left"
+    lines.append(chat)
+    for kind, used, limit in usage.generations:
+        title = _NOUNS[kind][1].capitalize()
+        if limit:
+            lines.append(f"{title}: {used:,} — {max(0, limit - used):,} of {limit:,} left")
+        else:
+            lines.append(f"{title}: {used:,}" + ("" if usage.exempt else " (no daily limit)"))
+    tasks = f"Generations in progress: {usage.active_tasks}"
+    if usage.task_limit:
+        tasks += f" (at most {usage.task_limit} at a time)"
+    lines.append(tasks)
+    waits = [
+        f"{label} {seconds:g} s"
+        for label, seconds in (
+            ("chat", usage.chat_cooldown),
+            ("generations", usage.generation_cooldown),
+        )
+        if seconds
+    ]
+    if waits:
+        lines.append("Wait between requests: " + ", ".join(waits) + ".")
+    lines.append(f"Quotas reset at 00:00 UTC (in {format_duration(usage.resets_in)}).")
+    return "\n".join(lines)
+
+
+def format_duration(seconds: float) -> str:
+    """``"5 h 3 min"``, ``"12 min"``, ``"40 s"``: rounded up, for people."""
+    total = max(1, math.ceil(seconds))
+    if total < 60:
+        return f"{total} s"
+    minutes = math.ceil(total / 60)
+    hours, minutes = divmod(minutes, 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def _count(kind: str, n: int) -> str:
+    one, many = _NOUNS.get(kind, (kind, kind))
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"

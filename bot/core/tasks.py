@@ -1,0 +1,434 @@
+"""TaskPoller: one durable, batched poller for every generation task (design §6).
+
+Every task is a row first (``bot.core.generation`` writes it before the paid submit). The
+poller owns what happens after:
+
+* **One loop.** It sleeps until the earliest ``next_poll_at`` in the store (or until
+  :meth:`TaskPoller.wake` says a task was added), then runs a *cycle*: it reads the tasks
+  due within ``batch_window`` seconds (so nearby tasks share requests), groups them by
+  provider and polls them in batches — Midjourney ``list-by-condition`` and Suno
+  ``fetch`` take up to :meth:`~bot.core.ports.TaskBackend.batch_limit` ids per request,
+  Kling one task per request — at most ``max_requests`` requests per cycle (the rest stay
+  due and go first in the next cycle). All row changes of a cycle are one store write.
+* **Backoff per task.** A task is polled ``first_interval`` after its submit, then at
+  intervals growing by ``growth`` up to ``max_interval`` (with a little jitter so
+  thousands of tasks do not move in lockstep). A failed request only delays the tasks it
+  carried (honouring a server's Retry-After); the loop keeps going through any error.
+* **Deadlines.** A task still unfinished after its provider's deadline is marked
+  ``expired`` and its user told so.
+* **Progress.** A changed progress (or Midjourney preview) is shown in the status message,
+  at most once per ``progress_edit_interval`` per task, through :class:`StatusEditor`
+  (coalesced, paced by the platform's shared pacer).
+* **Delivery.** Finished tasks go to :class:`Deliverer`, which records every posted part.
+
+On start (:meth:`TaskPoller.__aenter__`) it resolves what a previous process left: rows
+still ``pending`` (the process died during their submit, so whether CometAPI accepted them
+is unknown) are marked failed with a sentence saying so — never resubmitted, since submits
+are paid — and finished tasks not yet delivered are delivered (skipping parts already
+posted). Tasks that were being polled are simply due again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Final
+
+from bot.core.clock import wait_event
+from bot.core.delivery import Deliverer, StatusEditor
+from bot.core.errors import UpstreamError
+from bot.core.models import Platform, StatusView, TaskRef, TaskSnapshot, UpstreamState
+from bot.core.ports import Clock, Outbox, TaskBackend, TaskStore, Telemetry
+from bot.core.records import Provider, Task, TaskStatus, TaskUpdate
+from bot.core.task_views import expired_message, progress_view
+from bot.core.telemetry import NullTelemetry
+
+__all__ = ["UNCERTAIN_AFTER_RESTART", "CycleStats", "PollerConfig", "TaskPoller"]
+
+log = logging.getLogger(__name__)
+
+UNCERTAIN_AFTER_RESTART: Final = (
+    "The bot restarted while sending this request, so I cannot tell whether it was "
+    "accepted. To avoid paying twice I did not send it again; please try again if no "
+    "result arrives."
+)
+MODAL_DURING_POLL: Final = (
+    "Midjourney is waiting for input the bot cannot give for this task (is remix mode on?)."
+)
+ERROR_BACKOFF: Final = 5.0
+PARALLEL_REQUESTS: Final = 8
+_PAGE: Final = 500
+
+
+@dataclass(frozen=True, slots=True)
+class PollerConfig:
+    first_interval: float = 3.0
+    max_interval: float = 15.0
+    growth: float = 1.5
+    jitter: float = 0.1
+    batch_window: float = 1.0
+    max_requests: int = 100
+    deadlines: Mapping[Provider, float] = field(
+        default_factory=lambda: {
+            Provider.MIDJOURNEY: 1800.0,
+            Provider.SUNO: 900.0,
+            Provider.KLING: 1800.0,
+        }
+    )
+    progress_edit_interval: float = 3.0
+
+    def interval(self, attempts: int) -> float:
+        """Seconds until the next poll of a task polled ``attempts`` times (no jitter)."""
+        return min(self.max_interval, self.first_interval * self.growth ** max(0, attempts))
+
+
+@dataclass(slots=True)
+class CycleStats:
+    """What one cycle did (tests, benchmarks and the telemetry port read it)."""
+
+    tasks: int = 0
+    requests: int = 0
+    failed_requests: int = 0
+    finished: int = 0
+    updated: int = 0
+    edits: int = 0
+    saturated: bool = False
+
+
+@dataclass(slots=True)
+class _Shown:
+    text: str
+    preview: str | None
+    at: float
+
+
+class TaskPoller:
+    """See the module docstring. ``async with poller:`` recovers, then runs the loop.
+
+    ``clock`` drives sleeping (virtual in tests); ``wall`` is Unix time, the store's clock,
+    used for ``next_poll_at`` and deadlines since they must survive a restart.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: TaskStore,
+        backend: TaskBackend,
+        outboxes: Mapping[Platform, Outbox],
+        config: PollerConfig,
+        clock: Clock,
+        wall: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        telemetry: Telemetry | None = None,
+        delivery_concurrency: int = 4,
+    ) -> None:
+        self._store = store
+        self._backend = backend
+        self._config = config
+        self._clock = clock
+        self._wall = wall
+        self._rng = rng or random.Random()
+        self._telemetry = telemetry or NullTelemetry()
+        self.editor = StatusEditor(outboxes)
+        self.deliverer = Deliverer(
+            store=store,
+            backend=backend,
+            outboxes=outboxes,
+            editor=self.editor,
+            clock=clock,
+            concurrency=delivery_concurrency,
+        )
+        self._shown: dict[int, _Shown] = {}
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._started_at = wall()
+        self.cycles = 0
+
+    @property
+    def config(self) -> PollerConfig:
+        return self._config
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> TaskPoller:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Resolve what a previous process left, then start polling."""
+        self._started_at = self._wall()
+        self._stop.clear()
+        await self.recover()
+        self._loop_task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop polling; deliveries in flight finish their current step. Rows stay."""
+        self._stop.set()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        await self.deliverer.close()
+        await self.editor.close()
+
+    def wake(self) -> None:
+        """A task became due (a new submit): look at the store now."""
+        self._wake.set()
+
+    def deliver(self, task_id: int) -> None:
+        """Deliver a task that finished outside the poller (e.g. a refused submit)."""
+        self._shown.pop(task_id, None)
+        self.deliverer.schedule(task_id)
+
+    def show(self, task: Task, view: StatusView) -> None:
+        """Show a status view now (the use cases' first "submitted" view)."""
+        self.editor.show(task, view)
+        self._shown[task.id] = _Shown(view.text, view.preview_url, self._wall())
+
+    async def recover(self) -> None:
+        """Fail rows left ``pending`` by a previous process; deliver undelivered tasks."""
+        while pending := await self._store.pending_tasks(
+            created_before=self._started_at, limit=_PAGE
+        ):
+            await self._store.update_tasks(
+                TaskUpdate(
+                    t.id,
+                    status=TaskStatus.FAILED,
+                    error=UNCERTAIN_AFTER_RESTART,
+                    next_poll_at=None,
+                )
+                for t in pending
+            )
+            log.warning("%d task(s) were mid-submit at the last stop; marked failed", len(pending))
+        seen: set[int] = set()
+        while True:
+            page = [t for t in await self._store.undelivered_tasks(limit=_PAGE) if t.id not in seen]
+            if not page:
+                break
+            for task in page:
+                seen.add(task.id)
+                self.deliverer.schedule(task.id)
+            if len(page) < _PAGE:
+                break
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                stats = await self.run_cycle()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("task poller: a cycle failed; trying again in %.0f s", ERROR_BACKOFF)
+                await wait_event(self._stop, ERROR_BACKOFF, self._clock)
+                continue
+            if stats.saturated:
+                await asyncio.sleep(0)  # more is due right now: next cycle at once
+                continue
+            try:
+                next_due = await self._store.next_due_at()
+            except Exception:
+                log.exception("task poller: cannot read the next due time")
+                next_due = self._wall() + ERROR_BACKOFF
+            delay = None if next_due is None else max(0.0, next_due - self._wall())
+            await self._sleep(delay)
+
+    async def _sleep(self, delay: float | None) -> None:
+        """Until ``delay`` passes, a wake-up, or stop (whichever comes first)."""
+        if self._wake.is_set() or self._stop.is_set():
+            return
+        waiters: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self._stop.wait()),
+        ]
+        if delay is not None:
+            waiters.append(asyncio.ensure_future(self._clock.sleep(delay)))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def run_cycle(self) -> CycleStats:
+        """Poll everything due now (within the batch window); one store write."""
+        started = time.perf_counter()
+        config = self._config
+        now = self._wall()
+        stats = CycleStats()
+        limit = sum(self._backend.batch_limit(p) for p in Provider) * config.max_requests
+        due = await self._store.due_tasks(now + config.batch_window, limit)
+        if not due:
+            return stats
+        batches = self._batches(due)
+        if len(batches) > config.max_requests:
+            batches = batches[: config.max_requests]
+            stats.saturated = True
+        elif len(due) >= limit:
+            stats.saturated = True
+        gate = asyncio.Semaphore(PARALLEL_REQUESTS)
+
+        async def poll(batch: tuple[Provider, list[Task]]) -> list[TaskSnapshot] | UpstreamError:
+            provider, tasks = batch
+            refs = [TaskRef(t.upstream_id or "", t.kind) for t in tasks]
+            async with gate:
+                try:
+                    return await self._backend.poll(provider, refs)
+                except UpstreamError as exc:
+                    return exc
+
+        answers = await asyncio.gather(*(poll(b) for b in batches))
+        now = self._wall()
+        updates: list[TaskUpdate] = []
+        finished: list[Task] = []
+        for (provider, tasks), answer in zip(batches, answers, strict=True):
+            stats.requests += 1
+            stats.tasks += len(tasks)
+            if isinstance(answer, UpstreamError):
+                stats.failed_requests += 1
+                log.warning("poll %s (%d task(s)) failed: %s", provider.value, len(tasks), answer)
+                for task in tasks:
+                    updates.append(self._retry(task, now, answer.retry_after, finished))
+                continue
+            by_id = {snap.upstream_id: snap for snap in answer}
+            for task in tasks:
+                snap = by_id.get(task.upstream_id or "")
+                if snap is None:  # not (yet) known upstream: keep looking, with backoff
+                    updates.append(self._retry(task, now, None, finished))
+                else:
+                    updates.append(self._apply(task, snap, now, finished, stats))
+        stats.updated = await self._store.update_tasks(updates)
+        stats.finished = len(finished)
+        for task in finished:
+            self.deliver(task.id)
+        self.cycles += 1
+        self._telemetry.poll_cycle(time.perf_counter() - started, stats.requests)
+        return stats
+
+    def _batches(self, due: Sequence[Task]) -> list[tuple[Provider, list[Task]]]:
+        """Consecutive batches per provider, in due order of their first task."""
+        open_batches: dict[Provider, list[Task]] = {}
+        batches: list[tuple[Provider, list[Task]]] = []
+        for task in due:
+            if task.upstream_id is None:  # pending rows have no next_poll_at; be safe
+                continue
+            current = open_batches.get(task.provider)
+            if current is None or len(current) >= self._backend.batch_limit(task.provider):
+                current = open_batches[task.provider] = []
+                batches.append((task.provider, current))
+            current.append(task)
+        return batches
+
+    # -- per task -------------------------------------------------------------------------------
+
+    def _next_poll(self, attempts: int, now: float) -> float:
+        interval = self._config.interval(attempts)
+        jitter = self._config.jitter
+        if jitter:
+            interval *= 1.0 + self._rng.uniform(-jitter, jitter)
+        return now + interval
+
+    def _expired(self, task: Task, now: float) -> bool:
+        return task.deadline is not None and now >= task.deadline
+
+    def _finish(
+        self,
+        task: Task,
+        status: TaskStatus,
+        finished: list[Task],
+        *,
+        result: dict[str, object] | None = None,
+        error: str | None = None,
+    ) -> TaskUpdate:
+        finished.append(task)
+        self._shown.pop(task.id, None)
+        self._telemetry.task_state(task.provider.value, status.value)
+        return TaskUpdate(
+            task.id,
+            status=status,
+            progress=100 if status is TaskStatus.SUCCEEDED else task.progress,
+            next_poll_at=None,
+            attempts=task.attempts + 1,
+            result=result if result is not None else task.result,
+            error=error,
+        )
+
+    def _expire(self, task: Task, finished: list[Task]) -> TaskUpdate:
+        deadline = self._config.deadlines.get(task.provider)
+        message = expired_message(task.provider, deadline)
+        return self._finish(task, TaskStatus.EXPIRED, finished, error=message)
+
+    def _retry(
+        self, task: Task, now: float, retry_after: float | None, finished: list[Task]
+    ) -> TaskUpdate:
+        if self._expired(task, now):
+            return self._expire(task, finished)
+        next_at = self._next_poll(task.attempts + 1, now)
+        if retry_after is not None:
+            next_at = max(next_at, now + retry_after)
+        return TaskUpdate(task.id, attempts=task.attempts + 1, next_poll_at=next_at)
+
+    def _apply(
+        self,
+        task: Task,
+        snap: TaskSnapshot,
+        now: float,
+        finished: list[Task],
+        stats: CycleStats,
+    ) -> TaskUpdate:
+        state = snap.state
+        if state is UpstreamState.SUCCEEDED:
+            return self._finish(task, TaskStatus.SUCCEEDED, finished, result=snap.result)
+        if state is UpstreamState.FAILED:
+            return self._finish(task, TaskStatus.FAILED, finished, error=snap.error)
+        if state is UpstreamState.WAITING:
+            return self._finish(task, TaskStatus.FAILED, finished, error=MODAL_DURING_POLL)
+        if self._expired(task, now):
+            return self._expire(task, finished)
+        status = TaskStatus.RUNNING if state is UpstreamState.RUNNING else TaskStatus.SUBMITTED
+        if status is not task.status:
+            self._telemetry.task_state(task.provider.value, status.value)
+        self._maybe_show(task, status, snap, now, stats)
+        return TaskUpdate(
+            task.id,
+            status=status,
+            progress=task.progress if snap.progress is None else snap.progress,
+            attempts=task.attempts + 1,
+            next_poll_at=self._next_poll(task.attempts + 1, now),
+        )
+
+    def _maybe_show(
+        self, task: Task, status: TaskStatus, snap: TaskSnapshot, now: float, stats: CycleStats
+    ) -> None:
+        if task.status_message_id is None:
+            return
+        view = progress_view(task, status=status, progress=snap.progress, preview_url=None)
+        preview = snap.preview_url
+        shown = self._shown.get(task.id)
+        if shown is not None:
+            if shown.text == view.text and (preview is None or shown.preview == preview):
+                return
+            if now - shown.at < self._config.progress_edit_interval:
+                return
+        if preview is not None:
+            view = StatusView(view.text, preview_url=preview)
+        self._shown[task.id] = _Shown(view.text, preview, now)
+        self.editor.show(task, view)
+        stats.edits += 1

@@ -1,0 +1,96 @@
+"""Reading Discord messages for the core: who is addressed, the text without the bot's mention,
+image attachments as :class:`~bot.core.models.ImageInput`, the conversation key."""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import re
+from collections.abc import Sequence
+
+import discord
+
+from bot.core.errors import UserFacingError
+from bot.core.models import ConversationKey, ImageInput, Platform
+from bot.platforms.discord_surface import FAILURES
+
+__all__ = ["addressed", "clean_text", "conversation_key", "download_images"]
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MAX_IMAGES = 4
+
+_MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
+
+
+def conversation_key(channel_id: int | str) -> ConversationKey:
+    """A DM, channel or thread is one conversation (threads have channel ids of their own)."""
+    return ConversationKey(Platform.DISCORD, str(channel_id))
+
+
+def addressed(message: discord.Message, bot_id: int) -> bool:
+    """Whether a server message is for the bot: a mention of it (or of its role) or a reply
+    to one of its messages."""
+    if any(user.id == bot_id for user in message.mentions):
+        return True
+    role = message.guild.self_role if message.guild else None
+    if role is not None and role in message.role_mentions:
+        return True
+    ref = message.reference
+    resolved = ref.resolved if ref is not None else None
+    return isinstance(resolved, discord.Message) and resolved.author.id == bot_id
+
+
+def clean_text(message: discord.Message, bot_id: int) -> str:
+    """The text without the bot's own mention; other mentions become readable names."""
+    users = {u.id: u.display_name for u in message.mentions}
+    roles = {r.id: r.name for r in message.role_mentions}
+    guild = message.guild
+    self_role = guild.self_role.id if guild and guild.self_role else None
+
+    def readable(match: re.Match[str]) -> str:
+        kind, ident = match.group(1), int(match.group(2))
+        if kind in ("@", "@!"):
+            return "" if ident == bot_id else f"@{users.get(ident, 'someone')}"
+        if kind == "@&":
+            return "" if ident == self_role else f"@{roles.get(ident, 'role')}"
+        channel = guild.get_channel_or_thread(ident) if guild else None
+        return f"#{channel.name}" if channel is not None else "#channel"
+
+    return re.sub(r"[ \t]{2,}", " ", _MENTION.sub(readable, message.content)).strip()
+
+
+async def download_images(attachments: Sequence[discord.Attachment]) -> tuple[ImageInput, ...]:
+    """Download image attachments for the model; anything else is refused with a clear
+    sentence before anything is downloaded."""
+    if not attachments:
+        return ()
+    if len(attachments) > MAX_IMAGES:
+        raise UserFacingError(f"Please attach at most {MAX_IMAGES} images at a time.")
+    kinds = [_image_type(a) for a in attachments]
+    images: list[ImageInput] = []
+    for attachment, kind in zip(attachments, kinds, strict=True):
+        try:
+            data = await attachment.read()
+        except FAILURES as exc:
+            log.warning("discord: downloading attachment %s failed: %s", attachment.id, exc)
+            raise UserFacingError(
+                f"I could not download {attachment.filename}; please try again."
+            ) from exc
+        images.append(ImageInput(data, kind))
+    return tuple(images)
+
+
+def _image_type(attachment: discord.Attachment) -> str:
+    kind = (attachment.content_type or "").split(";")[0].strip().lower()
+    if not kind or kind == "application/octet-stream":
+        kind = mimetypes.guess_type(attachment.filename)[0] or ""
+    if not kind.startswith("image/"):
+        raise UserFacingError(f"I can only read images, and {attachment.filename} is not one.")
+    if attachment.size > MAX_IMAGE_BYTES:
+        raise UserFacingError(
+            f"{attachment.filename} is too large for me to read "
+            f"({MAX_IMAGE_BYTES // (1024 * 1024)} MB at most)."
+        )
+    return kind

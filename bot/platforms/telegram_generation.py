@@ -1,0 +1,341 @@
+"""Telegram's generation commands: /imagine, /music, /video, /describe, /blend, the result
+buttons (``mj:<token>``) and the answers to ForceReply questions (Custom Zoom).
+
+Images come from the command's own photo (a photo whose caption is the command), from the
+photo the command replies to, or, for /blend, from an album captioned ``/blend``.
+Everything else is the core's: :class:`~bot.core.generation.GenerationService` checks,
+stores, submits and (through the poller) reports back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from telegram import Message, PhotoSize, Update
+from telegram.constants import FileSizeLimit
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.core.errors import SurfaceError, UserFacingError
+from bot.core.generation import GenerationService, Origin
+from bot.core.models import ConversationKey, ImageInput, OutgoingMessage, Platform
+from bot.core.prompts import parse_music, parse_video
+from bot.platforms.telegram_outbox import BUTTON_PREFIX, TelegramOutbox
+
+__all__ = ["COMMANDS", "HELP", "TelegramGeneration"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+Guard = Callable[[Handler], Handler]
+
+COMMANDS: Final = (
+    ("imagine", "Midjourney: an image from a prompt (attach a photo as reference)"),
+    ("music", "Suno: two songs from a description (--instrumental, --style, --title)"),
+    ("video", "Kling: a video from a prompt or a photo (--duration 5|10, --aspect)"),
+    ("describe", "Midjourney: four prompts for a photo"),
+    ("blend", "Midjourney: blend 2-5 photos (send an album captioned /blend)"),
+)
+HELP: Final = (
+    "\n\nGenerate:\n"
+    "/imagine PROMPT — Midjourney (--ar 16:9 and other parameters pass through; attach a "
+    "photo or reply to one to use it as a reference)\n"
+    "/music DESCRIPTION — Suno (--instrumental; or --style STYLE --title TITLE with lyrics "
+    "on the next lines)\n"
+    "/video PROMPT — Kling (--duration 5|10, --aspect 16:9|9:16|1:1; attach a photo to "
+    "animate it)\n"
+    "/describe — with a photo: four prompts to imagine\n"
+    "/blend — caption an album of 2-5 photos with /blend (portrait|square|landscape)"
+)
+ALBUM_WAIT: Final = 1.0
+"""Seconds without a new album item before the album is complete."""
+_CAPTION_COMMAND = re.compile(r"^/(imagine|describe|blend|video)(@\w+)?(\s|$)", re.IGNORECASE)
+_COMMAND_PREFIX = re.compile(r"^/\w+(@\w+)?[ \t]?")
+_URL = re.compile(r"https?://\S+")
+_DIMENSIONS: Final = {"portrait": "PORTRAIT", "square": "SQUARE", "landscape": "LANDSCAPE"}
+
+
+def conversation_key(message: Message) -> ConversationKey:
+    """A chat is a conversation; a forum topic is one of its own (as in ``telegram.py``)."""
+    thread = message.message_thread_id if message.is_topic_message else None
+    return ConversationKey(
+        Platform.TELEGRAM, str(message.chat_id), None if thread is None else str(thread)
+    )
+
+
+def origin_of(message: Message, *, reply_to: Message | None = None) -> Origin:
+    user = message.from_user
+    return Origin(
+        key=conversation_key(message),
+        user_id=f"tg:{user.id}" if user else "tg:?",
+        reply_to=str((reply_to or message).message_id),
+    )
+
+
+def command_text(message: Message) -> str:
+    """The text after ``/command[@bot]`` (newlines kept: lyrics need them)."""
+    return _COMMAND_PREFIX.sub("", message.text or message.caption or "", count=1).strip()
+
+
+async def _download(photo: PhotoSize) -> ImageInput:
+    if photo.file_size and photo.file_size > int(FileSizeLimit.FILESIZE_DOWNLOAD):
+        raise UserFacingError("That photo is too large for me to fetch (20 MB at most).")
+    file = await photo.get_file()
+    return ImageInput(bytes(await file.download_as_bytearray()), "image/jpeg")
+
+
+def _photo_of(message: Message) -> PhotoSize | None:
+    """The largest size of the message's photo, or of the photo it replies to."""
+    if message.photo:
+        return message.photo[-1]
+    replied = message.reply_to_message
+    if replied is not None and replied.photo:
+        return replied.photo[-1]
+    return None
+
+
+@dataclass
+class _Album:
+    origin: Origin
+    dimensions: str
+    photos: list[PhotoSize] = field(default_factory=list)
+    flush: asyncio.Task[None] | None = None
+
+
+class TelegramGeneration:
+    """Registers the generation handlers on a PTB Application."""
+
+    def __init__(self, service: GenerationService, outbox: TelegramOutbox) -> None:
+        self._service = service
+        self._outbox = outbox
+        self._albums: dict[str, _Album] = {}
+        self._album_tasks: set[asyncio.Task[None]] = set()
+        self._guard: Guard | None = None
+
+    def register(self, app: Application[Any, Any, Any, Any, Any, Any], guard: Guard) -> None:
+        """Call before the chat handlers: the album and caption handlers must win."""
+        self._guard = guard
+        app.add_handler(
+            MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, self._answer),
+            group=-1,
+        )
+        app.add_handler(CommandHandler("imagine", guard(self._imagine)))
+        app.add_handler(CommandHandler("music", guard(self._music)))
+        app.add_handler(CommandHandler("video", guard(self._video)))
+        app.add_handler(CommandHandler("describe", guard(self._describe)))
+        app.add_handler(CommandHandler("blend", guard(self._blend_usage)))
+        app.add_handler(MessageHandler(filters.PHOTO & _AlbumFilter(self), guard(self._album)))
+        app.add_handler(
+            MessageHandler(
+                filters.PHOTO & filters.CaptionRegex(_CAPTION_COMMAND), guard(self._captioned)
+            )
+        )
+        app.add_handler(
+            CallbackQueryHandler(guard(self._button), pattern=f"^{re.escape(BUTTON_PREFIX)}")
+        )
+
+    async def close(self) -> None:
+        for task in list(self._album_tasks):
+            task.cancel()
+        for task in list(self._album_tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- commands -------------------------------------------------------------------------------
+
+    async def _imagine(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        prompt = command_text(message)
+        self._service.check_imagine(prompt)  # before downloading anything
+        photo = _photo_of(message)
+        images = (await _download(photo),) if photo is not None else ()
+        await self._service.imagine(origin_of(message), prompt, images=images)
+
+    async def _music(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        spec = parse_music(command_text(message), self._service.config.limits)
+        await self._service.music(origin_of(message), spec)
+
+    async def _video(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        config = self._service.config
+        photo = _photo_of(message)
+        text = command_text(message)
+        spec = parse_video(
+            text,
+            config.limits,
+            default_duration=config.kling_duration,
+            default_aspect=config.kling_aspect_ratio,
+            image=photo is not None,
+        )
+        image = await _download(photo) if photo is not None else None
+        await self._service.video(origin_of(message), spec, image=image)
+
+    async def _describe(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        photo = _photo_of(message)
+        if photo is not None:
+            image = await _download(photo)
+            await self._service.describe(origin_of(message), image=image)
+            return
+        link = _URL.search(command_text(message))
+        if link is None:
+            raise UserFacingError(
+                "Send a photo with the caption /describe, reply /describe to a photo, "
+                "or give an image link: /describe https://..."
+            )
+        await self._service.describe(origin_of(message), link=link[0])
+
+    async def _blend_usage(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        raise UserFacingError(
+            "Send 2 to 5 photos as one album with the caption /blend "
+            "(optionally /blend portrait, square or landscape)."
+        )
+
+    async def _captioned(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A single photo whose caption is a command."""
+        message = update.effective_message
+        if message is None or not message.caption:
+            return
+        command = _CAPTION_COMMAND.match(message.caption)
+        name = command[1].lower() if command else ""
+        if name == "imagine":
+            await self._imagine(update, context)
+        elif name == "describe":
+            await self._describe(update, context)
+        elif name == "video":
+            await self._video(update, context)
+        else:
+            await self._blend_usage(update, context)
+
+    # -- albums (/blend) ------------------------------------------------------------------------
+
+    def claims_album_item(self, message: Message) -> bool:
+        """Sync filter: a /blend album's first item, or a later item of a known one."""
+        group = message.media_group_id
+        if group is None:
+            return False
+        if group in self._albums:
+            return True
+        caption = (message.caption or "").strip()
+        return _CAPTION_COMMAND.match(caption) is not None and caption[1:6].lower() == "blend"
+
+    async def _album(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None or message.media_group_id is None or not message.photo:
+            return
+        album = self._albums.get(message.media_group_id)
+        if album is None:
+            words = command_text(message).lower().split()
+            dimensions = next((_DIMENSIONS[w] for w in words if w in _DIMENSIONS), "SQUARE")
+            album = self._albums[message.media_group_id] = _Album(origin_of(message), dimensions)
+        album.photos.append(message.photo[-1])
+        if album.flush is not None:
+            album.flush.cancel()
+        album.flush = asyncio.get_running_loop().create_task(
+            self._flush_album(message.media_group_id)
+        )
+        self._album_tasks.add(album.flush)
+        album.flush.add_done_callback(self._album_tasks.discard)
+
+    async def _flush_album(self, group: str) -> None:
+        await asyncio.sleep(ALBUM_WAIT)
+        album = self._albums.pop(group, None)
+        if album is None:
+            return
+        if not 2 <= len(album.photos) <= 5:
+            await self._tell(
+                album.origin, f"Blend needs 2 to 5 photos; this album has {len(album.photos)}."
+            )
+            return
+        try:
+            images = [await _download(photo) for photo in album.photos]
+            await self._service.blend(album.origin, images, dimensions=album.dimensions)
+        except UserFacingError as exc:
+            await self._tell(album.origin, exc.message)
+        except Exception:
+            log.exception("telegram: blend of album %s failed", group)
+            await self._tell(album.origin, "Sorry, something went wrong on my side.")
+
+    async def _tell(self, origin: Origin, text: str) -> None:
+        with contextlib.suppress(SurfaceError):
+            await self._outbox.post(origin.key, OutgoingMessage(text), reply_to=origin.reply_to)
+
+    # -- buttons and answers --------------------------------------------------------------------
+
+    async def _button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None or query.data is None or query.message is None:
+            return
+        try:
+            ref = await self._service.button(query.data.removeprefix(BUTTON_PREFIX))
+        except UserFacingError as exc:
+            await query.answer(exc.message[:200], show_alert=True)
+            return
+        name = " ".join(p for p in (ref.emoji, ref.label) if p) or "Button"
+        await query.answer(f"{name}: on it…")
+        carrier = query.message
+        key = (
+            conversation_key(carrier)
+            if isinstance(carrier, Message)
+            else ConversationKey(Platform.TELEGRAM, str(carrier.chat.id))
+        )
+        user = f"tg:{query.from_user.id}"
+        origin = Origin(key, user, reply_to=str(carrier.message_id))
+        await self._service.press(origin, ref)
+
+    async def _answer(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A reply to one of the bot's questions completes its task; anything else goes on
+        to the chat handlers."""
+        message = update.effective_message
+        replied = message.reply_to_message if message is not None else None
+        if message is None or replied is None or message.from_user is None:
+            return
+        if replied.from_user is None or replied.from_user.id != context.bot.id:
+            return
+        handled = False
+
+        async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            nonlocal handled
+            try:
+                origin = origin_of(message, reply_to=replied)
+                text = message.text or ""
+                handled = await self._service.answer(origin, str(replied.message_id), text)
+            except UserFacingError:
+                handled = True
+                raise
+
+        assert self._guard is not None
+        await self._guard(answer)(update, context)
+        if handled:
+            raise ApplicationHandlerStop
+
+
+class _AlbumFilter(filters.MessageFilter):
+    def __init__(self, owner: TelegramGeneration) -> None:
+        super().__init__(name="blend_album")
+        self._owner = owner
+
+    def filter(self, message: Message) -> bool:
+        return self._owner.claims_album_item(message)

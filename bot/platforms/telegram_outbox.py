@@ -1,0 +1,214 @@
+"""Telegram as the task poller reaches it: :class:`bot.core.ports.Outbox` by conversation key.
+
+Every call takes a slot of the same :class:`~bot.core.pacing.Pacer` chat replies use
+(posts and final edits urgently, progress edits at edit priority), so generation never
+pushes a chat over Telegram's budgets. A ``RetryAfter`` penalizes the chat's lane in the
+pacer (nothing at all goes to that chat until it passes) and the call is retried; a
+progress edit is simply dropped instead (a newer one, or the final view, follows). Texts
+are plain: no parse mode, so a prompt can never break Telegram's parser.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from telegram import (
+    Bot,
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    LinkPreviewOptions,
+    Message,
+    ReplyParameters,
+)
+from telegram.constants import FileSizeLimit, MessageLimit
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from bot.core.errors import MessageGone, PlatformUnavailable, SurfaceError
+from bot.core.models import (
+    ConversationKey,
+    MediaKind,
+    MediaLimits,
+    OutgoingMessage,
+    StatusView,
+)
+from bot.core.pacing import TELEGRAM_GROUP, TELEGRAM_PRIVATE, Pacer, Priority
+from bot.core.render import utf16_len
+from bot.platforms.telegram_surface import retry_seconds
+
+__all__ = ["BUTTON_PREFIX", "MEDIA_LIMITS", "TelegramOutbox", "clip"]
+
+log = logging.getLogger(__name__)
+
+BUTTON_PREFIX: Final = "mj:"
+"""``callback_data`` of a result button: ``mj:<token>`` (14 bytes, Telegram allows 64)."""
+MEDIA_LIMITS: Final = MediaLimits(
+    photo_max_bytes=int(FileSizeLimit.PHOTOSIZE_UPLOAD),
+    upload_max_bytes=int(FileSizeLimit.FILESIZE_UPLOAD),
+)
+"""Telegram's own limits (a local Bot API server allows more: see ``[generation]``)."""
+ATTEMPTS: Final = 5
+MEDIA_READ_TIMEOUT: Final = 60.0
+MEDIA_WRITE_TIMEOUT: Final = 300.0
+_NO_PREVIEW: Final = LinkPreviewOptions(is_disabled=True)
+_GONE: Final = ("message to edit not found", "message can't be edited", "message_id_invalid")
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` UTF-16 units (Telegram's measure), with an ellipsis."""
+    if utf16_len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    while utf16_len(cut) > limit - 1:
+        cut = cut[:-1]
+    return cut + "…"
+
+
+def _lane(key: ConversationKey) -> tuple[str, str]:
+    # The same lanes as TelegramSurface: per chat (forum topics share their group's budget).
+    return key.chat_id, TELEGRAM_GROUP if key.chat_id.startswith("-") else TELEGRAM_PRIVATE
+
+
+def _translate(exc: TelegramError) -> SurfaceError:
+    if isinstance(exc, BadRequest):
+        text = exc.message.lower()
+        if any(marker in text for marker in _GONE):
+            return MessageGone(exc.message)
+        return SurfaceError(f"Telegram: {exc.message}")
+    if isinstance(exc, Forbidden):
+        return SurfaceError(f"Telegram: {exc.message}")
+    if isinstance(exc, NetworkError) and "too large" not in exc.message.lower():
+        return PlatformUnavailable(f"Telegram: {exc.message}")  # TimedOut included
+    return SurfaceError(f"Telegram: {exc.message}")
+
+
+class TelegramOutbox:
+    """Posts and edits in Telegram chats by conversation key (see the module docstring)."""
+
+    def __init__(self, bot: Bot, pacer: Pacer, limits: MediaLimits) -> None:
+        self._bot = bot
+        self._pacer = pacer
+        self._limits = limits
+
+    @property
+    def limits(self) -> MediaLimits:
+        return self._limits
+
+    async def post(
+        self, key: ConversationKey, message: OutgoingMessage, *, reply_to: str | None = None
+    ) -> str:
+        lane, kind = _lane(key)
+        for _ in range(ATTEMPTS):
+            await self._pacer.acquire(lane, kind, Priority.URGENT)
+            try:
+                sent = await self._send(key, message, reply_to)
+            except RetryAfter as exc:
+                self._pacer.penalize(lane, retry_seconds(exc))
+                continue
+            except TelegramError as exc:
+                raise _translate(exc) from exc
+            return str(sent.message_id)
+        raise PlatformUnavailable(f"Telegram kept rate limiting chat {key.chat_id}")
+
+    async def edit(self, key: ConversationKey, message_id: str, view: StatusView) -> None:
+        lane, kind = _lane(key)
+        if not view.final and self._pacer.is_blocked(lane):
+            return  # an intermediate view is not worth waiting out a penalty for
+        priority = Priority.URGENT if view.final else Priority.EDIT
+        preview = (
+            LinkPreviewOptions(url=view.preview_url, prefer_large_media=True, show_above_text=True)
+            if view.preview_url
+            else _NO_PREVIEW
+        )
+        for _ in range(ATTEMPTS if view.final else 1):
+            await self._pacer.acquire(lane, kind, priority)
+            try:
+                await self._bot.edit_message_text(
+                    clip(view.text, int(MessageLimit.MAX_TEXT_LENGTH)),
+                    chat_id=int(key.chat_id),
+                    message_id=int(message_id),
+                    link_preview_options=preview,
+                )
+            except RetryAfter as exc:
+                self._pacer.penalize(lane, retry_seconds(exc))
+                continue
+            except BadRequest as exc:
+                if "message is not modified" in exc.message.lower():
+                    return
+                raise _translate(exc) from exc
+            except TelegramError as exc:
+                raise _translate(exc) from exc
+            return
+        if view.final:
+            raise PlatformUnavailable(f"Telegram kept rate limiting chat {key.chat_id}")
+
+    async def _send(
+        self, key: ConversationKey, message: OutgoingMessage, reply_to: str | None
+    ) -> Message:
+        chat_id = int(key.chat_id)
+        thread = int(key.thread) if key.thread is not None else None
+        reply = (
+            ReplyParameters(int(reply_to), allow_sending_without_reply=True)
+            if reply_to is not None
+            else None
+        )
+        markup: InlineKeyboardMarkup | ForceReply | None = None
+        if message.ask:
+            markup = ForceReply(input_field_placeholder="your answer")
+        elif message.buttons:
+            markup = InlineKeyboardMarkup(
+                [
+                    [
+                        InlineKeyboardButton(b.text, callback_data=BUTTON_PREFIX + b.token)
+                        for b in row
+                    ]
+                    for row in message.buttons
+                ]
+            )
+        media = message.media
+        if media is None:
+            return await self._bot.send_message(
+                chat_id,
+                clip(message.text, int(MessageLimit.MAX_TEXT_LENGTH)),
+                message_thread_id=thread,
+                reply_parameters=reply,
+                reply_markup=markup,
+                link_preview_options=_NO_PREVIEW,
+            )
+        caption = clip(message.text, int(MessageLimit.CAPTION_LENGTH)) or None
+        upload = InputFile(media.data, filename=media.filename)
+        common = {
+            "caption": caption,
+            "message_thread_id": thread,
+            "reply_parameters": reply,
+            "reply_markup": markup,
+            "read_timeout": MEDIA_READ_TIMEOUT,
+            "write_timeout": MEDIA_WRITE_TIMEOUT,
+        }
+        duration = round(media.duration) if media.duration is not None else None
+        if media.kind is MediaKind.PHOTO:
+            return await self._bot.send_photo(chat_id, upload, **common)  # type: ignore[arg-type]
+        if media.kind is MediaKind.AUDIO:
+            thumbnail = (
+                InputFile(media.thumbnail, filename="cover.jpg") if media.thumbnail else None
+            )
+            return await self._bot.send_audio(
+                chat_id,
+                upload,
+                duration=duration,
+                performer=media.performer,
+                title=media.title,
+                thumbnail=thumbnail,
+                **common,  # type: ignore[arg-type]
+            )
+        if media.kind is MediaKind.VIDEO:
+            return await self._bot.send_video(
+                chat_id,
+                upload,
+                duration=duration,
+                supports_streaming=True,
+                **common,  # type: ignore[arg-type]
+            )
+        return await self._bot.send_document(chat_id, upload, **common)  # type: ignore[arg-type]

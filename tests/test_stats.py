@@ -1,0 +1,81 @@
+"""/stats: the store's operator queries and the admin view built on them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.core.models import ConversationKey, Platform, Role, Turn, Usage
+from bot.core.stats import FINISHED_STATUSES, collect_stats, format_stats
+from bot.store import TERMINAL_STATUSES, Store, TaskStatus, TaskUpdate
+from tests.test_limits import NOON, Wall
+
+KEY = ConversationKey(Platform.DISCORD, "10")
+
+
+@pytest.fixture
+def wall() -> Wall:
+    return Wall()
+
+
+@pytest.fixture
+async def store(wall: Wall) -> AsyncIterator[Store]:
+    async with Store.open(":memory:", clock=wall) as store:
+        yield store
+
+
+async def test_finished_statuses_match_the_store() -> None:
+    assert {s.value for s in TERMINAL_STATUSES} == FINISHED_STATUSES
+
+
+async def test_empty_store(store: Store, wall: Wall) -> None:
+    stats = await collect_stats(store, wall=wall)
+    assert (stats.users_today, stats.users_total, stats.chat_turns, stats.tokens) == (0, 0, 0, 0)
+    assert stats.queue_length == 0
+    assert stats.oldest_queued is None
+    text = format_stats(stats)
+    assert "Queue: 0 unfinished" in text
+    assert "Tasks: none yet" in text
+    await store.ping()
+
+
+async def test_stats_count_today_and_the_queue(store: Store, wall: Wall) -> None:
+    # Yesterday: counted in "ever", not today.
+    wall.now = NOON - 86_400
+    await store.record_usage("tg:old", "imagine")
+    wall.now = NOON
+    for user, usage in (("dc:1", Usage(100, 20)), ("dc:2", Usage(50, 5)), ("dc:1", Usage(10, 1))):
+        await store.add_turn(KEY, Turn(Role.ASSISTANT, "x"), user_id=user, usage=usage)
+    await store.record_usage("dc:2", "imagine", 2)
+    await store.record_usage("dc:3", "video")
+    await store.refund_quota("dc:3", "video")  # refunded: dc:3 used nothing today
+    ids = [
+        await store.create_task(provider=p, kind="k", owner_id="dc:1", conversation=KEY)
+        for p in ("mj", "mj", "suno", "kling")
+    ]
+    await store.update_task(TaskUpdate(ids[1], status=TaskStatus.SUCCEEDED))
+    await store.update_task(TaskUpdate(ids[2], status=TaskStatus.RUNNING))
+    await store.update_task(TaskUpdate(ids[3], status=TaskStatus.FAILED))
+    wall.now = NOON + 125
+
+    stats = await collect_stats(store, wall=wall)
+    assert stats.day == "2024-05-01"
+    assert stats.users_today == 2
+    assert stats.users_total == 3
+    assert stats.chat_turns == 3
+    assert (stats.prompt_tokens, stats.completion_tokens) == (160, 26)
+    assert stats.generations == {"imagine": 2, "music": 0, "video": 0}
+    assert stats.tasks == {"pending": 1, "succeeded": 1, "running": 1, "failed": 1}
+    assert stats.tasks_by_provider[("mj", "pending")] == 1
+    assert stats.queue_length == 2
+    assert stats.oldest_queued == pytest.approx(125)
+    assert format_stats(stats).splitlines() == [
+        "Today (2024-05-01 UTC):",
+        "Users: 2 (ever: 3)",
+        "Chat turns: 3",
+        "Tokens: 186 (160 prompt, 26 completion)",
+        "Generations: imagine 2, music 0, video 0",
+        "Queue: 2 unfinished, the oldest for 3 min",
+        "Tasks: pending 1, running 1, succeeded 1, failed 1",
+    ]
