@@ -51,6 +51,7 @@ TARGET_P50_MS = 50.0
 TARGET_P99_MS = 250.0
 TARGET_CPU_PER_10K = 1.0
 TARGET_RSS_MB = 250.0
+MAX_TOKENS = 500  # ~3,500 characters: still one Telegram message
 LATENCY_CHATS = 25  # first-visible latency is read at this many chats (design.md §8)
 SHUTDOWN_BOUND = 30.0
 
@@ -359,7 +360,11 @@ def _print_profile(profiler: cProfile.Profile, path: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Parse options, start the fakes' process, run the bot here, print the results."""
-    parser = argparse.ArgumentParser(prog="python -m bench.streaming", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.streaming",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--platform", choices=["telegram"], default="telegram")
     parser.add_argument("--chats", type=int, default=200, help="concurrent private chats")
     parser.add_argument("--tokens", type=int, default=50, help="tokens per answer")
@@ -378,6 +383,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.chats < 1 or args.tokens < 1 or args.seconds < 0:
         parser.error("--chats and --tokens must be positive, --seconds not negative")
+    if args.tokens > MAX_TOKENS:  # each answer must fit one Telegram message
+        parser.error(f"--tokens: at most {MAX_TOKENS}")
     if args.timeout is None:
         args.timeout = max(60.0, 0.25 * args.chats)
 
