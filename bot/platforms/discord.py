@@ -328,7 +328,9 @@ class DiscordBot:
             with contextlib.suppress(*FAILURES):
                 await interaction.response.send_message(RESTARTING, ephemeral=True)
             return
-        if interaction.channel_id is None:
+        if interaction.channel_id is None:  # not sent by Discord for commands; be safe
+            with contextlib.suppress(*FAILURES):
+                await interaction.response.send_message(GENERIC_APOLOGY, ephemeral=True)
             return
         fallback = self._channel_surface(interaction.channel_id, interaction.guild_id)
         surface = InteractionSurface(interaction, fallback, clock=self._clock)
