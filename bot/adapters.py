@@ -9,6 +9,8 @@ from typing import Any
 
 from bot.core import errors as core
 from bot.core.models import ChatDelta, ChatMessage, Usage
+from bot.core.ports import Telemetry
+from bot.core.telemetry import NullTelemetry
 from bot.providers import cometapi as sdk
 
 log = logging.getLogger(__name__)
@@ -66,8 +68,10 @@ class CometChatModel:
         *,
         list_ttl: float = MODEL_LIST_TTL,
         clock: Callable[[], float] = time.monotonic,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._client = client
+        self._telemetry: Telemetry = telemetry or NullTelemetry()
         self._ttl = list_ttl
         self._clock = clock
         self._models: list[str] = []
@@ -90,6 +94,7 @@ class CometChatModel:
                         finish_reason=delta.finish_reason,
                     )
         except sdk.CometAPIError as exc:
+            self._telemetry.upstream_error(type(exc).__name__, getattr(exc, "status_code", None))
             log.warning(
                 "cometapi chat %s: %s (status %s, request id %s)",
                 model,

@@ -120,6 +120,7 @@ async def discord_service(
         bot = DiscordBot(
             settings.discord,
             chat=core.chat,
+            gatekeeper=core.gatekeeper,
             pacer=pacer,
             clock=core.clock,
             guild_ready_timeout=0.05,

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 
 from bot.core.context import MAX_TURNS_LOADED, build_context, estimate_tokens
 from bot.core.errors import ModelError, UserFacingError
+from bot.core.logcontext import bind_log_context
 from bot.core.models import ConversationKey, Incoming, Role, Turn, Usage
-from bot.core.ports import ChatModel, ChatStore
+from bot.core.ports import ChatModel, ChatStore, Telemetry
 from bot.core.streaming import StreamingReply
+from bot.core.telemetry import NullTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +114,13 @@ class ChatService:
         store: ChatStore,
         config: ChatConfig,
         wall: Callable[[], float] = time.time,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._model = model
         self._store = store
         self._config = config
         self._wall = wall
+        self._telemetry: Telemetry = telemetry or NullTelemetry()
         self._locks = _KeyedLocks()
 
     @property
@@ -184,6 +188,7 @@ class ChatService:
                             usage = delta.usage
             except ModelError as exc:
                 error = exc
+                bind_log_context(request_id=exc.request_id)
                 log.warning(
                     "chat %s: model %s failed: %s (request id %s)",
                     key,
@@ -193,6 +198,16 @@ class ChatService:
                 )
             sent = await reply.finish(note=_note(error, bool(parts)))
         text = "".join(parts)
+        if usage is None and text:
+            # No usage chunk from upstream: count an estimate, so quotas still hold.
+            usage = Usage(
+                prompt_tokens=sum(estimate_tokens(m.content) for m in messages),
+                completion_tokens=estimate_tokens(text),
+            )
+        outcome = "ok" if error is None else "cut" if text else "error"
+        self._telemetry.reply_done(key.platform.value, outcome)
+        if usage is not None:
+            self._telemetry.tokens(usage.prompt_tokens, usage.completion_tokens, model=model)
         if text:
             await self._store.add_turn(
                 key,

@@ -31,7 +31,12 @@ class BotError(Exception):
 
 
 class UserFacingError(BotError):
-    """An expected failure whose message is safe and meant for the user."""
+    """An expected failure whose message is safe and meant for the user.
+
+    ``quiet`` asks the platform to say nothing (e.g. a refusal repeated within a minute).
+    """
+
+    quiet: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -28,8 +28,10 @@ import yarl
 from discord import app_commands
 
 from bot.config import DiscordSettings
+from bot.core.access import Requester
 from bot.core.chat import ChatService
 from bot.core.errors import UserFacingError
+from bot.core.gatekeeper import Gatekeeper
 from bot.core.models import Incoming
 from bot.core.pacing import Pacer
 from bot.core.ports import Clock
@@ -40,6 +42,7 @@ from bot.platforms.discord_messages import (
     clean_text,
     conversation_key,
     download_images,
+    requester,
 )
 from bot.platforms.discord_surface import (
     FAILURES,
@@ -73,6 +76,7 @@ class DiscordBot:
         settings: DiscordSettings,
         *,
         chat: ChatService,
+        gatekeeper: Gatekeeper,
         pacer: Pacer,
         clock: Clock,
         guild_ready_timeout: float = 2.0,
@@ -81,6 +85,7 @@ class DiscordBot:
     ) -> None:
         self._settings = settings
         self._chat = chat
+        self._gatekeeper = gatekeeper
         self._pacer = pacer
         self._clock = clock
         self._ready_timeout = ready_timeout
@@ -219,13 +224,21 @@ class DiscordBot:
         self.client.event(self.on_message)
         self.tree.error(self._tree_error)
         SlashCommands(
-            chat=self._chat, pacer=self._pacer, respond=self._respond, reply=self._reply
+            chat=self._chat,
+            gatekeeper=self._gatekeeper,
+            pacer=self._pacer,
+            respond=self._respond,
+            reply=self._reply,
         ).register(self.tree)
 
     # -- the one place errors become replies ----------------------------------------------------
 
     async def _guarded(
-        self, work: Awaitable[object], report: Callable[[str], Awaitable[object]], what: str
+        self,
+        work: Awaitable[object],
+        report: Callable[[str], Awaitable[object]],
+        what: str,
+        who: Requester,
     ) -> None:
         """Run one handler: tracked for shutdown, expected errors answered verbatim, the rest
         logged and answered with an apology."""
@@ -233,9 +246,11 @@ class DiscordBot:
         if task is not None:
             self._inflight.add(task)
         try:
-            await work
+            with self._gatekeeper.work(platform="dc", chat=who.chat, user=who.user):
+                await work
         except UserFacingError as exc:
-            await self._report(report, exc.message, what)
+            if not exc.quiet:
+                await self._report(report, exc.message, what)
         except Exception:
             log.exception("discord: %s failed", what)
             await self._report(report, GENERIC_APOLOGY, what)
@@ -276,13 +291,18 @@ class DiscordBot:
         surface = self._channel_surface(
             message.channel.id, guild_id, reply_to=message if guild_id else None
         )
+        who = requester(message.author.id, message.channel, guild_id)
         await self._guarded(
-            self._answer_message(message, surface),
+            self._answer_message(message, surface, who),
             lambda text: say(self._pacer, surface, text),
             f"message {message.id} in {message.channel.id}",
+            who,
         )
 
-    async def _answer_message(self, message: discord.Message, surface: ChannelSurface) -> None:
+    async def _answer_message(
+        self, message: discord.Message, surface: ChannelSurface, who: Requester
+    ) -> None:
+        await self._gatekeeper.admit_chat(who)
         me = self.client.user
         text = clean_text(message, me.id if me else 0)
         incoming = Incoming(
@@ -322,8 +342,10 @@ class DiscordBot:
         work: Work,
         *,
         defer: bool = True,
+        ephemeral: bool = False,
     ) -> None:
-        """Acknowledge at once (before any slow work), then run ``work`` guarded."""
+        """Check access, acknowledge at once (before any slow work), then run ``work``
+        guarded."""
         if self._closing:
             with contextlib.suppress(*FAILURES):
                 await interaction.response.send_message(RESTARTING, ephemeral=True)
@@ -332,11 +354,23 @@ class DiscordBot:
             with contextlib.suppress(*FAILURES):
                 await interaction.response.send_message(GENERIC_APOLOGY, ephemeral=True)
             return
+        who = requester(interaction.user.id, interaction.channel, interaction.guild_id)
+        try:
+            self._gatekeeper.admit(who)
+        except UserFacingError as exc:
+            if not exc.quiet:
+                with contextlib.suppress(*FAILURES):
+                    await interaction.response.send_message(
+                        exc.message, ephemeral=True, allowed_mentions=NO_PINGS
+                    )
+            return
         fallback = self._channel_surface(interaction.channel_id, interaction.guild_id)
         surface = InteractionSurface(interaction, fallback, clock=self._clock)
         if defer:
             try:
-                surface.deferred(await interaction.response.defer(thinking=True))
+                surface.deferred(
+                    await interaction.response.defer(thinking=True, ephemeral=ephemeral)
+                )
             except discord.NotFound:
                 log.warning(
                     "discord: interaction %s expired before it was acknowledged", interaction.id
@@ -352,7 +386,7 @@ class DiscordBot:
                 )
 
         name = interaction.command.name if interaction.command else "?"
-        await self._guarded(work(surface), report, f"/{name} in {interaction.channel_id}")
+        await self._guarded(work(surface), report, f"/{name} in {interaction.channel_id}", who)
 
 
 def _gateway_ended(task: asyncio.Task[None]) -> None:

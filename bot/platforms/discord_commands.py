@@ -15,11 +15,13 @@ from typing import Protocol
 import discord
 from discord import app_commands
 
+from bot.core.access import Requester
 from bot.core.chat import ChatService
+from bot.core.gatekeeper import Gatekeeper
 from bot.core.models import Incoming
 from bot.core.pacing import Pacer
 from bot.core.streaming import StreamingReply
-from bot.platforms.discord_messages import conversation_key
+from bot.platforms.discord_messages import conversation_key, requester
 from bot.platforms.discord_surface import NO_PINGS, InteractionSurface, say
 
 __all__ = ["HELP", "SlashCommands"]
@@ -35,7 +37,8 @@ HELP = (
     "`/chat`. Attach images and I will look at them.\n"
     "`/model` — show or pick the model (it autocompletes)\n"
     "`/system` — show or set the persona (`/system text: default` restores it)\n"
-    "`/reset` — start a fresh conversation (history stays stored)"
+    "`/reset` — start a fresh conversation (history stays stored)\n"
+    "`/usage` — your use today and what is left"
 )
 
 Work = Callable[[InteractionSurface], Awaitable[object]]
@@ -43,7 +46,12 @@ Work = Callable[[InteractionSurface], Awaitable[object]]
 
 class Respond(Protocol):
     def __call__(
-        self, interaction: discord.Interaction, work: Work, *, defer: bool = True
+        self,
+        interaction: discord.Interaction,
+        work: Work,
+        *,
+        defer: bool = True,
+        ephemeral: bool = False,
     ) -> Awaitable[None]: ...
 
 
@@ -54,11 +62,13 @@ class SlashCommands:
         self,
         *,
         chat: ChatService,
+        gatekeeper: Gatekeeper,
         pacer: Pacer,
         respond: Respond,
         reply: Callable[[InteractionSurface], StreamingReply],
     ) -> None:
         self._chat = chat
+        self._gatekeeper = gatekeeper
         self._pacer = pacer
         self._respond = respond
         self._reply = reply
@@ -91,6 +101,14 @@ class SlashCommands:
         async def system_command(interaction: discord.Interaction, text: str | None = None) -> None:
             await respond(interaction, lambda s: self.system(s, text))
 
+        @tree.command(name="usage", description="Your use of the bot today and what is left")
+        async def usage_command(interaction: discord.Interaction) -> None:
+            await respond(interaction, lambda s: self.usage(interaction, s), ephemeral=True)
+
+        @tree.command(name="stats", description="Users, tokens and tasks (admins only)")
+        async def stats_command(interaction: discord.Interaction) -> None:
+            await respond(interaction, lambda s: self.stats(interaction, s), ephemeral=True)
+
         @tree.command(name="help", description="What this bot can do")
         async def help_command(interaction: discord.Interaction) -> None:
             await respond(
@@ -104,6 +122,7 @@ class SlashCommands:
     async def chat(
         self, interaction: discord.Interaction, surface: InteractionSurface, prompt: str
     ) -> None:
+        await self._gatekeeper.admit_chat(_requester(interaction))
         incoming = Incoming(
             key=conversation_key(surface.lane),
             user_id=f"dc:{interaction.user.id}",
@@ -112,6 +131,14 @@ class SlashCommands:
             is_group=interaction.guild_id is not None,
         )
         await self._chat.answer(incoming, self._reply(surface))
+
+    async def usage(self, interaction: discord.Interaction, surface: InteractionSurface) -> None:
+        text = await self._gatekeeper.usage_text(_requester(interaction))
+        await say(self._pacer, surface, text)
+
+    async def stats(self, interaction: discord.Interaction, surface: InteractionSurface) -> None:
+        text = await self._gatekeeper.stats_text(_requester(interaction))
+        await say(self._pacer, surface, text)
 
     async def reset(self, surface: InteractionSurface) -> None:
         await self._chat.reset(conversation_key(surface.lane))
@@ -170,3 +197,7 @@ class SlashCommands:
                 surface,
                 "Persona set for this channel. Use `/reset` to start fresh with it.",
             )
+
+
+def _requester(interaction: discord.Interaction) -> Requester:
+    return requester(interaction.user.id, interaction.channel, interaction.guild_id)

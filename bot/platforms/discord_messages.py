@@ -10,11 +10,12 @@ from collections.abc import Sequence
 
 import discord
 
+from bot.core.access import Requester
 from bot.core.errors import UserFacingError
 from bot.core.models import ConversationKey, ImageInput, Platform
 from bot.platforms.discord_surface import FAILURES
 
-__all__ = ["addressed", "clean_text", "conversation_key", "download_images"]
+__all__ = ["addressed", "clean_text", "conversation_key", "download_images", "requester"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,19 @@ _MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
 def conversation_key(channel_id: int | str) -> ConversationKey:
     """A DM, channel or thread is one conversation (threads have channel ids of their own)."""
     return ConversationKey(Platform.DISCORD, str(channel_id))
+
+
+def requester(user_id: int, channel: object, guild_id: int | None) -> Requester:
+    """Who asks and where, for the access lists (a thread counts through its parent)."""
+    parent = getattr(channel, "parent_id", None)
+    return Requester(
+        platform=Platform.DISCORD,
+        user=str(user_id),
+        chat=str(getattr(channel, "id", "")),
+        guild=None if guild_id is None else str(guild_id),
+        is_private=guild_id is None,
+        parent=None if parent is None else str(parent),
+    )
 
 
 def addressed(message: discord.Message, bot_id: int) -> bool:
