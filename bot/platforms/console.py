@@ -11,8 +11,10 @@ import asyncio
 import sys
 from typing import TextIO
 
+from bot.core.access import Requester
 from bot.core.chat import ChatService
 from bot.core.errors import UserFacingError
+from bot.core.gatekeeper import Gatekeeper
 from bot.core.models import ConversationKey, Incoming, Platform
 from bot.core.pacing import Pacer, PacerRules
 from bot.core.ports import Clock
@@ -20,7 +22,11 @@ from bot.core.streaming import StreamingReply
 
 CONSOLE_KEY = ConversationKey(Platform.CONSOLE, "local")
 LANE_KIND = "console"
-HELP = "Type a message to chat. Commands: /model [NAME], /system [TEXT|default], /reset, /quit"
+HELP = (
+    "Type a message to chat. Commands: /model [NAME], /system [TEXT|default], /reset, "
+    "/usage, /stats, /quit"
+)
+OPERATOR = Requester(Platform.CONSOLE, "operator", "local", is_private=True)
 
 
 class ConsoleSurface:
@@ -66,11 +72,13 @@ class Console:
         self,
         chat: ChatService,
         *,
+        gatekeeper: Gatekeeper,
         clock: Clock,
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
     ) -> None:
         self._chat = chat
+        self._gatekeeper = gatekeeper
         self._clock = clock
         self._in = stdin or sys.stdin
         self._out = stdout or sys.stdout
@@ -98,6 +106,10 @@ class Console:
         arg = arg.strip()
         if command == "/help":
             self._print(HELP)
+        elif command == "/usage":
+            self._print(await self._gatekeeper.usage_text(OPERATOR))
+        elif command == "/stats":
+            self._print(await self._gatekeeper.stats_text(OPERATOR))
         elif command == "/reset":
             await self._chat.reset(CONSOLE_KEY)
             self._print("Started a fresh conversation.")
@@ -119,7 +131,7 @@ class Console:
             await self._ask(text)
 
     async def _ask(self, text: str) -> None:
-        incoming = Incoming(key=CONSOLE_KEY, user_id="console", user_name="operator", text=text)
+        incoming = Incoming(key=CONSOLE_KEY, user_id=OPERATOR.user, user_name="operator", text=text)
         self._out.write("bot> ")
         surface = ConsoleSurface(self._out)
         await self._chat.answer(incoming, self._open_reply(surface))
