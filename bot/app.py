@@ -20,13 +20,18 @@ from bot.adapters_tasks import CometTaskBackend
 from bot.config import Settings
 from bot.core.chat import ChatConfig, ChatService
 from bot.core.clock import SystemClock
+from bot.core.gatekeeper import Gatekeeper
 from bot.core.generation import GenerationConfig, GenerationService
+from bot.core.lifecycle import WorkGate
+from bot.core.limits import Limits
 from bot.core.models import MediaLimits, Platform
 from bot.core.pacing import Pacer, discord_rules, telegram_rules
 from bot.core.ports import Outbox
 from bot.core.prompts import PromptLimits
 from bot.core.records import Provider
 from bot.core.tasks import PollerConfig, TaskPoller
+from bot.ops.metrics import Metrics
+from bot.ops.wiring import access_policy, limits_config
 from bot.providers.cometapi import CometAPI
 from bot.store import Store, StoreError
 
@@ -47,6 +52,8 @@ class Core:
     tasks: TaskPoller
     outboxes: dict[Platform, Outbox]
     """Filled by each platform as it starts; the task poller reaches chats through them."""
+    gatekeeper: Gatekeeper
+    metrics: Metrics
 
 
 def chat_config(settings: Settings) -> ChatConfig:
@@ -129,13 +136,35 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 max_retries=api.max_retries,
             )
         )
-        chat = ChatService(model=CometChatModel(client), store=store, config=chat_config(settings))
         clock = SystemClock()
+        metrics = Metrics()
+        limits = Limits(
+            limits_config(settings.limits, settings.access), store, clock=clock, telemetry=metrics
+        )
+        gatekeeper = Gatekeeper(
+            policy=access_policy(settings.access),
+            limits=limits,
+            gate=WorkGate(),
+            stats=store,
+            telemetry=metrics,
+            clock=clock,
+        )
+        chat = ChatService(
+            model=CometChatModel(client, telemetry=metrics),
+            store=store,
+            config=chat_config(settings),
+            telemetry=metrics,
+        )
         backend = CometTaskBackend(client)
         outboxes: dict[Platform, Outbox] = {}
         generation_config, poller_config = generation_configs(settings)
         tasks = TaskPoller(
-            store=store, backend=backend, outboxes=outboxes, config=poller_config, clock=clock
+            store=store,
+            backend=backend,
+            outboxes=outboxes,
+            config=poller_config,
+            clock=clock,
+            telemetry=metrics,
         )
         generation = GenerationService(
             store=store,
@@ -152,6 +181,8 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             generation=generation,
             tasks=tasks,
             outboxes=outboxes,
+            gatekeeper=gatekeeper,
+            metrics=metrics,
         )
 
 
@@ -193,6 +224,7 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
             discord_bot = DiscordBot(
                 settings.discord,
                 chat=core.chat,
+                gatekeeper=core.gatekeeper,
                 pacer=Pacer(discord_rules(), clock=core.clock),
                 clock=core.clock,
             )
@@ -213,4 +245,4 @@ async def run_console(settings: Settings) -> int:
     from bot.platforms.console import Console
 
     async with open_core(settings) as core:
-        return await Console(core.chat, clock=core.clock).run()
+        return await Console(core.chat, gatekeeper=core.gatekeeper, clock=core.clock).run()

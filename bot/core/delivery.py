@@ -1,20 +1,17 @@
-"""The poller's two outlets to the platforms: progress edits and result delivery.
+"""Result delivery: a finished task's result (or failure), posted exactly once across restarts.
 
-:class:`StatusEditor` shows progress in status messages: the newest view per task replaces
-any older one still waiting (coalescing), a small pool of workers sends them through the
-platform's :class:`~bot.core.ports.Outbox` (which waits for the shared pacer), and a
-delivery first *settles* the task's editor so no stale progress lands after the final text.
-
-:class:`Deliverer` posts a finished task's result (or failure) exactly once, across restarts:
+:class:`Deliverer` (progress edits are :class:`~bot.core.status.StatusEditor`'s; a delivery
+first *settles* the task's editor so no stale progress lands after the final text):
 
 * a delivery is a list of *parts* (the grid, clip 1, clip 2, a video, a notice); after the
   platform confirms a part, its message id is written into the row (``result["sent"]``)
   before the next part starts, and a resumed delivery skips the parts already there;
-* posting a part and recording it form one *step* that cancellation does not cut in half:
-  on shutdown a step in flight finishes (within ``grace`` seconds) before the delivery
-  stops, so a stop at any moment neither loses nor repeats a part. (A process killed with
-  SIGKILL during a step may repeat that one part at the next start: the platform gives no
-  way to ask whether a message went out.)
+* waiting for the chat's pacer slot may be interrupted at any time; sending a part and
+  recording it form one *step* that cancellation does not cut in half: on shutdown a step
+  in flight finishes (within ``grace`` seconds) before the delivery stops, so a stop at any
+  moment neither loses nor repeats a part. (A process killed with SIGKILL during a step
+  may repeat that one part at the next start: the platform gives no way to ask whether a
+  message went out.)
 * the status message then shows the final view (an idempotent edit) and the row is marked
   delivered; ``mark_delivered`` is idempotent too.
 
@@ -37,12 +34,12 @@ from bot.core.errors import (
     MediaTooLarge,
     MessageGone,
     PlatformUnavailable,
+    RetryLater,
     SurfaceError,
     UpstreamError,
 )
 from bot.core.models import (
     ButtonView,
-    ConversationKey,
     MediaFile,
     MediaKind,
     OutgoingMessage,
@@ -51,9 +48,10 @@ from bot.core.models import (
 )
 from bot.core.ports import Clock, Outbox, TaskBackend, TaskStore
 from bot.core.records import ButtonSpec, Task, TaskStatus, TaskUpdate
+from bot.core.status import POST_ATTEMPTS, StatusEditor
 from bot.core.task_views import button_rows, done_view, excerpt, failed_view, headline
 
-__all__ = ["Deliverer", "StatusEditor"]
+__all__ = ["Deliverer"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +59,7 @@ T = TypeVar("T")
 SENT: Final = "sent"
 """Key in ``task.result``: part name -> platform message id, for parts already delivered."""
 RETRY_DELAYS: Final = (5.0, 15.0, 60.0, 300.0, 900.0)
-STEP_GRACE: Final = 10.0
+STEP_GRACE: Final = 5.0
 CAPTION_LIMIT: Final = 900
 THUMBNAIL_MAX_BYTES: Final = 200_000
 _EXTENSIONS: Final = {
@@ -72,66 +70,6 @@ _EXTENSIONS: Final = {
     "audio/mpeg": "mp3",
     "video/mp4": "mp4",
 }
-
-
-class StatusEditor:
-    """Progress edits, coalesced per task and sent by at most ``workers`` coroutines."""
-
-    def __init__(self, outboxes: Mapping[Platform, Outbox], *, workers: int = 8) -> None:
-        self._outboxes = outboxes
-        self._max_workers = workers
-        self._workers: set[asyncio.Task[None]] = set()
-        self._pending: dict[int, tuple[ConversationKey, str, StatusView]] = {}
-        self._inflight: dict[int, asyncio.Event] = {}
-        self.sent = 0
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def show(self, task: Task, view: StatusView) -> None:
-        """Show ``view`` in the task's status message soon (replacing a waiting older view)."""
-        if task.status_message_id is None or task.conversation.platform not in self._outboxes:
-            return
-        self._pending[task.id] = (task.conversation, task.status_message_id, view)
-        if len(self._workers) < self._max_workers:
-            worker = asyncio.get_running_loop().create_task(self._work())
-            self._workers.add(worker)
-            worker.add_done_callback(self._workers.discard)
-
-    async def settle(self, task_id: int) -> None:
-        """Drop the task's waiting view and wait for an edit in flight to end."""
-        self._pending.pop(task_id, None)
-        event = self._inflight.get(task_id)
-        if event is not None:
-            await event.wait()
-
-    async def close(self) -> None:
-        self._pending.clear()
-        for worker in list(self._workers):
-            worker.cancel()
-        for worker in list(self._workers):
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
-
-    def _take(self) -> tuple[int, tuple[ConversationKey, str, StatusView]] | None:
-        for task_id in self._pending:
-            if task_id not in self._inflight:
-                return task_id, self._pending.pop(task_id)
-        return None
-
-    async def _work(self) -> None:
-        while (item := self._take()) is not None:
-            task_id, (key, message_id, view) = item
-            event = self._inflight[task_id] = asyncio.Event()
-            try:
-                await self._outboxes[key.platform].edit(key, message_id, view)
-                self.sent += 1
-            except Exception as exc:  # progress is best effort: the final view still comes
-                log.debug("task %d: progress edit failed: %s", task_id, exc)
-            finally:
-                del self._inflight[task_id]
-                event.set()
 
 
 class Deliverer:
@@ -308,7 +246,14 @@ class _Delivery:
             self._result[SENT] = dict(self._sent)
             await self._store.update_task(TaskUpdate(task.id, result=self._result))
 
-        await self._owner.step(post_and_record)
+        for _ in range(POST_ATTEMPTS):
+            await self._outbox.ready(self._task.conversation)  # waiting here is safe to stop
+            try:
+                await self._owner.step(post_and_record)
+            except RetryLater:
+                continue
+            return
+        raise PlatformUnavailable(f"task {self._task.id}: {name} still rate limited")
 
     # -- building the parts ---------------------------------------------------------------------
 

@@ -25,11 +25,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from bot.core.errors import (
     GenerationError,
@@ -37,73 +35,42 @@ from bot.core.errors import (
     SurfaceError,
     UserFacingError,
 )
-from bot.core.models import ConversationKey, ImageInput, OutgoingMessage, Platform, Submitted
+from bot.core.generation_types import (
+    BROKEN,
+    DEAD_PARENT,
+    GONE,
+    MODAL_EXPIRED,
+    GenerationConfig,
+    OpenAdmission,
+    Origin,
+    modal_prompt,
+    modal_question,
+)
+from bot.core.models import ImageInput, OutgoingMessage, Platform, Submitted
 from bot.core.ports import Admission, Admitted, Outbox, TaskBackend, TaskStore
 from bot.core.prompts import (
     MusicSpec,
-    PromptLimits,
     VideoSpec,
     check_imagine,
     check_music,
     check_video,
 )
 from bot.core.records import ButtonRef, Provider, Task, TaskStatus, TaskUpdate
-from bot.core.task_views import headline, progress_view, submitting_view
+from bot.core.status import post_paced
+from bot.core.task_views import progress_view, submitting_view
 from bot.core.tasks import TaskPoller
 
-__all__ = ["GenerationConfig", "GenerationService", "Origin"]
+__all__ = [
+    "BROKEN",
+    "DEAD_PARENT",
+    "GONE",
+    "MODAL_EXPIRED",
+    "GenerationConfig",
+    "GenerationService",
+    "Origin",
+]
 
 log = logging.getLogger(__name__)
-
-GONE: Final = "This button is no longer available."
-DEAD_PARENT: Final = (
-    "That task failed or expired, so its buttons no longer work. Start a new one with /imagine."
-)
-MODAL_EXPIRED: Final = (
-    "That request expired (Midjourney waits about half an hour for an answer). "
-    "Press the button again."
-)
-BROKEN: Final = "Something went wrong while sending this request. Please try again."
-_ZOOM = re.compile(r"(?:--zoom\s+)?([12](?:\.\d+)?)x?", re.IGNORECASE)
-_OLD_ZOOM = re.compile(r"\s*--zoom\s+\S+", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Who asked, in which conversation, and which message the answers reply to."""
-
-    key: ConversationKey
-    user_id: str
-    reply_to: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GenerationConfig:
-    limits: PromptLimits = dataclasses.field(default_factory=PromptLimits)
-    deadlines: Mapping[Provider, float] = dataclasses.field(
-        default_factory=lambda: {
-            Provider.MIDJOURNEY: 1800.0,
-            Provider.SUNO: 900.0,
-            Provider.KLING: 1800.0,
-        }
-    )
-    first_interval: float = 3.0
-    suno_model: str = "chirp-v4"
-    kling_model: str = "kling-v2-1"
-    kling_duration: int = 5
-    kling_aspect_ratio: str = "16:9"
-    modal_timeout: float = 1500.0
-    """How long a Midjourney modal waits for the user's answer (upstream drops it ~30 min)."""
-
-
-class _Open:
-    """The admission used when no limits are configured."""
-
-    def recorded(self) -> None:
-        return None
-
-    async def refund(self) -> bool:
-        return False
 
 
 class GenerationService:
@@ -252,7 +219,7 @@ class GenerationService:
         if task.deadline is not None and self._wall() > task.deadline:
             await self._fail(task, MODAL_EXPIRED, status=TaskStatus.EXPIRED)
             return True
-        prompt = self._modal_prompt(task, text)
+        prompt = modal_prompt(task, text, self._config.limits)
         # Row first: should the process die during the paid submit, the row says "unknown".
         await self._store.update_task(TaskUpdate(task.id, status=TaskStatus.PENDING))
         modal = {"task_id": task.upstream_id, "prompt": prompt}
@@ -388,9 +355,11 @@ class GenerationService:
             )
         )
         outbox = self._outboxes[task.conversation.platform]
-        question = OutgoingMessage(_question(task), ask=True)
+        question = OutgoingMessage(modal_question(task), ask=True)
         try:
-            message_id = await outbox.post(task.conversation, question, reply_to=task.reply_to_id)
+            message_id = await post_paced(
+                outbox, task.conversation, question, reply_to=task.reply_to_id
+            )
         except SurfaceError as exc:
             log.warning("task %d: could not ask for the modal input: %s", task.id, exc)
             await self._fail(task, "I could not ask you for the missing input. Please try again.")
@@ -407,8 +376,8 @@ class GenerationService:
 
     async def _post(self, outbox: Outbox, task: Task, text: str) -> str | None:
         try:
-            return await outbox.post(
-                task.conversation, OutgoingMessage(text), reply_to=task.reply_to_id
+            return await post_paced(
+                outbox, task.conversation, OutgoingMessage(text), reply_to=task.reply_to_id
             )
         except SurfaceError as exc:
             log.warning("task %d: could not post its status message: %s", task.id, exc)
@@ -416,28 +385,5 @@ class GenerationService:
 
     async def _admit(self, user: str, kind: str) -> Admitted:
         if self.admission is None:
-            return _Open()
+            return OpenAdmission()
         return await self.admission.admit_generation(user, kind)
-
-    def _modal_prompt(self, task: Task, text: str) -> str:
-        text = " ".join(text.split())
-        if task.request.get("modal") == "custom_zoom":
-            match = _ZOOM.fullmatch(text)
-            if match is not None:
-                base = _OLD_ZOOM.sub("", str(task.request.get("prompt") or "")).strip()
-                text = f"{base} --zoom {match[1]}".strip()
-            elif "--zoom" not in text.lower():
-                raise UserFacingError(
-                    "Reply with a zoom factor from 1 to 2 (e.g. 1.5), or a prompt ending in "
-                    "--zoom 1.5."
-                )
-        return check_imagine(text, self._config.limits)
-
-
-def _question(task: Task) -> str:
-    if task.request.get("modal") == "custom_zoom":
-        return (
-            f"{headline(task)}\n🔍 Reply to this message with a zoom factor from 1 to 2 "
-            "(e.g. 1.5), or with a whole prompt ending in --zoom 1.5."
-        )
-    return f"{headline(task)}\n✏️ Reply to this message with the prompt to use."

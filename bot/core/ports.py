@@ -278,26 +278,34 @@ class Outbox(Protocol):
     the handler that started them (and the process: after a restart the poller still
     finds the chat).
 
-    Texts are plain and shown verbatim. Every call waits for the platform's shared pacer
-    (the one chat replies use) and handles the platform's 429s itself. Errors:
-    :class:`~bot.core.errors.MessageGone` (edit target deleted),
-    :class:`~bot.core.errors.PlatformUnavailable` (transient: try again later) and
+    Texts are plain and shown verbatim. Pacing uses the platform's shared pacer (the one
+    chat replies use). Posting is two calls so that a stop never cuts a post in half:
+    :meth:`ready` waits for the chat's slot (safe to cancel), then :meth:`post` sends at
+    once, and the caller records the message id before anything else can interrupt it
+    (see :func:`bot.core.status.post_paced`). Errors: :class:`~bot.core.errors.RetryLater`
+    (the platform said 429: the outbox has penalized the chat in the pacer; call
+    :meth:`ready` and try again), :class:`~bot.core.errors.MessageGone` (edit target
+    deleted), :class:`~bot.core.errors.PlatformUnavailable` (transient: try again later) and
     :class:`~bot.core.errors.SurfaceError` (permanent: the chat is gone, the bot blocked...).
     """
 
     @property
     def limits(self) -> MediaLimits: ...
 
+    async def ready(self, key: ConversationKey) -> None:
+        """Wait for (and take) the chat's next urgent send slot in the pacer."""
+        ...
+
     async def post(
         self, key: ConversationKey, message: OutgoingMessage, *, reply_to: str | None = None
     ) -> str:
-        """Post a message (text, or media with ``text`` as caption, buttons, or a question
-        answered by reply); returns its id."""
+        """Post a message now, in a slot taken by :meth:`ready` (text, or media with ``text``
+        as caption, with buttons, or a question answered by reply); returns its id."""
         ...
 
     async def edit(self, key: ConversationKey, message_id: str, view: StatusView) -> None:
-        """Show ``view`` in a status message. An intermediate view may be dropped when the
-        chat is rate limited; a ``final`` one is retried until it arrives (or fails)."""
+        """Show ``view`` in a status message, pacing itself. An intermediate view may be
+        dropped when the chat is rate limited; a ``final`` one is retried after 429s."""
         ...
 
 

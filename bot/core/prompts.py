@@ -91,7 +91,7 @@ class VideoSpec:
 
 
 def _too_long(what: str, size: int, limit: int) -> UserFacingError:
-    return UserFacingError(f"{what} is too long ({size:,} characters); the limit is {limit:,}.")
+    return UserFacingError(f"{what} too long ({size:,} characters); the limit is {limit:,}.")
 
 
 def check_imagine(prompt: str, limits: PromptLimits) -> str:
@@ -100,7 +100,7 @@ def check_imagine(prompt: str, limits: PromptLimits) -> str:
     if not prompt:
         raise UserFacingError("Tell me what to imagine, e.g. /imagine a paper boat at sunrise")
     if len(prompt) > limits.mj:
-        raise _too_long("That prompt", len(prompt), limits.mj)
+        raise _too_long("That prompt is", len(prompt), limits.mj)
     tokens = prompt.split(" ")
     for index, token in enumerate(tokens):
         if not token.startswith("--") or len(token) < 3:
@@ -176,7 +176,7 @@ def check_music(spec: MusicSpec, limits: PromptLimits) -> MusicSpec:
             "Describe the song, e.g. /music an upbeat synth-pop song about late-night coding"
         )
     if len(spec.description) > limits.suno_description:
-        raise _too_long("That description", len(spec.description), limits.suno_description)
+        raise _too_long("That description is", len(spec.description), limits.suno_description)
     return spec
 
 
@@ -223,7 +223,7 @@ def check_video(spec: VideoSpec, limits: PromptLimits, *, image: bool = False) -
     if not spec.prompt.strip() and not image:
         raise UserFacingError("Describe the video, e.g. /video a paper boat drifting at dawn")
     if len(spec.prompt) > limits.kling:
-        raise _too_long("That prompt", len(spec.prompt), limits.kling)
+        raise _too_long("That prompt is", len(spec.prompt), limits.kling)
     if spec.duration not in DURATIONS:
         raise UserFacingError("The duration must be 5 or 10 seconds.")
     if spec.aspect_ratio not in ASPECT_RATIOS:

@@ -36,16 +36,23 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
 
 from bot.core.clock import wait_event
-from bot.core.delivery import Deliverer, StatusEditor
+from bot.core.delivery import Deliverer
 from bot.core.errors import UpstreamError
 from bot.core.models import Platform, StatusView, TaskRef, TaskSnapshot, UpstreamState
 from bot.core.ports import Clock, Outbox, TaskBackend, TaskStore, Telemetry
 from bot.core.records import Provider, Task, TaskStatus, TaskUpdate
+from bot.core.status import StatusEditor
+from bot.core.task_config import (
+    MODAL_DURING_POLL,
+    UNCERTAIN_AFTER_RESTART,
+    CycleStats,
+    PollerConfig,
+)
 from bot.core.task_views import expired_message, progress_view
 from bot.core.telemetry import NullTelemetry
 
@@ -53,57 +60,15 @@ __all__ = ["UNCERTAIN_AFTER_RESTART", "CycleStats", "PollerConfig", "TaskPoller"
 
 log = logging.getLogger(__name__)
 
-UNCERTAIN_AFTER_RESTART: Final = (
-    "The bot restarted while sending this request, so I cannot tell whether it was "
-    "accepted. To avoid paying twice I did not send it again; please try again if no "
-    "result arrives."
-)
-MODAL_DURING_POLL: Final = (
-    "Midjourney is waiting for input the bot cannot give for this task (is remix mode on?)."
-)
 ERROR_BACKOFF: Final = 5.0
 PARALLEL_REQUESTS: Final = 8
 _PAGE: Final = 500
 
 
-@dataclass(frozen=True, slots=True)
-class PollerConfig:
-    first_interval: float = 3.0
-    max_interval: float = 15.0
-    growth: float = 1.5
-    jitter: float = 0.1
-    batch_window: float = 1.0
-    max_requests: int = 100
-    deadlines: Mapping[Provider, float] = field(
-        default_factory=lambda: {
-            Provider.MIDJOURNEY: 1800.0,
-            Provider.SUNO: 900.0,
-            Provider.KLING: 1800.0,
-        }
-    )
-    progress_edit_interval: float = 3.0
-
-    def interval(self, attempts: int) -> float:
-        """Seconds until the next poll of a task polled ``attempts`` times (no jitter)."""
-        return min(self.max_interval, self.first_interval * self.growth ** max(0, attempts))
-
-
-@dataclass(slots=True)
-class CycleStats:
-    """What one cycle did (tests, benchmarks and the telemetry port read it)."""
-
-    tasks: int = 0
-    requests: int = 0
-    failed_requests: int = 0
-    finished: int = 0
-    updated: int = 0
-    edits: int = 0
-    saturated: bool = False
-
-
 @dataclass(slots=True)
 class _Shown:
-    text: str
+    status: TaskStatus
+    progress: int | None
     preview: str | None
     at: float
 
@@ -199,7 +164,7 @@ class TaskPoller:
     def show(self, task: Task, view: StatusView) -> None:
         """Show a status view now (the use cases' first "submitted" view)."""
         self.editor.show(task, view)
-        self._shown[task.id] = _Shown(view.text, view.preview_url, self._wall())
+        self._shown[task.id] = _Shown(task.status, task.progress, view.preview_url, self._wall())
 
     async def recover(self) -> None:
         """Fail rows left ``pending`` by a previous process; deliver undelivered tasks."""
@@ -293,11 +258,18 @@ class TaskPoller:
                     return await self._backend.poll(provider, refs)
                 except UpstreamError as exc:
                     return exc
+                except Exception as exc:  # a bug with one batch must not stop the others
+                    log.exception("poll %s: unexpected failure", provider.value)
+                    return UpstreamError(f"{type(exc).__name__}: {exc}")
 
         answers = await asyncio.gather(*(poll(b) for b in batches))
         now = self._wall()
         updates: list[TaskUpdate] = []
         finished: list[Task] = []
+        for task in due:
+            if task.upstream_id is None:  # cannot be polled (never happens by design): end it
+                error = "This request was lost on its way. Please try again."
+                updates.append(self._finish(task, TaskStatus.FAILED, finished, error=error))
         for (provider, tasks), answer in zip(batches, answers, strict=True):
             stats.requests += 1
             stats.tasks += len(tasks)
@@ -327,7 +299,7 @@ class TaskPoller:
         open_batches: dict[Provider, list[Task]] = {}
         batches: list[tuple[Provider, list[Task]]] = []
         for task in due:
-            if task.upstream_id is None:  # pending rows have no next_poll_at; be safe
+            if task.upstream_id is None:  # ended by run_cycle
                 continue
             current = open_batches.get(task.provider)
             if current is None or len(current) >= self._backend.batch_limit(task.provider):
@@ -403,15 +375,20 @@ class TaskPoller:
         if self._expired(task, now):
             return self._expire(task, finished)
         status = TaskStatus.RUNNING if state is UpstreamState.RUNNING else TaskStatus.SUBMITTED
+        self._maybe_show(task, status, snap, now, stats)
+        next_poll_at = self._next_poll(task.attempts + 1, now)
+        progress = task.progress if snap.progress is None else snap.progress
+        if status is task.status and progress == task.progress:
+            # The common case: only the schedule moves (fewer columns, no index to touch).
+            return TaskUpdate(task.id, attempts=task.attempts + 1, next_poll_at=next_poll_at)
         if status is not task.status:
             self._telemetry.task_state(task.provider.value, status.value)
-        self._maybe_show(task, status, snap, now, stats)
         return TaskUpdate(
             task.id,
             status=status,
-            progress=task.progress if snap.progress is None else snap.progress,
+            progress=progress,
             attempts=task.attempts + 1,
-            next_poll_at=self._next_poll(task.attempts + 1, now),
+            next_poll_at=next_poll_at,
         )
 
     def _maybe_show(
@@ -419,16 +396,16 @@ class TaskPoller:
     ) -> None:
         if task.status_message_id is None:
             return
-        view = progress_view(task, status=status, progress=snap.progress, preview_url=None)
-        preview = snap.preview_url
+        progress, preview = snap.progress, snap.preview_url
         shown = self._shown.get(task.id)
         if shown is not None:
-            if shown.text == view.text and (preview is None or shown.preview == preview):
+            same = shown.status is status and shown.progress == progress
+            if same and (preview is None or shown.preview == preview):
                 return
             if now - shown.at < self._config.progress_edit_interval:
                 return
-        if preview is not None:
-            view = StatusView(view.text, preview_url=preview)
-        self._shown[task.id] = _Shown(view.text, preview, now)
+        # Built only when it will be shown: thousands of tasks are polled per cycle.
+        view = progress_view(task, status=status, progress=progress, preview_url=preview)
+        self._shown[task.id] = _Shown(status, progress, preview, now)
         self.editor.show(task, view)
         stats.edits += 1

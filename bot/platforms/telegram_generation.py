@@ -33,6 +33,7 @@ from bot.core.errors import SurfaceError, UserFacingError
 from bot.core.generation import GenerationService, Origin
 from bot.core.models import ConversationKey, ImageInput, OutgoingMessage, Platform
 from bot.core.prompts import parse_music, parse_video
+from bot.core.status import post_paced
 from bot.platforms.telegram_outbox import BUTTON_PREFIX, TelegramOutbox
 
 __all__ = ["COMMANDS", "HELP", "TelegramGeneration"]
@@ -232,24 +233,32 @@ class TelegramGeneration:
     # -- albums (/blend) ------------------------------------------------------------------------
 
     def claims_album_item(self, message: Message) -> bool:
-        """Sync filter: a /blend album's first item, or a later item of a known one."""
+        """Sync filter: a /blend album's captioned item, or a later item of a known album.
+
+        The album is registered here, while filters run in update order, so its other items
+        (Telegram sends them as separate updates, handled concurrently) are claimed too.
+        Items that arrive before the captioned one go to the chat handlers.
+        """
         group = message.media_group_id
         if group is None:
             return False
         if group in self._albums:
             return True
         caption = (message.caption or "").strip()
-        return _CAPTION_COMMAND.match(caption) is not None and caption[1:6].lower() == "blend"
+        if _CAPTION_COMMAND.match(caption) is None or caption[1:6].lower() != "blend":
+            return False
+        words = command_text(message).lower().split()
+        dimensions = next((_DIMENSIONS[w] for w in words if w in _DIMENSIONS), "SQUARE")
+        self._albums[group] = _Album(origin_of(message), dimensions)
+        return True
 
     async def _album(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         if message is None or message.media_group_id is None or not message.photo:
             return
         album = self._albums.get(message.media_group_id)
-        if album is None:
-            words = command_text(message).lower().split()
-            dimensions = next((_DIMENSIONS[w] for w in words if w in _DIMENSIONS), "SQUARE")
-            album = self._albums[message.media_group_id] = _Album(origin_of(message), dimensions)
+        if album is None:  # flushed already: a straggler long after the album
+            return
         album.photos.append(message.photo[-1])
         if album.flush is not None:
             album.flush.cancel()
@@ -280,7 +289,9 @@ class TelegramGeneration:
 
     async def _tell(self, origin: Origin, text: str) -> None:
         with contextlib.suppress(SurfaceError):
-            await self._outbox.post(origin.key, OutgoingMessage(text), reply_to=origin.reply_to)
+            await post_paced(
+                self._outbox, origin.key, OutgoingMessage(text), reply_to=origin.reply_to
+            )
 
     # -- buttons and answers --------------------------------------------------------------------
 

@@ -3,9 +3,10 @@
 Every call takes a slot of the same :class:`~bot.core.pacing.Pacer` chat replies use
 (posts and final edits urgently, progress edits at edit priority), so generation never
 pushes a chat over Telegram's budgets. A ``RetryAfter`` penalizes the chat's lane in the
-pacer (nothing at all goes to that chat until it passes) and the call is retried; a
-progress edit is simply dropped instead (a newer one, or the final view, follows). Texts
-are plain: no parse mode, so a prompt can never break Telegram's parser.
+pacer (nothing at all goes to that chat until it passes): a post then raises
+:class:`~bot.core.errors.RetryLater` for the core to wait and retry, a final edit is
+retried here, and a progress edit is simply dropped (a newer one, or the final view,
+follows). Texts are plain: no parse mode, so a prompt can never break Telegram's parser.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from telegram import (
 from telegram.constants import FileSizeLimit, MessageLimit
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot.core.errors import MessageGone, PlatformUnavailable, SurfaceError
+from bot.core.errors import MessageGone, PlatformUnavailable, RetryLater, SurfaceError
 from bot.core.models import (
     ConversationKey,
     MediaKind,
@@ -96,21 +97,22 @@ class TelegramOutbox:
     def limits(self) -> MediaLimits:
         return self._limits
 
+    async def ready(self, key: ConversationKey) -> None:
+        lane, kind = _lane(key)
+        await self._pacer.acquire(lane, kind, Priority.URGENT)
+
     async def post(
         self, key: ConversationKey, message: OutgoingMessage, *, reply_to: str | None = None
     ) -> str:
-        lane, kind = _lane(key)
-        for _ in range(ATTEMPTS):
-            await self._pacer.acquire(lane, kind, Priority.URGENT)
-            try:
-                sent = await self._send(key, message, reply_to)
-            except RetryAfter as exc:
-                self._pacer.penalize(lane, retry_seconds(exc))
-                continue
-            except TelegramError as exc:
-                raise _translate(exc) from exc
-            return str(sent.message_id)
-        raise PlatformUnavailable(f"Telegram kept rate limiting chat {key.chat_id}")
+        try:
+            sent = await self._send(key, message, reply_to)
+        except RetryAfter as exc:
+            seconds = retry_seconds(exc)
+            self._pacer.penalize(_lane(key)[0], seconds)
+            raise RetryLater(seconds) from exc
+        except TelegramError as exc:
+            raise _translate(exc) from exc
+        return str(sent.message_id)
 
     async def edit(self, key: ConversationKey, message_id: str, view: StatusView) -> None:
         lane, kind = _lane(key)

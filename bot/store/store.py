@@ -24,7 +24,7 @@ from bot.store.tasks import TaskQueries
 from bot.store.usage import UsageQueries
 
 if TYPE_CHECKING:
-    from bot.core.ports import ChatStore, LimitsStore, StatsStore
+    from bot.core.ports import ChatStore, LimitsStore, StatsStore, TaskStore
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT_MS", "Store"]
 
@@ -115,4 +115,7 @@ if TYPE_CHECKING:
         return store
 
     def _is_stats_store(store: Store) -> StatsStore:
+        return store
+
+    def _is_task_store(store: Store) -> TaskStore:
         return store

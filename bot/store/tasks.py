@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
@@ -68,14 +69,25 @@ def _load(raw: str | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else {"value": value}
 
 
+# The poller reads thousands of rows per cycle: plain dict lookups instead of Enum calls,
+# and one parse per distinct conversation.
+_PROVIDERS: Final = {p.value: p for p in Provider}
+_STATUSES: Final = {s.value: s for s in TaskStatus}
+
+
+@functools.lru_cache(maxsize=4096)
+def _conversation(raw: str) -> ConversationKey:
+    return ConversationKey.parse(raw)
+
+
 def _task(row: Row) -> Task:
     return Task(
         id=row[0],
-        provider=Provider(row[1]),
+        provider=_PROVIDERS[row[1]],
         kind=row[2],
         owner_id=row[3],
-        conversation=ConversationKey.parse(row[4]),
-        status=TaskStatus(row[5]),
+        conversation=_conversation(row[4]),
+        status=_STATUSES[row[5]],
         request=_load(row[6]) or {},
         created_at=row[7],
         updated_at=row[8],
@@ -98,7 +110,7 @@ def _button(row: Row) -> ButtonRef:
 
 
 def _update_statement(update: TaskUpdate, now: float) -> tuple[str, list[Any]]:
-    columns = ["updated_at = ?"]
+    names: list[str] = []
     params: list[Any] = [now]
     for name in _UPDATABLE:  # column names come from this fixed list, never from input
         value = getattr(update, name)
@@ -108,10 +120,16 @@ def _update_statement(update: TaskUpdate, now: float) -> tuple[str, list[Any]]:
             value = _dump(value)
         elif isinstance(value, Enum):
             value = value.value  # bind the plain string, not the enum
-        columns.append(f"{name} = ?")
+        names.append(name)
         params.append(value)
     params.append(update.task_id)
-    return f"UPDATE tasks SET {', '.join(columns)} WHERE id = ?", params
+    return _update_sql(tuple(names)), params
+
+
+@functools.lru_cache(maxsize=256)
+def _update_sql(names: tuple[str, ...]) -> str:
+    columns = ", ".join(["updated_at = ?", *(f"{name} = ?" for name in names)])
+    return f"UPDATE tasks SET {columns} WHERE id = ?"
 
 
 class TaskQueries(StoreBase):

@@ -92,7 +92,9 @@ class StoredMessage:
                 msg["caption_entities"] = copy.deepcopy(self.caption_entities)
         if self.media_group_id is not None:
             msg["media_group_id"] = self.media_group_id
-        if self.reply_markup is not None:
+        # Telegram echoes only inline keyboards; a ForceReply (or reply keyboard) sent with the
+        # message is never part of a Message object (PTB could not even parse one there).
+        if self.reply_markup is not None and "inline_keyboard" in self.reply_markup:
             msg["reply_markup"] = copy.deepcopy(self.reply_markup)
         if self.edit_date is not None:
             msg["edit_date"] = self.edit_date

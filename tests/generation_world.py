@@ -1,0 +1,140 @@
+"""The generation side of the service on loopback: real python-telegram-bot against the fake
+Telegram, the real CometAPI client against the fake CometAPI, a real SQLite file.
+
+Two ways to run it:
+
+* :func:`generation_service` wires the pieces like ``bot.app.run_service`` does, but may use
+  a fast pacer (tests then disable the fake's flood limits too) so a test does not spend
+  seconds on Telegram's 1 message/s per chat;
+* :func:`running_service` runs ``bot.app.run_service`` itself (real pacing, real wiring),
+  for the restart tests: stop it, start it again on the same database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.app import Core, media_limits, open_core, run_service
+from bot.config import Settings
+from bot.core.models import Platform
+from bot.core.pacing import (
+    TELEGRAM_GROUP,
+    TELEGRAM_PRIVATE,
+    Pacer,
+    PacerRules,
+    Window,
+    telegram_rules,
+)
+from bot.platforms.telegram import TelegramBot
+from bot.store import Store
+from tests.fakes.cometapi import FakeCometAPI
+from tests.fakes.telegram import FakeTelegram
+
+FAST_GENERATION: dict[str, Any] = {
+    "poll_first_interval": 0.05,
+    "poll_max_interval": 0.2,
+    "poll_growth": 1.5,
+    "poll_jitter": 0.0,
+    "poll_batch_window": 0.0,
+    "progress_edit_interval": 0.0,
+    "mj_deadline": 30.0,
+    "suno_deadline": 30.0,
+    "kling_deadline": 30.0,
+}
+
+
+def fast_rules() -> PacerRules:
+    """Telegram's lane kinds with tiny windows: order and pacing logic stay, the waits go."""
+    tiny = (Window(1, 0.01),)
+    return PacerRules(lanes={TELEGRAM_PRIVATE: tiny, TELEGRAM_GROUP: tiny})
+
+
+def generation_settings(
+    tmp_path: Path, comet: FakeCometAPI, tg: FakeTelegram, **generation: Any
+) -> Settings:
+    return Settings(
+        cometapi={
+            "api_key": comet.api_key,
+            "base_url": comet.base_url,
+            "timeout": 5,
+            "max_retries": 1,
+        },
+        telegram={
+            "token": tg.token,
+            "api_base_url": tg.api_base_url,
+            "file_base_url": tg.file_base_url,
+        },
+        storage={"path": str(tmp_path / "bot.sqlite3")},
+        generation={**FAST_GENERATION, **generation},
+    )
+
+
+@dataclass
+class GenerationWorld:
+    core: Core
+    bot: TelegramBot
+    pacer: Pacer
+
+
+@contextlib.asynccontextmanager
+async def generation_service(
+    tmp_path: Path, comet: FakeCometAPI, tg: FakeTelegram, *, fast: bool = True, **generation: Any
+) -> AsyncIterator[GenerationWorld]:
+    """``run_service``'s Telegram + poller wiring, with a fast pacer unless ``fast=False``."""
+    settings = generation_settings(tmp_path, comet, tg, **generation)
+    async with open_core(settings) as core:
+        pacer = Pacer(fast_rules() if fast else telegram_rules(), clock=core.clock)
+        bot = TelegramBot(
+            settings.telegram,
+            chat=core.chat,
+            pacer=pacer,
+            clock=core.clock,
+            generation=core.generation,
+            media_limits=media_limits(settings, Platform.TELEGRAM),
+        )
+        async with bot:
+            core.outboxes[Platform.TELEGRAM] = bot.outbox
+            async with core.tasks:
+                yield GenerationWorld(core=core, bot=bot, pacer=pacer)
+
+
+@contextlib.asynccontextmanager
+async def running_service(settings: Settings, tg: FakeTelegram) -> AsyncIterator[None]:
+    """``bot.app.run_service`` in a task, until the block ends (then a clean stop)."""
+    stop = asyncio.Event()
+    polls = len(tg.calls("getUpdates"))
+    service = asyncio.create_task(run_service(settings, stop=stop))
+    try:
+        await tg.wait_for(lambda: len(tg.calls("getUpdates")) > polls or service.done(), 10)
+        if service.done():
+            service.result()  # raise the start-up error
+        yield
+    finally:
+        stop.set()
+        await service
+
+
+@contextlib.asynccontextmanager
+async def open_store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A second connection to the service's database (WAL: reads see committed rows)."""
+    async with Store.open(tmp_path / "bot.sqlite3") as store:
+        yield store
+
+
+def buttons_of(message: Any) -> list[dict[str, Any]]:
+    """The inline buttons of a stored fake-Telegram message, row by row flattened."""
+    markup = message.reply_markup or {}
+    return [b for row in markup.get("inline_keyboard", []) for b in row]
+
+
+def button_texts(message: Any) -> list[str]:
+    return [b["text"] for b in buttons_of(message)]
+
+
+def button_data(message: Any, text: str) -> str:
+    return next(b["callback_data"] for b in buttons_of(message) if b["text"] == text)
