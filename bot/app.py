@@ -31,11 +31,15 @@ from bot.core.prompts import PromptLimits
 from bot.core.records import Provider
 from bot.core.tasks import PollerConfig, TaskPoller
 from bot.ops.metrics import Metrics
-from bot.ops.wiring import access_policy, limits_config
+from bot.ops.wiring import access_policy, limits_config, open_ops_server
 from bot.providers.cometapi import CometAPI
 from bot.store import Store, StoreError
 
 log = logging.getLogger(__name__)
+
+
+SHUTDOWN_GRACE = 3.0
+PLATFORM_DRAIN = 0.5
 
 
 class StartupError(Exception):
@@ -165,12 +169,14 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             config=poller_config,
             clock=clock,
             telemetry=metrics,
+            refunds=limits,
         )
         generation = GenerationService(
             store=store,
             backend=backend,
             poller=tasks,
             outboxes=outboxes,
+            admission=limits,
             config=generation_config,
         )
         yield Core(
@@ -202,14 +208,19 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
 
     stop = stop or _stop_event()
     async with open_core(settings) as core, contextlib.AsyncExitStack() as platforms:
+        ops = await platforms.enter_async_context(
+            open_ops_server(settings.http, metrics=core.metrics, store=core.store)
+        )
         if settings.telegram.enabled:
             telegram = TelegramBot(
                 settings.telegram,
                 chat=core.chat,
+                gatekeeper=core.gatekeeper,
                 pacer=Pacer(telegram_rules(), clock=core.clock),
                 clock=core.clock,
                 generation=core.generation,
                 media_limits=media_limits(settings, Platform.TELEGRAM),
+                drain_timeout=PLATFORM_DRAIN,
             )
             try:
                 await platforms.enter_async_context(telegram)
@@ -218,6 +229,8 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
             except TelegramError as exc:
                 raise StartupError(f"cannot reach Telegram: {exc.message}") from exc
             core.outboxes[Platform.TELEGRAM] = telegram.outbox
+            if ops is not None:
+                ops.add_platform("telegram", telegram.healthy)
         if settings.discord.enabled:
             from bot.platforms.discord import DiscordBot, DiscordStartError
 
@@ -227,16 +240,28 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
                 gatekeeper=core.gatekeeper,
                 pacer=Pacer(discord_rules(), clock=core.clock),
                 clock=core.clock,
+                drain_timeout=PLATFORM_DRAIN,
             )
             try:
                 await platforms.enter_async_context(discord_bot)
             except DiscordStartError as exc:  # bad token, unreachable REST API or gateway
                 raise StartupError(str(exc)) from exc
+            if ops is not None:
+                ops.add_platform("discord", discord_bot.healthy)
         # Last in, first out: the poller stops before the platforms its outboxes use.
         await platforms.enter_async_context(core.tasks)
         log.info("cometbot is running; stop it with Ctrl-C or SIGTERM")
         await stop.wait()
-        log.info("stopping: finishing the replies in flight")
+        log.info("stopping: no new work; finishing the replies in flight")
+        # Every platform refuses new work at once; what is in flight gets SHUTDOWN_GRACE, then
+        # each platform cuts the rest short (their text so far is still delivered), all within
+        # Docker's 10 s stop timeout. Generation tasks stay in the store and resume on start.
+        if not await core.gatekeeper.gate.drain(SHUTDOWN_GRACE, core.clock):
+            log.warning(
+                "stopping: %d request(s) still running; cutting them short",
+                core.gatekeeper.gate.active,
+            )
+    log.info("stopped")
     return 0
 
 

@@ -92,6 +92,7 @@ async def generation_service(
         bot = TelegramBot(
             settings.telegram,
             chat=core.chat,
+            gatekeeper=core.gatekeeper,
             pacer=pacer,
             clock=core.clock,
             generation=core.generation,

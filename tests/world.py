@@ -65,7 +65,13 @@ async def telegram_service(
     settings = settings_for(tmp_path, comet, tg, **chat)
     async with open_core(settings) as core:
         pacer = Pacer(telegram_rules(), clock=core.clock)
-        bot = TelegramBot(settings.telegram, chat=core.chat, pacer=pacer, clock=core.clock)
+        bot = TelegramBot(
+            settings.telegram,
+            chat=core.chat,
+            gatekeeper=core.gatekeeper,
+            pacer=pacer,
+            clock=core.clock,
+        )
         async with bot:
             yield TelegramService(core=core, bot=bot, pacer=pacer)
 

@@ -321,6 +321,12 @@ class Admitted(Protocol):
         ...
 
 
+class Refunds(Protocol):
+    """Gives a generation back to its owner's quota when its task ended without a result."""
+
+    async def refund_task(self, task: Task) -> None: ...
+
+
 class Admission(Protocol):
     """The one place a generation is allowed or refused (quotas, cooldowns, caps).
 

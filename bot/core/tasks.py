@@ -44,7 +44,7 @@ from bot.core.clock import wait_event
 from bot.core.delivery import Deliverer
 from bot.core.errors import UpstreamError
 from bot.core.models import Platform, StatusView, TaskRef, TaskSnapshot, UpstreamState
-from bot.core.ports import Clock, Outbox, TaskBackend, TaskStore, Telemetry
+from bot.core.ports import Clock, Outbox, Refunds, TaskBackend, TaskStore, Telemetry
 from bot.core.records import Provider, Task, TaskStatus, TaskUpdate
 from bot.core.status import StatusEditor
 from bot.core.task_config import (
@@ -91,6 +91,7 @@ class TaskPoller:
         wall: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         telemetry: Telemetry | None = None,
+        refunds: Refunds | None = None,
         delivery_concurrency: int = 4,
     ) -> None:
         self._store = store
@@ -100,6 +101,8 @@ class TaskPoller:
         self._wall = wall
         self._rng = rng or random.Random()
         self._telemetry = telemetry or NullTelemetry()
+        self._refunds = refunds
+        self._unpaid: list[Task] = []  # polled tasks that failed or expired this cycle
         self.editor = StatusEditor(outboxes)
         self.deliverer = Deliverer(
             store=store,
@@ -287,12 +290,25 @@ class TaskPoller:
                 else:
                     updates.append(self._apply(task, snap, now, finished, stats))
         stats.updated = await self._store.update_tasks(updates)
+        await self._refund_failures()
         stats.finished = len(finished)
         for task in finished:
             self.deliver(task.id)
         self.cycles += 1
         self._telemetry.poll_cycle(time.perf_counter() - started, stats.requests)
         return stats
+
+    async def _refund_failures(self) -> None:
+        """A task that failed or expired upstream gave the user nothing: give the quota back.
+        Once per task: the row is terminal now and never polled again."""
+        unpaid, self._unpaid = self._unpaid, []
+        if self._refunds is None:
+            return
+        for task in unpaid:
+            try:
+                await self._refunds.refund_task(task)
+            except Exception:
+                log.exception("task %s: quota refund failed", task.id)
 
     def _batches(self, due: Sequence[Task]) -> list[tuple[Provider, list[Task]]]:
         """Consecutive batches per provider, in due order of their first task."""
@@ -330,6 +346,8 @@ class TaskPoller:
         error: str | None = None,
     ) -> TaskUpdate:
         finished.append(task)
+        if status in (TaskStatus.FAILED, TaskStatus.EXPIRED):
+            self._unpaid.append(task)
         self._shown.pop(task.id, None)
         self._telemetry.task_state(task.provider.value, status.value)
         return TaskUpdate(

@@ -125,6 +125,10 @@ class DiscordBot:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._shutdown()
 
+    def healthy(self) -> bool:
+        """For /healthz: connected to the gateway."""
+        return self.client.is_ready() and not self.client.is_closed()
+
     def _point_library(self) -> None:
         route, ws = discord.http.Route, discord.gateway.DiscordWebSocket
         self._saved_urls = (route.BASE, ws.DEFAULT_GATEWAY)

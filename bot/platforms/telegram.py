@@ -8,6 +8,8 @@ topic is its own conversation. Only core models cross into ``bot.core``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -33,8 +35,10 @@ from telegram.ext import (
 )
 
 from bot.config import TelegramSettings
+from bot.core.access import Requester
 from bot.core.chat import ChatService
 from bot.core.errors import UserFacingError
+from bot.core.gatekeeper import Gatekeeper
 from bot.core.generation import GenerationService
 from bot.core.models import ConversationKey, ImageInput, Incoming, MediaLimits, Platform
 from bot.core.pacing import Pacer, Priority
@@ -53,6 +57,7 @@ COMMANDS = (
     ("model", "Show or pick this chat's model"),
     ("system", "Show or set this chat's persona"),
     ("reset", "Start a fresh conversation"),
+    ("usage", "Your use today and what is left"),
     ("help", "What this bot can do"),
 )
 HELP = (
@@ -60,9 +65,12 @@ HELP = (
     "In a private chat just write to me. In a group, mention me, reply to me, or use /ask.\n"
     "/model — show or pick the model (/model NAME to set it)\n"
     "/system — show the persona (/system TEXT to set it, /system default to restore)\n"
-    "/reset — start a fresh conversation (history stays stored)"
+    "/reset — start a fresh conversation (history stays stored)\n"
+    "/usage — your use today and what is left"
 )
 GENERIC_APOLOGY = "Sorry, something went wrong on my side. Please try again."
+DRAIN_TIMEOUT = 5.0  # at shutdown, handlers in flight get this long before they are cut short
+SHUTDOWN_FLUSH = 5.0  # a cancelled reply's bounded attempt to show its text (StreamingReply)
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 MODEL_CALLBACK = "model:"
 
@@ -77,16 +85,21 @@ class TelegramBot:
         settings: TelegramSettings,
         *,
         chat: ChatService,
+        gatekeeper: Gatekeeper,
         pacer: Pacer,
         clock: Clock,
         concurrent_updates: int = 4096,
+        drain_timeout: float = DRAIN_TIMEOUT,
         generation: GenerationService | None = None,
         media_limits: MediaLimits | None = None,
     ) -> None:
         self._settings = settings
         self._chat = chat
+        self._gatekeeper = gatekeeper
         self._pacer = pacer
         self._clock = clock
+        self._drain_timeout = drain_timeout
+        self._inflight: set[asyncio.Task[Any]] = set()
         self.application: Application[Any, Any, Any, Any, Any, Any] = (
             ApplicationBuilder()
             .token(settings.token.get_secret_value())
@@ -129,15 +142,33 @@ class TelegramBot:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._shutdown()
 
+    def healthy(self) -> bool:
+        """For /healthz: polling runs."""
+        updater = self.application.updater
+        return updater is not None and updater.running
+
     async def _shutdown(self) -> None:
         app = self.application
         if self._generation is not None:
             await self._generation.close()
         if app.updater is not None and app.updater.running:
-            await app.updater.stop()
+            await app.updater.stop()  # no new updates from here on
+        await self._drain()
         if app.running:
-            await app.stop()  # waits for the handlers still running
+            await app.stop()  # waits for the handlers still running (none, after the drain)
         await app.shutdown()
+
+    async def _drain(self) -> None:
+        """Give handlers in flight a moment, then cut them short: a cancelled reply still
+        delivers its text so far with a note (StreamingReply's shutdown flush)."""
+        pending = {t for t in self._inflight if not t.done()}
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=self._drain_timeout)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=SHUTDOWN_FLUSH + 1.0)
 
     def _polling_error(self, exc: TelegramError) -> None:
         log.warning("telegram: polling error: %s", exc.message)
@@ -156,24 +187,41 @@ class TelegramBot:
         app.add_handler(
             CallbackQueryHandler(self._guard(self._model_chosen), pattern=f"^{MODEL_CALLBACK}")
         )
+        app.add_handler(CommandHandler("usage", self._guard(self._usage)))
+        app.add_handler(CommandHandler("stats", self._guard(self._stats)))
         app.add_handler(
             MessageHandler(
                 (filters.TEXT | filters.PHOTO) & ~filters.COMMAND & ~filters.UpdateType.EDITED,
-                self._guard(self._message),
+                # Access is checked only once a message is known to be for the bot.
+                self._guard(self._message, admit=False),
             )
         )
 
-    def _guard(self, handler: Handler) -> Handler:
-        """The one place errors become replies: expected ones verbatim, the rest an apology."""
+    def _guard(self, handler: Handler, *, admit: bool = True) -> Handler:
+        """The one place errors become replies (expected ones verbatim, the rest an apology),
+        access is checked, and work is tracked for a graceful shutdown."""
 
         async def guarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            who = requester_of(update)
+            task = asyncio.current_task()
+            if task is not None:
+                self._inflight.add(task)
             try:
-                await handler(update, context)
+                with self._gatekeeper.work(
+                    platform="tg", chat=who.chat if who else "?", user=who.user if who else None
+                ):
+                    if admit and who is not None:
+                        self._gatekeeper.admit(who)
+                    await handler(update, context)
             except UserFacingError as exc:
-                await self._reply(update, exc.message)
+                if not exc.quiet:
+                    await self._reply(update, exc.message)
             except Exception:
                 log.exception("telegram: handling update %s failed", update.update_id)
                 await self._reply(update, GENERIC_APOLOGY)
+            finally:
+                if task is not None:
+                    self._inflight.discard(task)
 
         return guarded
 
@@ -189,6 +237,11 @@ class TelegramBot:
         )
 
     async def _reply(self, update: Update, text: str) -> None:
+        query = update.callback_query
+        if query is not None:  # a button press: answer it where the user looks
+            with contextlib.suppress(TelegramError):
+                await query.answer(text[:200], show_alert=True)
+            return
         message = update.effective_message
         if message is None:
             return
@@ -237,6 +290,9 @@ class TelegramBot:
         )
 
     async def _answer(self, message: Message, text: str) -> None:
+        who = requester_of_message(message)
+        if who is not None:
+            await self._gatekeeper.admit_chat(who)
         incoming = await self._incoming(message, text)
         self._chat.validate(incoming)
         surface = self._surface(message, reply=incoming.is_group)
@@ -275,6 +331,16 @@ class TelegramBot:
 
     async def _help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._reply(update, HELP + (GENERATION_HELP if self._generation else ""))
+
+    async def _usage(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        who = requester_of(update)
+        if who is not None:
+            await self._reply(update, await self._gatekeeper.usage_text(who))
+
+    async def _stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        who = requester_of(update)
+        if who is not None:
+            await self._reply(update, await self._gatekeeper.stats_text(who))
 
     async def _reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -355,6 +421,27 @@ class TelegramBot:
             self._pacer.penalize(surface.lane, retry_seconds(exc))
         except TelegramError as exc:
             log.info("telegram: could not update the model menu: %s", exc.message)
+
+
+def requester_of(update: Update) -> Requester | None:
+    """Who asks and where (a button press counts where its message is)."""
+    message = update.effective_message
+    if message is None or update.effective_user is None:
+        return None
+    return _requester(update.effective_user.id, message)
+
+
+def requester_of_message(message: Message) -> Requester | None:
+    return None if message.from_user is None else _requester(message.from_user.id, message)
+
+
+def _requester(user_id: int, message: Message) -> Requester:
+    return Requester(
+        platform=Platform.TELEGRAM,
+        user=str(user_id),
+        chat=str(message.chat_id),
+        is_private=message.chat.type == ChatType.PRIVATE,
+    )
 
 
 def conversation_key(message: Message) -> ConversationKey:
