@@ -176,7 +176,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             backend=backend,
             poller=tasks,
             outboxes=outboxes,
-            admission=limits,
+            admission=gatekeeper,
             config=generation_config,
         )
         yield Core(
@@ -190,6 +190,17 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             gatekeeper=gatekeeper,
             metrics=metrics,
         )
+
+
+def platform_pacer(core: Core, platform: Platform) -> Pacer:
+    """The one send/edit budget of a platform, shared by chat replies and task statuses;
+    every 429 it is told about is counted in the metrics."""
+    rules = telegram_rules() if platform is Platform.TELEGRAM else discord_rules()
+    return Pacer(
+        rules,
+        clock=core.clock,
+        on_penalty=lambda lane, seconds: core.metrics.platform_rate_limited(platform.value),
+    )
 
 
 def _stop_event() -> asyncio.Event:
@@ -216,7 +227,7 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
                 settings.telegram,
                 chat=core.chat,
                 gatekeeper=core.gatekeeper,
-                pacer=Pacer(telegram_rules(), clock=core.clock),
+                pacer=platform_pacer(core, Platform.TELEGRAM),
                 clock=core.clock,
                 generation=core.generation,
                 media_limits=media_limits(settings, Platform.TELEGRAM),
@@ -238,7 +249,7 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
                 settings.discord,
                 chat=core.chat,
                 gatekeeper=core.gatekeeper,
-                pacer=Pacer(discord_rules(), clock=core.clock),
+                pacer=platform_pacer(core, Platform.DISCORD),
                 clock=core.clock,
                 drain_timeout=PLATFORM_DRAIN,
             )

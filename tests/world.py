@@ -29,8 +29,14 @@ from tests.fakes.telegram import FakeTelegram
 
 
 def settings_for(
-    tmp_path: Path, comet: FakeCometAPI, tg: FakeTelegram | None = None, **chat: Any
+    tmp_path: Path,
+    comet: FakeCometAPI,
+    tg: FakeTelegram | None = None,
+    *,
+    sections: dict[str, dict[str, Any]] | None = None,
+    **chat: Any,
 ) -> Settings:
+    """Settings pointing at the fakes; ``sections`` adds others (``{"access": {...}}``)."""
     telegram: dict[str, Any] = {}
     if tg is not None:
         telegram = {
@@ -48,6 +54,7 @@ def settings_for(
         telegram=telegram,
         storage={"path": str(tmp_path / "bot.sqlite3")},
         chat=chat,
+        **(sections or {}),
     )
 
 
@@ -60,9 +67,14 @@ class TelegramService:
 
 @contextlib.asynccontextmanager
 async def telegram_service(
-    tmp_path: Path, comet: FakeCometAPI, tg: FakeTelegram, **chat: Any
+    tmp_path: Path,
+    comet: FakeCometAPI,
+    tg: FakeTelegram,
+    *,
+    sections: dict[str, dict[str, Any]] | None = None,
+    **chat: Any,
 ) -> AsyncIterator[TelegramService]:
-    settings = settings_for(tmp_path, comet, tg, **chat)
+    settings = settings_for(tmp_path, comet, tg, sections=sections, **chat)
     async with open_core(settings) as core:
         pacer = Pacer(telegram_rules(), clock=core.clock)
         bot = TelegramBot(
@@ -93,14 +105,20 @@ DISCORD_TOKEN = "discord-test-token"
 
 
 def discord_settings_for(
-    tmp_path: Path, comet: FakeCometAPI, dc: FakeDiscord, **chat: Any
+    tmp_path: Path,
+    comet: FakeCometAPI,
+    dc: FakeDiscord,
+    *,
+    sections: dict[str, dict[str, Any]] | None = None,
+    **chat: Any,
 ) -> Settings:
     """settings_for(...) with Discord on, pointed at ``dc`` through the config keys (so the
     adapter's own ``api_base_url``/``gateway_url`` handling is what reaches the fake)."""
     discord = DiscordSettings(
         token=DISCORD_TOKEN, api_base_url=dc.api_base_url, gateway_url=dc.gateway_url
     )
-    return settings_for(tmp_path, comet, None, **chat).model_copy(update={"discord": discord})
+    settings = settings_for(tmp_path, comet, None, sections=sections, **chat)
+    return settings.model_copy(update={"discord": discord})
 
 
 @dataclass
@@ -117,10 +135,11 @@ async def discord_service(
     dc: FakeDiscord,
     *,
     drain_timeout: float = 5.0,
+    sections: dict[str, dict[str, Any]] | None = None,
     **chat: Any,
 ) -> AsyncIterator[DiscordService]:
     """The real core + DiscordBot (real discord.py) against ``dc``, ready to be talked to."""
-    settings = discord_settings_for(tmp_path, comet, dc, **chat)
+    settings = discord_settings_for(tmp_path, comet, dc, sections=sections, **chat)
     async with open_core(settings) as core:
         pacer = Pacer(discord_rules(), clock=core.clock)
         bot = DiscordBot(

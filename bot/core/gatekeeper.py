@@ -14,12 +14,16 @@ from contextlib import contextmanager
 
 from bot.core.access import AccessDenied, AccessPolicy, RefusalNotices, Requester
 from bot.core.lifecycle import ShuttingDown, WorkGate
-from bot.core.limits import Limits
+from bot.core.limits import LimitExceeded, Limits, Reservation
 from bot.core.logcontext import log_context
+from bot.core.models import Platform
 from bot.core.ports import Clock, StatsStore, Telemetry
 from bot.core.stats import collect_stats, format_stats
 
 __all__ = ["Gatekeeper"]
+
+LIMIT_NOTICE_INTERVAL = 10.0
+_LIMITS_PLACE = "limits"
 
 
 class Gatekeeper:
@@ -42,6 +46,7 @@ class Gatekeeper:
         self._telemetry = telemetry
         self._clock = clock
         self._notices = notices or RefusalNotices()
+        self._limit_notices = RefusalNotices(LIMIT_NOTICE_INTERVAL)
         self._wall = wall
 
     @contextmanager
@@ -65,7 +70,27 @@ class Gatekeeper:
     async def admit_chat(self, requester: Requester) -> None:
         """Access, then the chat cooldown and the daily token quota."""
         self.admit(requester)
-        await self.limits.admit_chat(requester.user)
+        try:
+            await self.limits.admit_chat(requester.user)
+        except LimitExceeded as exc:
+            self._quiet_if_repeated(exc, requester.user)
+            raise
+
+    async def admit_generation(self, user: str, kind: str, *, amount: int = 1) -> Reservation:
+        """The generation core's :class:`~bot.core.ports.Admission`: cooldown, the daily
+        quota of ``kind`` and the concurrent-task cap (access was checked by the platform)."""
+        try:
+            return await self.limits.admit_generation(user, kind, amount=amount)
+        except LimitExceeded as exc:
+            self._quiet_if_repeated(exc, user)
+            raise
+
+    def _quiet_if_repeated(self, exc: LimitExceeded, user: str) -> None:
+        # A burst of 20 commands gets one "please wait", not 20 messages that would
+        # themselves spend the chat's send budget.
+        platform = Platform(user.partition(":")[0]) if ":" in user else Platform.CONSOLE
+        who = Requester(platform, user, chat=_LIMITS_PLACE)
+        exc.quiet = not self._limit_notices.should_notify(who, self._clock.now())
 
     async def usage_text(self, requester: Requester) -> str:
         """What /usage shows: the user's use today and what is left."""

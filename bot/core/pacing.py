@@ -28,7 +28,7 @@ import itertools
 import logging
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -255,9 +255,16 @@ class Ticket:
 class Pacer:
     """A shared send/edit budget; see the module docstring for how grants are ordered."""
 
-    def __init__(self, rules: PacerRules, *, clock: Clock) -> None:
+    def __init__(
+        self,
+        rules: PacerRules,
+        *,
+        clock: Clock,
+        on_penalty: Callable[[str, float], None] | None = None,
+    ) -> None:
         self._rules = rules
         self._clock = clock
+        self._on_penalty = on_penalty  # every platform 429 passes here: count it
         self._lanes: dict[str, _Lane] = {}
         self._global = _Budget(rules.global_windows)
         self._global_blocked = -math.inf
@@ -312,6 +319,8 @@ class Pacer:
             state = self._lanes[lane] = _Lane(lane, None, ())
         state.blocked_until = max(state.blocked_until, now + max(0.0, retry_after))
         log.info("lane %s penalized for %.1fs", lane, retry_after)
+        if self._on_penalty is not None:
+            self._on_penalty(lane, retry_after)
         self._reschedule(state, now)
         self._kick()
 

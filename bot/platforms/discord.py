@@ -362,11 +362,12 @@ class DiscordBot:
         try:
             self._gatekeeper.admit(who)
         except UserFacingError as exc:
-            if not exc.quiet:
-                with contextlib.suppress(*FAILURES):
-                    await interaction.response.send_message(
-                        exc.message, ephemeral=True, allowed_mentions=NO_PINGS
-                    )
+            # Always answered, even a repeated refusal: Discord shows "interaction failed"
+            # otherwise, and an ephemeral answer costs the channel nothing.
+            with contextlib.suppress(*FAILURES):
+                await interaction.response.send_message(
+                    exc.message, ephemeral=True, allowed_mentions=NO_PINGS
+                )
             return
         fallback = self._channel_surface(interaction.channel_id, interaction.guild_id)
         surface = InteractionSurface(interaction, fallback, clock=self._clock)
