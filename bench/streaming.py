@@ -153,7 +153,13 @@ async def _bot_run(
         async with open_core(settings) as core, contextlib.AsyncExitStack() as stack:
             chat = _CountingChat(core.chat, args.chats)
             pacer = Pacer(telegram_rules(), clock=core.clock)
-            bot = TelegramBot(settings.telegram, chat=chat, pacer=pacer, clock=core.clock)
+            bot = TelegramBot(
+                settings.telegram,
+                chat=chat,
+                gatekeeper=core.gatekeeper,
+                pacer=pacer,
+                clock=core.clock,
+            )
             await stack.enter_async_context(bot)
             # Leaving runs the bot's shutdown (which waits for replies in flight) bounded.
             stack.push_async_callback(_bounded_shutdown, stack.pop_all())
