@@ -22,7 +22,7 @@ from telegram import (
     MessageEntity,
     Update,
 )
-from telegram.constants import ChatType, InlineKeyboardButtonLimit
+from telegram.constants import ChatType
 from telegram.error import RetryAfter, TelegramError
 from telegram.ext import (
     Application,
@@ -35,18 +35,25 @@ from telegram.ext import (
 )
 
 from bot.config import TelegramSettings
-from bot.core.access import Requester
 from bot.core.chat import ChatService
 from bot.core.errors import UserFacingError
 from bot.core.gatekeeper import Gatekeeper
 from bot.core.generation import GenerationService
-from bot.core.models import ConversationKey, ImageInput, Incoming, MediaLimits, Platform
+from bot.core.models import ImageInput, Incoming, MediaLimits
 from bot.core.pacing import Pacer, Priority
 from bot.core.ports import Clock
 from bot.core.streaming import StreamingReply
 from bot.platforms.telegram_generation import COMMANDS as GENERATION_COMMANDS
 from bot.platforms.telegram_generation import HELP as GENERATION_HELP
 from bot.platforms.telegram_generation import TelegramGeneration
+from bot.platforms.telegram_messages import (
+    conversation_key,
+    fits_callback,
+    remove_mention,
+    requester_of,
+    requester_of_message,
+    thread_id,
+)
 from bot.platforms.telegram_outbox import MEDIA_LIMITS, TelegramOutbox
 from bot.platforms.telegram_surface import TelegramSurface, retry_seconds, say
 
@@ -232,7 +239,7 @@ class TelegramBot:
             self.application.bot,
             message.chat_id,
             group=message.chat.type != ChatType.PRIVATE,
-            thread_id=_thread_id(message),
+            thread_id=thread_id(message),
             reply_to=message.message_id if reply else None,
         )
 
@@ -262,7 +269,7 @@ class TelegramBot:
             e.type == MessageEntity.MENTION and entity_text(e).lower() == mention for e in entities
         )
         if mentioned:
-            text = _remove_mention(text, mention)
+            text = remove_mention(text, mention)
         replied = message.reply_to_message
         to_bot = (
             replied is not None
@@ -381,7 +388,7 @@ class TelegramBot:
             await self._reply(update, f"Model set to {name}.")
             return
         current = await self._chat.current_model(key)
-        menu = [m for m in await self._chat.model_menu() if _fits_callback(m)]
+        menu = [m for m in await self._chat.model_menu() if fits_callback(m, MODEL_CALLBACK)]
         rows = [
             [
                 InlineKeyboardButton(
@@ -421,49 +428,3 @@ class TelegramBot:
             self._pacer.penalize(surface.lane, retry_seconds(exc))
         except TelegramError as exc:
             log.info("telegram: could not update the model menu: %s", exc.message)
-
-
-def requester_of(update: Update) -> Requester | None:
-    """Who asks and where (a button press counts where its message is)."""
-    message = update.effective_message
-    if message is None or update.effective_user is None:
-        return None
-    return _requester(update.effective_user.id, message)
-
-
-def requester_of_message(message: Message) -> Requester | None:
-    return None if message.from_user is None else _requester(message.from_user.id, message)
-
-
-def _requester(user_id: int, message: Message) -> Requester:
-    return Requester(
-        platform=Platform.TELEGRAM,
-        user=str(user_id),
-        chat=str(message.chat_id),
-        is_private=message.chat.type == ChatType.PRIVATE,
-    )
-
-
-def conversation_key(message: Message) -> ConversationKey:
-    """A chat is a conversation; a forum topic is one of its own."""
-    thread = _thread_id(message)
-    return ConversationKey(
-        Platform.TELEGRAM, str(message.chat_id), None if thread is None else str(thread)
-    )
-
-
-def _thread_id(message: Message) -> int | None:
-    return message.message_thread_id if message.is_topic_message else None
-
-
-def _remove_mention(text: str, mention: str) -> str:
-    lowered = text.lower()
-    at = lowered.find(mention)
-    if at < 0:
-        return text
-    return (text[:at] + text[at + len(mention) :]).strip()
-
-
-def _fits_callback(model: str) -> bool:
-    size = len((MODEL_CALLBACK + model).encode("utf-8"))
-    return size <= int(InlineKeyboardButtonLimit.MAX_CALLBACK_DATA)

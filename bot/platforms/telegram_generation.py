@@ -34,6 +34,7 @@ from bot.core.generation import GenerationService, Origin
 from bot.core.models import ConversationKey, ImageInput, OutgoingMessage, Platform
 from bot.core.prompts import parse_music, parse_video
 from bot.core.status import post_paced
+from bot.platforms.telegram_messages import conversation_key
 from bot.platforms.telegram_outbox import BUTTON_PREFIX, TelegramOutbox
 
 __all__ = ["COMMANDS", "HELP", "TelegramGeneration"]
@@ -67,14 +68,6 @@ _CAPTION_COMMAND = re.compile(r"^/(imagine|describe|blend|video)(@\w+)?(\s|$)", 
 _COMMAND_PREFIX = re.compile(r"^/\w+(@\w+)?[ \t]?")
 _URL = re.compile(r"https?://\S+")
 _DIMENSIONS: Final = {"portrait": "PORTRAIT", "square": "SQUARE", "landscape": "LANDSCAPE"}
-
-
-def conversation_key(message: Message) -> ConversationKey:
-    """A chat is a conversation; a forum topic is one of its own (as in ``telegram.py``)."""
-    thread = message.message_thread_id if message.is_topic_message else None
-    return ConversationKey(
-        Platform.TELEGRAM, str(message.chat_id), None if thread is None else str(thread)
-    )
 
 
 def origin_of(message: Message, *, reply_to: Message | None = None) -> Origin:
