@@ -252,7 +252,11 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
                 pacer=platform_pacer(core, Platform.DISCORD),
                 clock=core.clock,
                 drain_timeout=PLATFORM_DRAIN,
+                generation=core.generation,
+                media_limits=media_limits(settings, Platform.DISCORD),
             )
+            # Before the start: interactions may arrive while discord.py waits for guilds.
+            core.outboxes[Platform.DISCORD] = discord_bot.outbox
             try:
                 await platforms.enter_async_context(discord_bot)
             except DiscordStartError as exc:  # bad token, unreachable REST API or gateway

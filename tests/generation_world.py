@@ -1,13 +1,15 @@
 """The generation side of the service on loopback: real python-telegram-bot against the fake
-Telegram, the real CometAPI client against the fake CometAPI, a real SQLite file.
+Telegram (or real discord.py against the fake Discord), the real CometAPI client against the
+fake CometAPI, a real SQLite file.
 
-Two ways to run it:
+Two ways to run it, for each platform:
 
-* :func:`generation_service` wires the pieces like ``bot.app.run_service`` does, but may use
-  a fast pacer (tests then disable the fake's flood limits too) so a test does not spend
-  seconds on Telegram's 1 message/s per chat;
-* :func:`running_service` runs ``bot.app.run_service`` itself (real pacing, real wiring),
-  for the restart tests: stop it, start it again on the same database.
+* :func:`generation_service` / :func:`discord_generation_service` wire the pieces like
+  ``bot.app.run_service`` does, but may use a fast pacer (tests then disable the fake's
+  flood limits too) so a test does not spend seconds on the platform's per-chat budget;
+* :func:`running_service` / :func:`running_discord_service` run ``bot.app.run_service``
+  itself (real pacing, real wiring), for the restart tests: stop it, start it again on the
+  same database.
 """
 
 from __future__ import annotations
@@ -20,19 +22,23 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import Core, media_limits, open_core, run_service
-from bot.config import Settings
+from bot.config import DiscordSettings, Settings
 from bot.core.models import Platform
 from bot.core.pacing import (
+    DISCORD_CHANNEL,
     TELEGRAM_GROUP,
     TELEGRAM_PRIVATE,
     Pacer,
     PacerRules,
     Window,
+    discord_rules,
     telegram_rules,
 )
+from bot.platforms.discord import DiscordBot
 from bot.platforms.telegram import TelegramBot
 from bot.store import Store
 from tests.fakes.cometapi import FakeCometAPI
+from tests.fakes.discord import FakeDiscord, FakeMessage
 from tests.fakes.telegram import FakeTelegram
 
 FAST_GENERATION: dict[str, Any] = {
@@ -139,3 +145,104 @@ def button_texts(message: Any) -> list[str]:
 
 def button_data(message: Any, text: str) -> str:
     return next(b["callback_data"] for b in buttons_of(message) if b["text"] == text)
+
+
+# -- Discord ------------------------------------------------------------------------------------
+
+DISCORD_TOKEN = "discord-generation-token"
+
+
+def fast_discord_rules() -> PacerRules:
+    """Discord's channel lane with a tiny window (the fake's rate limits go off with it)."""
+    return PacerRules(lanes={DISCORD_CHANNEL: (Window(1, 0.01),)})
+
+
+def discord_generation_settings(
+    tmp_path: Path,
+    comet: FakeCometAPI,
+    dc: FakeDiscord,
+    *,
+    sections: dict[str, dict[str, Any]] | None = None,
+    **generation: Any,
+) -> Settings:
+    """Settings with Discord on and pointed at ``dc``; ``sections`` adds others
+    (``{"access": {...}, "limits": {...}}``)."""
+    return Settings(
+        cometapi={
+            "api_key": comet.api_key,
+            "base_url": comet.base_url,
+            "timeout": 5,
+            "max_retries": 1,
+        },
+        discord=DiscordSettings(
+            token=DISCORD_TOKEN, api_base_url=dc.api_base_url, gateway_url=dc.gateway_url
+        ),
+        storage={"path": str(tmp_path / "bot.sqlite3")},
+        generation={**FAST_GENERATION, **generation},
+        **(sections or {}),
+    )
+
+
+@dataclass
+class DiscordGenerationWorld:
+    core: Core
+    bot: DiscordBot
+    pacer: Pacer
+
+
+@contextlib.asynccontextmanager
+async def discord_generation_service(
+    tmp_path: Path,
+    comet: FakeCometAPI,
+    dc: FakeDiscord,
+    *,
+    fast: bool = True,
+    sections: dict[str, dict[str, Any]] | None = None,
+    **generation: Any,
+) -> AsyncIterator[DiscordGenerationWorld]:
+    """``run_service``'s Discord + poller wiring, with a fast pacer unless ``fast=False``."""
+    settings = discord_generation_settings(tmp_path, comet, dc, sections=sections, **generation)
+    async with open_core(settings) as core:
+        pacer = Pacer(fast_discord_rules() if fast else discord_rules(), clock=core.clock)
+        bot = DiscordBot(
+            settings.discord,
+            chat=core.chat,
+            gatekeeper=core.gatekeeper,
+            pacer=pacer,
+            clock=core.clock,
+            guild_ready_timeout=0.05,
+            generation=core.generation,
+            media_limits=media_limits(settings, Platform.DISCORD),
+        )
+        async with bot:
+            core.outboxes[Platform.DISCORD] = bot.outbox
+            async with core.tasks:
+                yield DiscordGenerationWorld(core=core, bot=bot, pacer=pacer)
+
+
+@contextlib.asynccontextmanager
+async def running_discord_service(settings: Settings, dc: FakeDiscord) -> AsyncIterator[None]:
+    """``bot.app.run_service`` with Discord in a task, until the block ends (then a clean
+    stop); ready once it has connected to the fake's gateway."""
+    stop = asyncio.Event()
+    connections = dc.gateway.connections
+    service = asyncio.create_task(run_service(settings, stop=stop))
+    try:
+        await dc.wait_for(
+            lambda: (dc.gateway.connections > connections and dc.connected) or service.done(),
+            timeout=10,
+        )
+        if service.done():
+            service.result()  # raise the start-up error
+        yield
+    finally:
+        stop.set()
+        await service
+
+
+def discord_labels(message: FakeMessage) -> list[str]:
+    return [str(b.get("label", "")) for b in message.buttons()]
+
+
+def discord_custom_id(message: FakeMessage, label: str) -> str:
+    return next(str(b["custom_id"]) for b in message.buttons() if b.get("label") == label)

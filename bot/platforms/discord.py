@@ -9,7 +9,8 @@ autocompletes from the model list), ``/system [text]`` and ``/help``. Every comm
 acknowledged at once with a deferred "thinking…" response; the answer then streams into it
 (see :class:`~bot.platforms.discord_surface.InteractionSurface` for followups and the 15-minute
 token fallback). Only core models cross into ``bot.core``; errors become replies in one
-place, :meth:`DiscordBot._guarded`.
+place, :meth:`DiscordBot._guarded`. Generation (``/imagine``, ``/music``, ``/video``,
+``/describe``, ``/blend``, result buttons, forms): :mod:`bot.platforms.discord_generation`.
 
 ``[discord] api_base_url`` and ``gateway_url`` point discord.py at a REST proxy or gateway
 (class attributes of the library, set at start and restored at close).
@@ -32,11 +33,14 @@ from bot.core.access import Requester
 from bot.core.chat import ChatService
 from bot.core.errors import UserFacingError
 from bot.core.gatekeeper import Gatekeeper
-from bot.core.models import Incoming
+from bot.core.generation import GenerationService
+from bot.core.models import Incoming, MediaLimits
 from bot.core.pacing import Pacer
 from bot.core.ports import Clock
 from bot.core.streaming import StreamingReply
-from bot.platforms.discord_commands import SlashCommands, Work
+from bot.platforms.discord_commands import HELP, SlashCommands, Work
+from bot.platforms.discord_generation import HELP as GENERATION_HELP
+from bot.platforms.discord_generation import DiscordGeneration
 from bot.platforms.discord_messages import (
     addressed,
     clean_text,
@@ -44,6 +48,7 @@ from bot.platforms.discord_messages import (
     download_images,
     requester,
 )
+from bot.platforms.discord_outbox import MEDIA_LIMITS, DiscordOutbox
 from bot.platforms.discord_surface import (
     FAILURES,
     NO_PINGS,
@@ -82,6 +87,8 @@ class DiscordBot:
         guild_ready_timeout: float = 2.0,
         ready_timeout: float | None = None,
         drain_timeout: float = DRAIN_TIMEOUT,
+        generation: GenerationService | None = None,
+        media_limits: MediaLimits | None = None,
     ) -> None:
         self._settings = settings
         self._chat = chat
@@ -103,6 +110,19 @@ class DiscordBot:
         self._inflight: set[asyncio.Task[object]] = set()
         self._closing = False
         self._saved_urls: tuple[str, yarl.URL] | None = None
+        # Generation: the outbox reaches channels by key alone (the task poller uses it).
+        self.outbox = DiscordOutbox(self.client, pacer, media_limits or MEDIA_LIMITS)
+        self._generation = (
+            DiscordGeneration(
+                generation,
+                gatekeeper=gatekeeper,
+                pacer=pacer,
+                respond=self._respond,
+                guarded=self._guarded,
+            )
+            if generation is not None
+            else None
+        )
         self._register()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -233,7 +253,10 @@ class DiscordBot:
             pacer=self._pacer,
             respond=self._respond,
             reply=self._reply,
+            help_text=HELP + (GENERATION_HELP if self._generation else ""),
         ).register(self.tree)
+        if self._generation is not None:  # /imagine, /music..., their buttons and forms
+            self._generation.register(self.tree, self.client)
 
     # -- the one place errors become replies ----------------------------------------------------
 
@@ -306,9 +329,13 @@ class DiscordBot:
     async def _answer_message(
         self, message: discord.Message, surface: ChannelSurface, who: Requester
     ) -> None:
+        me_id = self.client.user.id if self.client.user else 0
+        text = clean_text(message, me_id)
+        if self._generation is not None and message.reference is not None:
+            self._gatekeeper.admit(who)  # a reply to a question completes its task
+            if await self._generation.buttons.answer_reply(message, text, me_id):
+                return
         await self._gatekeeper.admit_chat(who)
-        me = self.client.user
-        text = clean_text(message, me.id if me else 0)
         incoming = Incoming(
             key=conversation_key(message.channel.id),
             user_id=f"dc:{message.author.id}",

@@ -66,12 +66,14 @@ class SlashCommands:
         pacer: Pacer,
         respond: Respond,
         reply: Callable[[InteractionSurface], StreamingReply],
+        help_text: str = HELP,
     ) -> None:
         self._chat = chat
         self._gatekeeper = gatekeeper
         self._pacer = pacer
         self._respond = respond
         self._reply = reply
+        self._help = help_text
 
     def register(self, tree: app_commands.CommandTree[discord.Client]) -> None:
         respond = self._respond
@@ -114,7 +116,7 @@ class SlashCommands:
             await respond(
                 interaction,
                 lambda s: interaction.response.send_message(
-                    HELP, ephemeral=True, allowed_mentions=NO_PINGS
+                    self._help, ephemeral=True, allowed_mentions=NO_PINGS
                 ),
                 defer=False,
             )

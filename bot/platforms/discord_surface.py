@@ -158,6 +158,11 @@ class InteractionSurface:
             self._original_id = message_id
 
     @property
+    def original_id(self) -> int | None:
+        """The id of the deferred response's message, if Discord named it."""
+        return self._original_id
+
+    @property
     def paced(self) -> bool:
         """Whether a one-shot answer must take a slot of the channel's budget: only once it
         goes through the channel route (an interaction webhook has a bucket of its own)."""

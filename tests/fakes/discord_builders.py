@@ -22,6 +22,7 @@ from tests.fakes.discord_payloads import (
     make_message,
     make_user,
     modal_submit_components,
+    resolved_attachments,
     snowflake,
 )
 from tests.fakes.discord_state import FakeInteraction, FakeMessage, World
@@ -224,11 +225,15 @@ class PayloadBuilders:
         **kwargs: Any,
     ) -> JSON:
         """A slash command interaction (type 2). "cmd sub" names become subcommands; option
-        types are inferred from Python values. kwargs go to make_interaction (locale,
-        app_permissions, context, entitlements, attachment_size_limit, ...)."""
+        types are inferred from Python values, and an attachment object (add_attachment)
+        becomes an attachment option with its ``data.resolved`` entry. kwargs go to
+        make_interaction (locale, app_permissions, context, entitlements,
+        attachment_size_limit, ...)."""
         chan = self._channel_json(channel, user or self.user)
         gid = self.world.guild_of(int(chan["id"]))
         data = command_data(name, self._command_id(name, gid), command_options(options))
+        if resolved := resolved_attachments(options):
+            data["resolved"] = resolved
         return self._interaction(APPLICATION_COMMAND, data, user, chan, **kwargs)
 
     def autocomplete(

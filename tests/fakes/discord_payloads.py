@@ -350,18 +350,39 @@ def make_message(
 _OPTION_TYPES: tuple[tuple[type, int], ...] = ((bool, 5), (int, 4), (float, 10), (str, 3))
 
 
+ATTACHMENT_OPTION = 11
+
+
+def is_attachment(value: Any) -> bool:
+    """An attachment object (see make_attachment / FakeDiscord.add_attachment)."""
+    return isinstance(value, Mapping) and "filename" in value and "url" in value
+
+
 def command_options(options: Mapping[str, Any] | Sequence[JSON] | None) -> list[JSON]:
     """{"prompt": "hi", "n": 2} -> [{"name","type","value"}]; type inferred (str 3, int 4,
-    bool 5, float 10). Pass a list of option dicts for anything else (users, attachments)."""
+    bool 5, float 10, an attachment object 11 with its id as the value: see
+    resolved_attachments). Pass a list of option dicts for anything else (users...)."""
     if options is None:
         return []
     if not isinstance(options, Mapping):
         return list(options)
     out: list[JSON] = []
     for name, value in options.items():
+        if is_attachment(value):
+            out.append({"name": name, "type": ATTACHMENT_OPTION, "value": str(value["id"])})
+            continue
         otype = next((t for py, t in _OPTION_TYPES if isinstance(value, py)), 3)
         out.append({"name": name, "type": otype, "value": value})
     return out
+
+
+def resolved_attachments(options: Mapping[str, Any] | Sequence[JSON] | None) -> JSON:
+    """The ``data.resolved`` Discord sends with attachment options: {"attachments": {id: obj}}
+    ({} when there are none)."""
+    if not isinstance(options, Mapping):
+        return {}
+    found = {str(v["id"]): dict(v) for v in options.values() if is_attachment(v)}
+    return {"attachments": found} if found else {}
 
 
 def command_data(
