@@ -1,4 +1,4 @@
-"""The fakes' side of ``bench.streaming``: FakeTelegram and FakeCometAPI in a child process.
+"""The fakes' side of ``bench.streaming``: the platform fake and FakeCometAPI in a child process.
 
 The benchmark's own process runs only the bot, so its CPU time and peak RSS are the bot's
 alone. This module runs both fakes on 127.0.0.1 in one event loop of a child process and
@@ -9,11 +9,13 @@ talks to the parent over a :func:`multiprocessing.Pipe`:
 - ``{"op": "results"}``: per-chat timings, final texts checked, the fake's counters;
 - ``{"op": "stop"}`` (or the parent going away, or ``deadline``): close the fakes and exit.
 
-Each chat gets its own answer (the chat number is in the question, and in the answer's first
-token, so a reply in the wrong chat is a mismatch). Both fakes use ``time.monotonic``; the
-fake CometAPI records when it writes the first content token of each chat's stream, the fake
-Telegram when each chat's first ``sendMessage`` reached it and when the chat first showed
-exactly the expected final text.
+The platform is FakeTelegram (here) or FakeDiscord (``bench/_fakes_discord.py``, imported
+only when asked for). Each chat gets its own answer (the chat number is in the question, and
+in the answer's first token, so a reply in the wrong chat is a mismatch). The fakes all use
+``time.monotonic``; the fake CometAPI records when it writes the first content token of each
+chat's stream, the platform fake when each chat's first message (``sendMessage``, or a
+Discord ``POST /channels/{id}/messages``) reached it and when the chat first showed exactly
+the expected final text.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -172,6 +174,30 @@ async def _recv(conn: Connection, timeout: float | None = None) -> Any:  # noqa:
     return conn.recv()
 
 
+class TelegramSide:
+    """The fakes process's Telegram half: one private chat per user id."""
+
+    def __init__(self, tg: BenchTelegram, plan: dict[int, list[str]]) -> None:
+        self.tg = tg
+        self.n_chats = len(plan)
+        for n, tokens in plan.items():
+            tg.expected[user_id(n)] = render("".join(tokens))[0]
+
+    def hello(self) -> dict[str, Any]:
+        return {
+            "tg_token": self.tg.token,
+            "tg_api_base_url": self.tg.api_base_url,
+            "tg_file_base_url": self.tg.file_base_url,
+        }
+
+    async def inject(self) -> None:
+        for n in range(self.n_chats):
+            self.tg.inject_private_message(QUESTION.format(n=n), user_id=user_id(n))
+
+    def results(self, comet: BenchCometAPI, injected_at: float) -> dict[str, Any]:
+        return _results(self.n_chats, self.tg, comet, injected_at)
+
+
 def _results(
     n_chats: int, tg: BenchTelegram, comet: BenchCometAPI, injected_at: float
 ) -> dict[str, Any]:
@@ -238,21 +264,31 @@ def _results(
     }
 
 
+@contextlib.asynccontextmanager
+async def _platform(name: str, plan: dict[int, list[str]]) -> AsyncIterator[Any]:
+    """The platform fake for ``name``, started, wrapped in its side (hello/inject/results)."""
+    if name == "discord":
+        from bench._fakes_discord import BenchDiscord, DiscordSide
+
+        async with BenchDiscord() as dc:
+            yield DiscordSide(dc, plan, QUESTION)
+    else:
+        async with BenchTelegram() as tg:
+            yield TelegramSide(tg, plan)
+
+
 async def _serve(conn: Connection, options: dict[str, Any]) -> None:
     n_chats, n_tokens = int(options["chats"]), int(options["tokens"])
     plan = {n: answer_tokens(n, n_tokens) for n in range(n_chats)}
     delay = float(options["seconds"]) / n_tokens
-    async with BenchCometAPI(plan, delay) as comet, BenchTelegram() as tg:
-        for n, tokens in plan.items():
-            tg.expected[user_id(n)] = render("".join(tokens))[0]
+    platform = str(options.get("platform", "telegram"))
+    async with BenchCometAPI(plan, delay) as comet, _platform(platform, plan) as side:
         conn.send(
             {
                 "op": "hello",
                 "comet_api_key": comet.api_key,
                 "comet_base_url": comet.base_url,
-                "tg_token": tg.token,
-                "tg_api_base_url": tg.api_base_url,
-                "tg_file_base_url": tg.file_base_url,
+                **side.hello(),
             }
         )
         injected_at = 0.0
@@ -270,13 +306,19 @@ async def _serve(conn: Connection, options: dict[str, Any]) -> None:
                 cpu_at_run = time.process_time()
                 monitor = asyncio.create_task(_loop_lag(lags))
                 injected_at = time.monotonic()
-                for n in range(n_chats):
-                    tg.inject_private_message(QUESTION.format(n=n), user_id=user_id(n))
-                conn.send({"op": "running", "injected_at": injected_at})
+                await side.inject()
+                conn.send(
+                    {
+                        "op": "running",
+                        "injected_at": injected_at,
+                        "inject_s": time.monotonic() - injected_at,
+                    }
+                )
             elif op == "results":
                 if monitor is not None:
                     monitor.cancel()
-                results = _results(n_chats, tg, comet, injected_at)
+                results = side.results(comet, injected_at)
+                results["platform"] = platform
                 # The fakes' own load, to show their timestamps are not skewed by it.
                 results["fakes_cpu_s"] = round(time.process_time() - cpu_at_run, 3)
                 results["fakes_loop_lag_ms"] = {
