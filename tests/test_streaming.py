@@ -473,3 +473,38 @@ async def test_paced_typing_takes_a_background_slot() -> None:
     assert surface.typing_at == [0.0]
     assert surface.calls[0].t == pytest.approx(1.1)  # after the typing call's slot
     assert pacer.granted == 2
+
+
+async def test_typing_waits_for_slow_first_words_only() -> None:
+    clock = FakeClock()
+    async with clock.auto():
+        pacer = Pacer(telegram_rules(), clock=clock)
+        fast_surface = FakeSurface(clock)
+        fast = StreamingReply(
+            fast_surface,
+            pacer=pacer,
+            lane="a",
+            lane_kind=TELEGRAM_PRIVATE,
+            clock=clock,
+            typing_after=1.0,
+        )
+        async with fast:
+            await clock.sleep(0.3)
+            fast.feed("quick")
+            await fast.finish()
+        slow_surface = FakeSurface(clock)
+        slow = StreamingReply(
+            slow_surface,
+            pacer=pacer,
+            lane="b",
+            lane_kind=TELEGRAM_PRIVATE,
+            clock=clock,
+            typing_after=1.0,
+        )
+        start = clock.now()
+        async with slow:
+            await clock.sleep(6.0)
+            slow.feed("finally")
+            await slow.finish()
+    assert fast_surface.typing_at == []
+    assert [t - start for t in slow_surface.typing_at] == pytest.approx([1.0, 5.0])

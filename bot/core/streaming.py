@@ -111,6 +111,7 @@ class StreamingReply:
         clock: Clock,
         typing_every: float = TYPING_EVERY,
         typing_paced: bool = False,
+        typing_after: float = 0.0,
         empty_text: str = EMPTY_TEXT,
         cancel_note: str = CANCEL_NOTE,
         shutdown_grace: float = SHUTDOWN_GRACE,
@@ -122,6 +123,7 @@ class StreamingReply:
         self._clock = clock
         self._typing_every = typing_every
         self._typing_paced = typing_paced
+        self._typing_after = typing_after
         self._empty_text = empty_text
         self._cancel_note = cancel_note
         self._grace = shutdown_grace
@@ -402,6 +404,8 @@ class StreamingReply:
 
     async def _typing_loop(self) -> None:
         clock, pacer, lane = self._clock, self._pacer, self._lane
+        if self._typing_after > 0:  # a fast first token makes the typing call pointless
+            await wait_event(self._visible, self._typing_after, clock)
         while not self._visible.is_set():
             wait = pacer.blocked_until(lane) - clock.now()
             if wait > 0:  # nothing at all goes to a penalized chat, typing included

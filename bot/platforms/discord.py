@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://discord.com/api/v10"
 READY_TIMEOUT = 30.0
+TYPING_AFTER = 1.0  # seconds without text before a channel shows "typing…"
 DRAIN_TIMEOUT = 5.0  # at shutdown, answers in flight get this long before they are cut short
 GENERIC_APOLOGY = "Sorry, something went wrong on my side. Please try again."
 RESTARTING = "I am restarting; please try again in a moment."
@@ -363,6 +364,11 @@ class DiscordBot:
             lane=surface.lane,
             lane_kind=surface.lane_kind,
             clock=self._clock,
+            # A channel's typing call is a REST request like any other: it counts against
+            # Discord's 50 per second, so it takes a (lowest-priority) slot, and only when
+            # the first words are slow to come. An interaction already shows "thinking…".
+            typing_paced=isinstance(surface, ChannelSurface),
+            typing_after=TYPING_AFTER,
         )
 
     # -- interactions ---------------------------------------------------------------------------
