@@ -125,11 +125,22 @@ async def test_dm_streams_the_exact_answer_and_pings_nobody(tmp_path: Path) -> N
         assert message.content == answer
         assert message.edit_count >= 1 and message.history[0] != answer  # it grew while streaming
         assert message.message_reference is None  # DMs get plain messages, not replies
-        assert dc.typing[dm] >= 1  # typing showed before the first text
+        assert dc.typing.get(dm, 0) == 0  # the words came at once: no typing request spent
         assert history_of(chat_requests(comet)[0])[-1] == ("user", "Count for me")
         assert_no_pings(dc)
         no_429s_except(dc, 0)
         assert dc.errors == []
+
+
+async def test_typing_shows_while_the_first_words_are_slow(tmp_path: Path) -> None:
+    async with FakeCometAPI() as comet, FakeDiscord() as dc:
+        comet.script_chat(tokens=["Thinking ", "done."], delay=1.6)
+        async with discord_service(tmp_path, comet, dc):
+            sent = await dc.say("a hard one")
+            dm = int(sent["channel_id"])
+            await shows(dc, dm, "Thinking done.")
+            typing_before_text = dc.typing.get(dm, 0)
+        assert typing_before_text == 1  # after 1 s without text, once (Discord shows it 10 s)
 
 
 async def test_slash_chat_is_deferred_then_streams_into_the_original_response(
