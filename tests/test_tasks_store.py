@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-import bot.store.records as store_records
+import bot.store as store_package
 from bot.core import records as core_records
 from bot.core.models import ConversationKey, Platform
 from bot.store import Provider, Store, TaskStatus, TaskUpdate
@@ -41,8 +41,8 @@ async def _task(store: Store, owner: str = "tg:1", **fields: object) -> int:
 
 
 def test_the_records_live_in_the_core_and_the_store_reexports_them() -> None:
-    assert store_records.Task is core_records.Task
-    assert store_records.TaskUpdate is core_records.TaskUpdate
+    assert store_package.Task is core_records.Task
+    assert store_package.TaskUpdate is core_records.TaskUpdate
 
 
 async def test_batched_updates_group_statements_and_keep_order_per_task(
