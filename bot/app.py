@@ -33,6 +33,7 @@ from bot.core.tasks import PollerConfig, TaskPoller
 from bot.ops.metrics import Metrics
 from bot.ops.wiring import access_policy, limits_config, open_ops_server
 from bot.providers.cometapi import CometAPI
+from bot.providers.cometapi.aiohttp_transport import AiohttpTransport
 from bot.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,9 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 read_timeout=api.timeout,
                 stream_read_timeout=api.timeout,
                 max_retries=api.max_retries,
+                # httpx over aiohttp's C parser: measured 2.1 -> 1.5 s bot CPU per 10k
+                # streamed tokens (bench.streaming, 200 chats); closed with the client.
+                transport=AiohttpTransport(),
             )
         )
         clock = SystemClock()

@@ -33,6 +33,7 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
 from bot.config import TelegramSettings
 from bot.core.chat import ChatService
@@ -56,6 +57,7 @@ from bot.platforms.telegram_messages import (
 )
 from bot.platforms.telegram_outbox import MEDIA_LIMITS, TelegramOutbox
 from bot.platforms.telegram_surface import TelegramSurface, retry_seconds, say
+from bot.providers.cometapi.aiohttp_transport import AiohttpTransport
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,15 @@ DRAIN_TIMEOUT = 5.0  # at shutdown, handlers in flight get this long before they
 SHUTDOWN_FLUSH = 5.0  # a cancelled reply's bounded attempt to show its text (StreamingReply)
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 MODEL_CALLBACK = "model:"
+
+
+def aiohttp_request(connections: int) -> HTTPXRequest:
+    """PTB's HTTPXRequest (its defaults: 256 connections for calls, 1 for getUpdates) on
+    :class:`AiohttpTransport`, cheaper per request than httpcore. ``Application.shutdown``
+    closes the httpx client and with it the transport's aiohttp session."""
+    transport = AiohttpTransport(limit=connections)
+    return HTTPXRequest(connection_pool_size=connections, httpx_kwargs={"transport": transport})
+
 
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 
@@ -113,6 +124,8 @@ class TelegramBot:
             .base_url(settings.api_base_url)
             .base_file_url(settings.file_base_url)
             .concurrent_updates(concurrent_updates)
+            .request(aiohttp_request(256))
+            .get_updates_request(aiohttp_request(1))
             .build()
         )
         self._username = ""
