@@ -27,8 +27,10 @@ from bot.core.models import (
     TaskSnapshot,
     UpstreamState,
 )
+from bot.core.ports import Telemetry
 from bot.core.records import Provider
 from bot.core.task_views import excerpt
+from bot.core.telemetry import NullTelemetry
 from bot.providers import cometapi as sdk
 
 __all__ = ["CometTaskBackend", "button_kind", "to_generation_error"]
@@ -74,8 +76,12 @@ _KLING_STATES: Final = {
 class CometTaskBackend:
     """:class:`bot.core.ports.TaskBackend` over :class:`CometAPI` (see the module doc)."""
 
-    def __init__(self, client: sdk.CometAPI) -> None:
+    def __init__(self, client: sdk.CometAPI, *, telemetry: Telemetry | None = None) -> None:
         self._client = client
+        self._telemetry: Telemetry = telemetry or NullTelemetry()
+
+    def _count(self, exc: sdk.CometAPIError) -> None:
+        self._telemetry.upstream_error(type(exc).__name__, getattr(exc, "status_code", None))
 
     def batch_limit(self, provider: Provider) -> int:
         return {Provider.MIDJOURNEY: MJ_BATCH, Provider.SUNO: SUNO_BATCH}.get(provider, 1)
@@ -98,6 +104,7 @@ class CometTaskBackend:
             task = await self._kling_submit(kind, request, images)
             return Submitted(task.task_id)
         except sdk.CometAPIError as exc:
+            self._count(exc)
             log.warning(
                 "cometapi %s %s submit: %s (status %s, request id %s)",
                 provider.value,
@@ -185,6 +192,7 @@ class CometTaskBackend:
         except (sdk.TaskNotFoundError, sdk.NotFoundError):
             return []  # unknown upstream: the poller keeps looking until the deadline
         except sdk.CometAPIError as exc:
+            self._count(exc)
             retry_after = getattr(exc, "retry_after", None)
             raise core.UpstreamError(
                 f"{provider.value} poll: {type(exc).__name__}: {exc.message}",

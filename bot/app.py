@@ -139,8 +139,8 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 read_timeout=api.timeout,
                 stream_read_timeout=api.timeout,
                 max_retries=api.max_retries,
-                # httpx over aiohttp's C parser: measured 2.1 -> 1.5 s bot CPU per 10k
-                # streamed tokens (bench.streaming, 200 chats); closed with the client.
+                # httpx over aiohttp's C parser: ~40% less bot CPU per streamed token
+                # (docs/benchmarks.md, streaming); closed with the client.
                 transport=AiohttpTransport(),
             )
         )
@@ -163,7 +163,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             config=chat_config(settings),
             telemetry=metrics,
         )
-        backend = CometTaskBackend(client)
+        backend = CometTaskBackend(client, telemetry=metrics)
         outboxes: dict[Platform, Outbox] = {}
         generation_config, poller_config = generation_configs(settings)
         tasks = TaskPoller(
