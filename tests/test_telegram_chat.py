@@ -56,13 +56,23 @@ async def test_private_chat_streams_exact_text_at_the_platform_pace(tmp_path: Pa
         times = counted(tg, USER)
         assert all(b - a >= 1.0 for a, b in itertools.pairwise(times)), times
         assert tg.total_429s == 0 and tg.violations == 0
-        # a typing indicator went out before the first text
-        first = tg.timeline(USER)[0]
-        assert first.method == "sendChatAction"
+        # the first words came at once: no typing call was spent
+        assert tg.calls("sendChatAction", USER) == []
         # both turns were sent upstream as expected
         request = chat_requests(comet)[0]
         assert request["stream"] is True
         assert history_of(request)[-1] == ("user", "Count for me")
+
+
+async def test_typing_shows_while_the_first_words_are_slow(tmp_path: Path) -> None:
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        comet.script_chat(tokens=["Hmm, ", "yes."], delay=1.2)
+        async with telegram_service(tmp_path, comet, tg):
+            tg.inject_private_message("a hard one", user_id=USER)
+            await final_text(tg, USER, "Hmm, yes.")
+        methods = [c.method for c in tg.timeline(USER) if c.method != "getUpdates"]
+        assert methods[0] == "sendChatAction"  # typing went out before the first text
+        assert methods.index("sendMessage") > 0
 
 
 async def test_long_answer_with_code_fence_is_split_within_limits(tmp_path: Path) -> None:

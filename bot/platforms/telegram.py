@@ -82,6 +82,7 @@ DRAIN_TIMEOUT = 5.0  # at shutdown, handlers in flight get this long before they
 SHUTDOWN_FLUSH = 5.0  # a cancelled reply's bounded attempt to show its text (StreamingReply)
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 MODEL_CALLBACK = "model:"
+TYPING_AFTER = 0.5  # seconds without text before a chat shows "typing…"
 
 
 def aiohttp_request(connections: int) -> HTTPXRequest:
@@ -325,6 +326,8 @@ class TelegramBot:
             lane=surface.lane,
             lane_kind=surface.lane_kind,
             clock=self._clock,
+            # "typing…" only when the first words are slow: a fast answer needs no extra call.
+            typing_after=TYPING_AFTER,
         )
 
     # -- handlers -------------------------------------------------------------------------------
