@@ -10,8 +10,10 @@
 
 How it behaves (design.md §5):
 
-- A typing indicator goes out at once and every ``typing_every`` seconds until the first text
-  is visible, never while the chat is penalized.
+- A typing indicator goes out after ``typing_after`` seconds without text (at once by
+  default; the platforms wait a moment, so a fast answer costs no extra request) and every
+  ``typing_every`` seconds until the first text is visible, never while the chat is
+  penalized.
 - One *flusher* task holds at most one budget request (:class:`~bot.core.pacing.Ticket`) at a
   time. When it is granted it sends the newest full text of the current message, so tokens
   that arrive while waiting are coalesced. The first message, a continuation message, a sealed
