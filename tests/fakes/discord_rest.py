@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections import deque
 from collections.abc import Callable
 
 from aiohttp import web
@@ -51,6 +52,7 @@ class RestApi(InteractionRoutes):
         *,
         rate_limit: tuple[int, float] | None,
         webhook_rate_limit: tuple[int, float] | None,
+        global_rate_limit: tuple[int, float] | None,
         ack_deadline: float,
         token_ttl: float,
         spec: SpecValidator | None,
@@ -61,6 +63,11 @@ class RestApi(InteractionRoutes):
         self.world = world
         self.channel_limiter = make_limiter(rate_limit, world)
         self.webhook_limiter = make_limiter(webhook_rate_limit, world)
+        # "All bots can make up to 50 requests per second" over a rolling second; interaction
+        # callbacks and webhooks are not bound to it (Discord's rate-limit docs).
+        self.global_limit = global_rate_limit
+        self._global_times: deque[float] = deque()
+        self.global_429s = 0
         self.ack_deadline = ack_deadline
         self.token_ttl = token_ttl
         self.spec = spec
@@ -125,6 +132,7 @@ class RestApi(InteractionRoutes):
                 raise DiscordAPIError(404, 0, "404: Not Found", source="lookup")
             if auth:
                 self._check_auth(request)
+                self._global_limit()
             self._scripted_429(ctx)
             reply = await handler(ctx)
         except RateLimitedError as exc:
@@ -143,6 +151,18 @@ class RestApi(InteractionRoutes):
         call.status, call.response = reply.status, reply.body
         await world.notify()
         return json_response(reply.body, reply.status, {**ctx.headers, **reply.headers})
+
+    def _global_limit(self) -> None:
+        if self.global_limit is None:
+            return
+        limit, per = self.global_limit
+        now, times = self.world.now(), self._global_times
+        while times and times[0] <= now - per:
+            times.popleft()
+        if len(times) >= limit:
+            self.global_429s += 1
+            raise RateLimitedError(times[0] + per - now, "global", limit, is_global=True)
+        times.append(now)
 
     def _check_auth(self, request: web.Request) -> None:
         header = request.headers.get("Authorization", "")
