@@ -147,7 +147,7 @@ class DiscordSide:
             )
         peak_1s = _peak_per_second(c.at for c in writes)
         # Discord's global limit (50 requests/s per bot, platforms.md §4) counts every REST
-        # request, typing included; FakeDiscord does not enforce it, so it is only measured.
+        # request, typing included; FakeDiscord enforces it (a 429 counts in ratelimit_hits).
         peak_rest_1s = _peak_per_second(c.at for c in rest if c.at >= injected_at)
         return {
             "injected_at": injected_at,

@@ -258,8 +258,8 @@ def _report(args: argparse.Namespace, window: _Window, results: dict[str, Any]) 
         print(f"{name:<36} {value:>26}  {target:<28} {verdict}")
     if args.platform == "discord":
         print(
-            "* every REST request counts (typing included); FakeDiscord does not enforce it,"
-            " so it is measured only"
+            "* every REST request counts (typing included); FakeDiscord enforces it too"
+            " (its 429s are in the 429 row)"
         )
     print(f"calls: {s['calls']}")
     if s["refused"]:
