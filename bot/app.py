@@ -237,13 +237,14 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
                 media_limits=media_limits(settings, Platform.TELEGRAM),
                 drain_timeout=PLATFORM_DRAIN,
             )
+            # Before the start: queued updates are handled as soon as polling begins.
+            core.outboxes[Platform.TELEGRAM] = telegram.outbox
             try:
                 await platforms.enter_async_context(telegram)
             except InvalidToken as exc:
                 raise StartupError("Telegram refused [telegram] token; check it") from exc
             except TelegramError as exc:
                 raise StartupError(f"cannot reach Telegram: {exc.message}") from exc
-            core.outboxes[Platform.TELEGRAM] = telegram.outbox
             if ops is not None:
                 ops.add_platform("telegram", telegram.healthy)
         if settings.discord.enabled:

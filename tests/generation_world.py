@@ -104,10 +104,9 @@ async def generation_service(
             generation=core.generation,
             media_limits=media_limits(settings, Platform.TELEGRAM),
         )
-        async with bot:
-            core.outboxes[Platform.TELEGRAM] = bot.outbox
-            async with core.tasks:
-                yield GenerationWorld(core=core, bot=bot, pacer=pacer)
+        core.outboxes[Platform.TELEGRAM] = bot.outbox  # before polling starts, as in run_service
+        async with bot, core.tasks:
+            yield GenerationWorld(core=core, bot=bot, pacer=pacer)
 
 
 @contextlib.asynccontextmanager
