@@ -31,17 +31,6 @@ MODEL = "gpt-4o-mini"
 HELLO = [{"role": "user", "content": "hello there"}]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCometAPI]:
-    async with FakeCometAPI() as server:
-        yield server
-
-
-@pytest.fixture
-def sleep() -> RecordingSleep:
-    return RecordingSleep()
-
-
 def comet(base_url: str, api_key: str, sleep: RecordingSleep | None = None, **kw: Any) -> CometAPI:
     transport = AiohttpTransport()
     return CometAPI(api_key=api_key, base_url=base_url, sleep=sleep, transport=transport, **kw)

@@ -36,17 +36,6 @@ MODELS = "/v1/models"
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeCometAPI]:
-    async with FakeCometAPI() as server:
-        yield server
-
-
-@pytest.fixture
-def sleep() -> RecordingSleep:
-    return RecordingSleep()
-
-
-@pytest.fixture
 async def client(fake: FakeCometAPI, sleep: RecordingSleep) -> AsyncIterator[CometAPI]:
     async with CometAPI(api_key=fake.api_key, base_url=fake.base_url, sleep=sleep) as api:
         yield api

@@ -30,17 +30,6 @@ SUBMIT = "/mj/submit"
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeCometAPI]:
-    async with FakeCometAPI(task_steps=3) as server:
-        yield server
-
-
-@pytest.fixture
-def sleep() -> RecordingSleep:
-    return RecordingSleep()
-
-
-@pytest.fixture
 async def client(fake: FakeCometAPI, sleep: RecordingSleep) -> AsyncIterator[CometAPI]:
     async with CometAPI(api_key=fake.api_key, base_url=fake.base_url, sleep=sleep) as api:
         yield api

@@ -26,12 +26,6 @@ from tests.fakes.cometapi import FakeCometAPI, RecordingSleep, tiny_png
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeCometAPI]:
-    async with FakeCometAPI(task_steps=3) as server:
-        yield server
-
-
-@pytest.fixture
 async def client(fake: FakeCometAPI) -> AsyncIterator[CometAPI]:
     async with CometAPI(
         api_key=fake.api_key, base_url=fake.base_url, sleep=RecordingSleep()
