@@ -125,6 +125,7 @@ def _summary(args: argparse.Namespace, window: _Window, results: dict[str, Any])
         "bot_cpu_sys_s": round(window.cpu_sys_s, 3),
         "bot_cpu_s_per_10k_tokens": round(per_10k, 3),
         "bot_thread_cpu_s": results.get("bot_thread_cpu_s"),
+        "bot_gc": results.get("bot_gc"),
         "peak_rss_mb": round(rss_kb / 1024, 1),
         "wall_s": round(window.wall_s, 2),
         "last_final_visible_s": round(max(finals) - injected, 2) if finals else None,
@@ -171,6 +172,15 @@ def _fmt(p: dict[str, float | None]) -> str:
     return " / ".join("-" if p[k] is None else f"{p[k]:.0f}" for k in ("p50", "p90", "p99", "max"))
 
 
+def _threads(by_name: dict[str, float] | None) -> str:
+    """The busiest threads' CPU seconds, the main thread first ("main 0.80 sqlite 0.20")."""
+    if not by_name:
+        return "-"
+    short = {"MainThread": "main"}
+    ordered = sorted(by_name.items(), key=lambda item: (item[0] != "MainThread", -item[1]))
+    return " ".join(f"{short.get(name, name)[:10]} {cpu:.2f}" for name, cpu in ordered[:3])
+
+
 def _report(args: argparse.Namespace, window: _Window, results: dict[str, Any]) -> None:
     s = _summary(args, window, results)
     ok = s["ok"]
@@ -209,6 +219,12 @@ def _report(args: argparse.Namespace, window: _Window, results: dict[str, Any]) 
         (
             "bot CPU s (user+sys)",
             f"{s['bot_cpu_s']:.2f} ({s['bot_cpu_user_s']:.2f}+{s['bot_cpu_sys_s']:.2f})",
+            "",
+            "",
+        ),
+        (
+            "bot CPU s by thread; in GC",
+            _threads(s["bot_thread_cpu_s"]) + f"; {(s['bot_gc'] or {}).get('cpu_s', 0):.2f}",
             "",
             "",
         ),

@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import gc
 import json
 import multiprocessing
 import os
@@ -58,6 +59,7 @@ from bench._report import (
     _report,
     _Window,
 )
+from bot.ops.runtime import run
 
 
 class _CountingChat:
@@ -91,6 +93,7 @@ async def _bot_run(
     """Start the bot against the fakes, run the chats, collect the fakes' results."""
     from bot.__main__ import configure_logging
     from bot.app import open_core
+    from bot.ops.runtime import settle_heap
 
     hello = await _recv(conn, timeout=60)
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
@@ -103,6 +106,8 @@ async def _bot_run(
             # Leaving runs the bot's shutdown (which waits for replies in flight) bounded.
             stack.push_async_callback(_bounded_shutdown, stack.pop_all())
 
+            settle_heap()  # as run_service does once every platform has started
+            gc_time = _GCTime()
             threads0 = _thread_cpu()
             ru0 = resource.getrusage(resource.RUSAGE_SELF)
             cpu0, began = time.process_time(), time.perf_counter()
@@ -120,6 +125,7 @@ async def _bot_run(
             sampler.cancel()
             ended = chat.last_done_at if not timed_out else time.perf_counter()
             cpu1 = time.process_time()
+            gc_time.stop()
             if profiler is not None:
                 profiler.disable()
             ru1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -136,6 +142,7 @@ async def _bot_run(
             results = await _recv(conn, timeout=120)
             results["inject_s"] = running.get("inject_s", 0.0)
             results["bot_cpu_trace"] = cpu_trace
+            results["bot_gc"] = gc_time.summary()
             results["answer_entered"] = chat.entered
             results["bot_thread_cpu_s"] = {
                 name: round(cpu - threads0.get(name, 0.0), 3)
@@ -146,6 +153,34 @@ async def _bot_run(
                 _report(args, window, results)
                 results["reported"] = True
     return window, results
+
+
+class _GCTime:
+    """CPU seconds the cyclic garbage collector took in this process, by generation."""
+
+    def __init__(self) -> None:
+        self.runs = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+            return
+        generation = info["generation"]
+        self.runs[generation] += 1
+        self.seconds[generation] += time.process_time() - self._started
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "runs": self.runs,
+            "cpu_s": round(sum(self.seconds), 3),
+            "by_generation_s": [round(s, 3) for s in self.seconds],
+        }
 
 
 def _thread_cpu() -> dict[str, float]:
@@ -276,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     child_conn.close()
     profiler = cProfile.Profile() if args.profile else None
     try:
-        window, results = asyncio.run(_bot_run(args, conn, profiler))
+        window, results = run(_bot_run(args, conn, profiler))
         if not results.get("reported"):
             _report(args, window, results)
         if args.dump:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 
@@ -51,11 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings)
 
     from bot import app
+    from bot.ops.runtime import run
 
     try:
         if console:
-            return asyncio.run(app.run_console(settings))
-        return asyncio.run(app.run_service(settings))
+            return run(app.run_console(settings))
+        return run(app.run_service(settings))
     except KeyboardInterrupt:
         return 130
     except app.StartupError as exc:

@@ -31,6 +31,7 @@ from bot.core.prompts import PromptLimits
 from bot.core.records import Provider
 from bot.core.tasks import PollerConfig, TaskPoller
 from bot.ops.metrics import Metrics
+from bot.ops.runtime import loop_name, settle_heap
 from bot.ops.wiring import access_policy, limits_config, open_ops_server
 from bot.providers.cometapi import CometAPI
 from bot.providers.cometapi.aiohttp_transport import AiohttpTransport
@@ -270,7 +271,8 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
                 ops.add_platform("discord", discord_bot.healthy)
         # Last in, first out: the poller stops before the platforms its outboxes use.
         await platforms.enter_async_context(core.tasks)
-        log.info("cometbot is running; stop it with Ctrl-C or SIGTERM")
+        settle_heap()  # after start-up: what is alive now lives as long as the process
+        log.info("cometbot is running on %s; stop it with Ctrl-C or SIGTERM", loop_name())
         await stop.wait()
         log.info("stopping: no new work; finishing the replies in flight")
         # Every platform refuses new work at once; what is in flight gets SHUTDOWN_GRACE, then
