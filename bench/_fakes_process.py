@@ -25,6 +25,7 @@ import bisect
 import contextlib
 import functools
 import logging
+import os
 import re
 import time
 from collections import Counter
@@ -171,6 +172,8 @@ async def _recv(conn: Connection, timeout: float | None = None) -> Any:  # noqa:
                 await ready
             finally:
                 loop.remove_reader(conn.fileno())
+    # uvloop's add_reader leaves the fd non-blocking, and a large message arrives in parts.
+    os.set_blocking(conn.fileno(), True)
     return conn.recv()
 
 

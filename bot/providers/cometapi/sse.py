@@ -68,6 +68,8 @@ class SSEDecoder:
 
     def _drain(self, *, final: bool) -> list[ServerSentEvent]:
         buf = self._buffer
+        if b"\r" not in buf:
+            return self._drain_lf(buf)
         events: list[ServerSentEvent] = []
         start = 0
         size = len(buf)
@@ -89,6 +91,23 @@ class SSEDecoder:
                 events.append(event)
             start = nxt
         del buf[:start]
+        return events
+
+    def _drain_lf(self, buf: bytearray) -> list[ServerSentEvent]:
+        """The common case, every line ending in ``\\n``: decode the complete lines at once."""
+        end = buf.rfind(b"\n")
+        if end < 0:
+            return []
+        # \n never occurs inside a UTF-8 multi-byte sequence: the cut is a character boundary.
+        lines = buf[:end].decode("utf-8", errors="replace").split("\n")
+        del buf[: end + 1]
+        events: list[ServerSentEvent] = []
+        for line in lines:
+            if line.startswith("data:"):  # most lines
+                value = line[5:]
+                self._data.append(value[1:] if value.startswith(" ") else value)
+            elif (event := self._line(line)) is not None:
+                events.append(event)
         return events
 
     def _line(self, line: str) -> ServerSentEvent | None:
