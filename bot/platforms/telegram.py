@@ -33,7 +33,6 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.request import HTTPXRequest
 
 from bot.config import TelegramSettings
 from bot.core.chat import ChatService
@@ -56,8 +55,8 @@ from bot.platforms.telegram_messages import (
     thread_id,
 )
 from bot.platforms.telegram_outbox import MEDIA_LIMITS, TelegramOutbox
+from bot.platforms.telegram_request import AiohttpRequest
 from bot.platforms.telegram_surface import TelegramSurface, retry_seconds, say
-from bot.providers.cometapi.aiohttp_transport import AiohttpTransport
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +82,6 @@ SHUTDOWN_FLUSH = 5.0  # a cancelled reply's bounded attempt to show its text (St
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 MODEL_CALLBACK = "model:"
 TYPING_AFTER = 0.5  # seconds without text before a chat shows "typing…"
-
-
-def aiohttp_request(connections: int) -> HTTPXRequest:
-    """PTB's HTTPXRequest (its defaults: 256 connections for calls, 1 for getUpdates) on
-    :class:`AiohttpTransport`, cheaper per request than httpcore. ``Application.shutdown``
-    closes the httpx client and with it the transport's aiohttp session."""
-    transport = AiohttpTransport(limit=connections)
-    return HTTPXRequest(connection_pool_size=connections, httpx_kwargs={"transport": transport})
 
 
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
@@ -125,8 +116,9 @@ class TelegramBot:
             .base_url(settings.api_base_url)
             .base_file_url(settings.file_base_url)
             .concurrent_updates(concurrent_updates)
-            .request(aiohttp_request(256))
-            .get_updates_request(aiohttp_request(1))
+            # PTB's defaults: 256 connections for calls, 1 for getUpdates.
+            .request(AiohttpRequest(256))
+            .get_updates_request(AiohttpRequest(1))
             .build()
         )
         self._username = ""
