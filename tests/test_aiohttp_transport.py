@@ -184,6 +184,16 @@ async def echo() -> AsyncIterator[str]:
         if request.path == "/gzip":
             payload = gzip.compress(b"zipped " * 10)
             return web.Response(body=payload, headers={"Content-Encoding": "gzip"})
+        if request.path == "/v1/chat/completions":  # a gateway that compresses the stream
+            events = [
+                {"choices": [{"index": 0, "delta": {"content": piece}}]}
+                for piece in ("Zipped ", "stream ✓")
+            ]
+            sse = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+            return web.Response(
+                body=gzip.compress(sse.encode()),
+                headers={"Content-Encoding": "gzip", "Content-Type": "text/event-stream"},
+            )
         answer = {
             "method": request.method,
             "headers": [[k, v] for k, v in request.headers.items()],
@@ -222,6 +232,12 @@ async def test_bodies_and_headers_pass_through(echo: str) -> None:
 
         r = await http.get(echo + "/gzip")
         assert r.text == "zipped " * 10  # httpx decodes, aiohttp does not
+
+
+async def test_a_compressed_chat_stream_is_decoded(echo: str, sleep: RecordingSleep) -> None:
+    async with comet(echo, "sk-x", sleep) as api, api.chat.stream(MODEL, HELLO) as stream:
+        text = "".join([delta.content async for delta in stream])
+    assert text == "Zipped stream ✓"
 
 
 async def test_session_reopens_after_aclose(echo: str) -> None:

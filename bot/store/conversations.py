@@ -36,6 +36,10 @@ RECENT_TURNS_SQL: Final = f"""
 """
 
 _SETTING_COLUMNS: Final = frozenset({"model", "persona"})
+_INSERT_TURN: Final = (
+    "INSERT INTO turns (conversation_id, role, content, speaker, user_id, tokens, model,"
+    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def _turn(row: Row) -> Turn:
@@ -82,24 +86,17 @@ class ConversationQueries(StoreBase):
         tokens = turn.tokens
         if not tokens and usage is not None and turn.role is Role.ASSISTANT:
             tokens = usage.completion_tokens
-        async with self._transaction() as db:
-            conversation_id = await self._conversation_id(db, key, now)
-            async with db.execute(
-                "INSERT INTO turns (conversation_id, role, content, speaker, user_id,"
-                " tokens, model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    conversation_id,
-                    turn.role.value,
-                    turn.content,
-                    turn.speaker,
-                    user_id,
-                    tokens,
-                    model,
-                    created_at,
-                ),
-            ) as cursor:
-                turn_id = cursor.lastrowid
-            if usage is not None and user_id is not None:
+        values = (turn.role.value, turn.content, turn.speaker, user_id, tokens, model, created_at)
+        if usage is None or user_id is None:
+            # One INSERT is atomic on its own: no transaction, one trip to the database thread
+            # (this runs for every question the bot is asked).
+            async with self._lock:
+                conversation_id = await self._conversation_id(self._db, key, now)
+                row = await self._db.execute_insert(_INSERT_TURN, (conversation_id, *values))
+        else:
+            async with self._transaction() as db:
+                conversation_id = await self._conversation_id(db, key, now)
+                row = await db.execute_insert(_INSERT_TURN, (conversation_id, *values))
                 await add_usage(
                     db,
                     user_id,
@@ -110,6 +107,7 @@ class ConversationQueries(StoreBase):
                         UsageKind.CHAT: 1,
                     },
                 )
+        turn_id = row[0] if row is not None else None
         assert turn_id is not None  # an INSERT into a rowid table always sets it
         return turn_id
 
@@ -187,15 +185,15 @@ class ConversationQueries(StoreBase):
         cached = self._conversation_ids.get(raw)
         if cached is not None:
             return cached
-        rows = list(await db.execute_fetchall("SELECT id FROM conversations WHERE key = ?", (raw,)))
-        if rows:
-            conversation_id = int(rows[0][0])
-        else:
-            async with db.execute(
-                "INSERT INTO conversations (key, platform, created_at) VALUES (?, ?, ?)",
+        # One statement whether or not the row exists (the no-op update makes RETURNING
+        # answer for an existing row too).
+        rows = list(
+            await db.execute_fetchall(
+                "INSERT INTO conversations (key, platform, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id",
                 (raw, key.platform.value, now),
-            ) as cursor:
-                assert cursor.lastrowid is not None
-                conversation_id = cursor.lastrowid
+            )
+        )
+        conversation_id = int(rows[0][0])
         self._conversation_ids[raw] = conversation_id
         return conversation_id

@@ -234,7 +234,10 @@ class ChatStream:
                     await response.aread()
                     yield _single_delta(_json_object(response.text))
                     return
-                async for chunk in response.aiter_bytes():
+                # Uncompressed (the usual case for SSE): skip httpx's decoder layer per chunk.
+                plain = "content-encoding" not in response.headers
+                chunks = response.aiter_raw() if plain else response.aiter_bytes()
+                async for chunk in chunks:
                     for event in decoder.feed(chunk):
                         if _is_done(event):
                             return
