@@ -107,9 +107,8 @@ class ConversationQueries(StoreBase):
                         UsageKind.CHAT: 1,
                     },
                 )
-        turn_id = row[0] if row is not None else None
-        assert turn_id is not None  # an INSERT into a rowid table always sets it
-        return turn_id
+        assert row is not None  # an INSERT into a rowid table always sets last_insert_rowid()
+        return int(row[0])
 
     async def get_settings(self, key: ConversationKey) -> ChannelSettings:
         """The channel's model and persona; ``None`` fields mean "the configured default"."""
