@@ -97,6 +97,30 @@ async def test_aclose_without_async_with_closes_the_connection(
     assert [d async for d in stream] == []  # closed streams stay closed
 
 
+async def test_anext_by_hand_and_async_for_share_one_stream(
+    client: CometAPI, fake: FakeCometAPI
+) -> None:
+    fake.script_chat(tokens=["a", "b", "c"], usage=(5, 3))
+    async with client.chat.stream(MODEL, HELLO) as stream:
+        first = await anext(stream)
+        rest = [delta async for delta in stream]  # carries on where anext() stopped
+    contents = [d.content for d in (first, *rest)]
+    assert "".join(contents) == "abc" == stream.text
+    assert stream.usage is not None and stream.usage.completion_tokens == 3
+    assert stream.finish_reason == "stop"
+
+
+async def test_a_stream_closed_before_reading_sends_nothing(
+    client: CometAPI, fake: FakeCometAPI
+) -> None:
+    stream = client.chat.stream(MODEL, HELLO)
+    await stream.aclose()
+    assert [d async for d in stream] == []
+    with pytest.raises(StopAsyncIteration):
+        await anext(stream)
+    assert fake.requests_to("/v1/chat/completions") == []
+
+
 async def test_cancelled_consumer_closes_the_connection(
     client: CometAPI, fake: FakeCometAPI
 ) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -204,25 +204,32 @@ class ChatStream:
     ) -> None:
         await self.aclose()
 
-    def __aiter__(self) -> ChatStream:
-        return self
+    def __aiter__(self) -> AsyncIterator[ChatDelta]:
+        # ``async for`` drives the generator itself: no extra Python frame per delta.
+        return self._deltas()
 
     async def __anext__(self) -> ChatDelta:
+        return await self._deltas().__anext__()
+
+    def _deltas(self) -> AsyncGenerator[ChatDelta, None]:
         if self._gen is None:
-            if self._closed:
-                raise StopAsyncIteration
-            self._gen = self._run()
-        delta = await self._gen.__anext__()
-        self._parts.append(delta.content)
-        self.usage = delta.usage or self.usage
-        self.finish_reason = delta.finish_reason or self.finish_reason
-        return delta
+            self._gen = self._run() if not self._closed else _nothing()
+        return self._gen
 
     async def aclose(self) -> None:
         """Stop reading and close the HTTP response (idempotent)."""
         self._closed = True
         if self._gen is not None:
             await self._gen.aclose()
+
+    def _seen(self, delta: ChatDelta) -> ChatDelta:
+        """Keep ``text``, ``usage`` and ``finish_reason`` up to date as a delta goes out."""
+        self._parts.append(delta.content)
+        if delta.usage is not None:
+            self.usage = delta.usage
+        if delta.finish_reason:
+            self.finish_reason = delta.finish_reason
+        return delta
 
     async def _run(self) -> AsyncGenerator[ChatDelta, None]:
         response = await self._client.open_stream("POST", _PATH, json=self._body)
@@ -232,7 +239,7 @@ class ChatStream:
                 if "json" in response.headers.get("content-type", ""):
                     # A gateway may ignore stream=true and answer with one JSON object.
                     await response.aread()
-                    yield _single_delta(_json_object(response.text))
+                    yield self._seen(_single_delta(_json_object(response.text)))
                     return
                 # Uncompressed (the usual case for SSE): skip httpx's decoder layer per chunk.
                 plain = "content-encoding" not in response.headers
@@ -242,12 +249,12 @@ class ChatStream:
                         if _is_done(event):
                             return
                         if (delta := _event_delta(event)) is not None:
-                            yield delta
+                            yield self._seen(delta)
                 for event in decoder.flush():
                     if _is_done(event):
                         return
                     if (delta := _event_delta(event)) is not None:
-                        yield delta
+                        yield self._seen(delta)
             except httpx.TimeoutException as exc:
                 raise APITimeoutError("chat stream: no data within the read timeout") from exc
             except httpx.TransportError as exc:
@@ -257,6 +264,12 @@ class ChatStream:
             raise StreamTruncatedError("chat stream ended without [DONE]")
         finally:
             await response.aclose()
+
+
+async def _nothing() -> AsyncGenerator[ChatDelta, None]:
+    """The deltas of a stream closed before it was read: none."""
+    return
+    yield  # pragma: no cover  (makes this an async generator)
 
 
 def _is_done(event: ServerSentEvent) -> bool:
