@@ -69,8 +69,10 @@ class CometChatModel:
         list_ttl: float = MODEL_LIST_TTL,
         clock: Callable[[], float] = time.monotonic,
         telemetry: Telemetry | None = None,
+        read_interval: float = 0.0,
     ) -> None:
         self._client = client
+        self._read_interval = read_interval
         self._telemetry: Telemetry = telemetry or NullTelemetry()
         self._ttl = list_ttl
         self._clock = clock
@@ -82,7 +84,9 @@ class CometChatModel:
     ) -> AsyncGenerator[ChatDelta, None]:
         payload = [to_openai(m) for m in messages]
         try:
-            async with self._client.chat.stream(model, payload) as stream:
+            async with self._client.chat.stream(
+                model, payload, read_interval=self._read_interval
+            ) as stream:
                 async for delta in stream:
                     usage = None
                     if delta.usage is not None:

@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 3.0
 PLATFORM_DRAIN = 0.5
+# Once an answer's text has begun, upstream is read at most every 0.1 s: chats show it about
+# once a second, so nothing visible is lost, and a burst of tokens costs one wake-up, not one
+# each (docs/benchmarks.md, "Streaming"). The first words are never held back.
+STREAM_READ_INTERVAL = 0.1
 
 
 class StartupError(Exception):
@@ -159,7 +163,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             clock=clock,
         )
         chat = ChatService(
-            model=CometChatModel(client, telemetry=metrics),
+            model=CometChatModel(client, telemetry=metrics, read_interval=STREAM_READ_INTERVAL),
             store=store,
             config=chat_config(settings),
             telemetry=metrics,

@@ -184,6 +184,14 @@ async def echo() -> AsyncIterator[str]:
         if request.path == "/gzip":
             payload = gzip.compress(b"zipped " * 10)
             return web.Response(body=payload, headers={"Content-Encoding": "gzip"})
+        if request.path == "/drip":  # 30 chunks, 5 ms apart
+            response = web.StreamResponse()
+            await response.prepare(request)
+            for i in range(30):
+                await response.write(f"{i:02d};".encode())
+                await asyncio.sleep(0.005)
+            await response.write_eof()
+            return response
         if request.path == "/v1/chat/completions":  # a gateway that compresses the stream
             events = [
                 {"choices": [{"index": 0, "delta": {"content": piece}}]}
@@ -238,6 +246,41 @@ async def test_a_compressed_chat_stream_is_decoded(echo: str, sleep: RecordingSl
     async with comet(echo, "sk-x", sleep) as api, api.chat.stream(MODEL, HELLO) as stream:
         text = "".join([delta.content async for delta in stream])
     assert text == "Zipped stream ✓"
+
+
+async def test_read_interval_gathers_a_dripping_body_into_few_reads(echo: str) -> None:
+    asked: list[int] = []
+
+    def interval() -> float:
+        asked.append(1)
+        return 0.05
+
+    expected = "".join(f"{i:02d};" for i in range(30))
+    async with httpx.AsyncClient(transport=AiohttpTransport(limit=1)) as http:
+        request = http.build_request("GET", echo + "/drip", extensions={"read_interval": interval})
+        response = await http.send(request, stream=True)
+        chunks = [chunk async for chunk in response.aiter_raw()]
+        await response.aclose()
+        assert b"".join(chunks).decode() == expected
+        # 150 ms of drip read every 50 ms: a handful of reads, not thirty (an upper bound
+        # only, so a slow machine that reads even less often still passes).
+        assert len(chunks) <= 8
+        assert len(asked) == len(chunks)  # asked after every chunk handed out
+        # The one pooled connection was not left paused: the next call on it completes.
+        plain = await http.get(echo + "/drip")
+        assert plain.text == expected
+
+
+async def test_a_chat_stream_read_at_intervals_is_still_exact(
+    client: CometAPI, fake: FakeCometAPI
+) -> None:
+    tokens = [f"t{i} " for i in range(40)]
+    fake.script_chat(tokens=tokens, usage=(7, 40), delay=0.002)
+    async with client.chat.stream(MODEL, HELLO, read_interval=0.02) as stream:
+        deltas = [delta async for delta in stream]
+    assert "".join(d.content for d in deltas) == "".join(tokens)
+    assert stream.usage is not None and stream.usage.completion_tokens == 40
+    assert stream.finish_reason == "stop"
 
 
 async def test_session_reopens_after_aclose(echo: str) -> None:

@@ -110,6 +110,21 @@ async def test_anext_by_hand_and_async_for_share_one_stream(
     assert stream.finish_reason == "stop"
 
 
+async def test_read_interval_is_asked_for_only_once_text_has_begun(
+    client: CometAPI, fake: FakeCometAPI
+) -> None:
+    fake.script_chat(tokens=["Hel", "lo"])
+    stream = client.chat.stream(MODEL, HELLO, read_interval=0.25)
+    waits = [stream._gather_for()]  # the transport asks this after every chunk
+    async with stream:
+        async for delta in stream:
+            waits.append(stream._gather_for())
+            if delta.content:
+                break
+    assert waits[0] == 0.0  # nothing shown yet: the first words are never held back
+    assert waits[-1] == 0.25
+
+
 async def test_a_stream_closed_before_reading_sends_nothing(
     client: CometAPI, fake: FakeCometAPI
 ) -> None:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bot.ops.runtime import loop_name, run, settle_heap
+from bot.ops.runtime import YOUNG_THRESHOLD, loop_name, run, settle_heap
 
 
 async def _loop_module() -> str:
@@ -43,11 +43,15 @@ def test_settle_heap_freezes_what_is_alive_and_collects_garbage_first() -> None:
     a.other, b.other = b, a  # a cycle nobody holds: garbage for the collector
     del a, b
     kept = Node()
+    thresholds = gc.get_threshold()
     try:
         settle_heap()
         frozen = gc.get_freeze_count()
+        young = gc.get_threshold()[0]
         left = [o for o in gc.get_objects(generation=None) if type(o) is Node]
     finally:
         gc.unfreeze()  # give the test process its collector back
+        gc.set_threshold(*thresholds)
     assert frozen > 0
+    assert young == YOUNG_THRESHOLD
     assert all(o is kept for o in left)  # the cycle was collected before the freeze

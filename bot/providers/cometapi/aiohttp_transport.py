@@ -24,7 +24,13 @@ What it does, and where it differs from httpx's own transport:
   hangs up mid-answer → :class:`httpx.RemoteProtocolError`, other socket errors →
   :class:`httpx.ReadError`;
 * request bodies (JSON, bytes, multipart built by httpx) are read into memory and sent with
-  httpx's headers; httpx's proxy settings (and ``HTTP(S)_PROXY``) do not apply.
+  httpx's headers; httpx's proxy settings (and ``HTTP(S)_PROXY``) do not apply;
+* the request extension ``"read_interval"`` (a zero-argument callable returning seconds) lets
+  a streamed body gather: after each chunk handed out, reading from the socket pauses for
+  that long (aiohttp's own flow control, so the read timeout is suspended meanwhile), and
+  whatever arrived meanwhile comes out as one chunk. A token stream read by a consumer that
+  shows text once a second then costs one wake-up per interval instead of one per token.
+  The callable is asked again after every chunk; 0 reads on at once.
 
 The session is created on first use, inside the running event loop, and closed by
 :meth:`AiohttpTransport.aclose`; a later request opens a new one (python-telegram-bot closes
@@ -34,14 +40,18 @@ used as is and never closed here.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import httpx
 from yarl import URL
 
-__all__ = ["AiohttpStream", "AiohttpTransport"]
+__all__ = ["READ_INTERVAL", "AiohttpStream", "AiohttpTransport"]
+
+READ_INTERVAL = "read_interval"
+"""Request extension: ``() -> float``, seconds to let a streamed body gather between reads."""
 
 _URL_PATH = re.compile(r"(https?://[^/\s'\"]+)[^\s'\"]*")
 
@@ -79,6 +89,8 @@ class AiohttpStream(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._response = response
         self._request = request
+        interval = request.extensions.get(READ_INTERVAL)
+        self._interval: Callable[[], float] | None = interval if callable(interval) else None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         content = self._response.content
@@ -88,8 +100,23 @@ class AiohttpStream(httpx.AsyncByteStream):
                 if not chunk:
                     return
                 yield chunk
+                if self._interval is not None and (wait := self._interval()) > 0:
+                    await self._gather(wait)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _map_error(exc, self._request, pool_full=False) from exc
+
+    async def _gather(self, seconds: float) -> None:
+        """Leave the socket unread for ``seconds``: what arrives meanwhile is read at once."""
+        connection = self._response.connection
+        protocol = connection.protocol if connection is not None else None
+        if protocol is None:  # the body is complete: nothing more will arrive
+            return
+        protocol.pause_reading()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            if protocol.transport is not None:
+                protocol.resume_reading()
 
     async def aclose(self) -> None:
         response = self._response

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from bot.providers.cometapi.aiohttp_transport import READ_INTERVAL
 from bot.providers.cometapi.errors import (
     APIResponseError,
     APITimeoutError,
@@ -145,8 +146,22 @@ class Chat:
             raise APIResponseError(f"chat completion failed: {_stream_error(data['error'])}")
         return _completion(data)
 
-    def stream(self, model: str, messages: Sequence[Message], **params: Any) -> ChatStream:
-        """Start a streamed answer; see :class:`ChatStream` for how to consume it."""
+    def stream(
+        self,
+        model: str,
+        messages: Sequence[Message],
+        *,
+        read_interval: float = 0.0,
+        **params: Any,
+    ) -> ChatStream:
+        """Start a streamed answer; see :class:`ChatStream` for how to consume it.
+
+        ``read_interval``: once text has begun, read the socket at most every so many seconds
+        and parse what gathered meanwhile at once (fewer wake-ups; text arrives in bursts at
+        most that far apart). The first text is never held back. It needs the client's
+        :class:`~bot.providers.cometapi.aiohttp_transport.AiohttpTransport`; other
+        transports read as data arrives.
+        """
         options = {"include_usage": True, **dict(params.pop("stream_options", None) or {})}
         body = {
             "model": model,
@@ -155,7 +170,7 @@ class Chat:
             "stream": True,
             "stream_options": options,
         }
-        return ChatStream(self._client, body)
+        return ChatStream(self._client, body, read_interval=read_interval)
 
 
 class ChatStream:
@@ -179,9 +194,13 @@ class ChatStream:
     as deltas are read.
     """
 
-    def __init__(self, client: CometAPI, body: dict[str, Any]) -> None:
+    def __init__(
+        self, client: CometAPI, body: dict[str, Any], *, read_interval: float = 0.0
+    ) -> None:
         self._client = client
         self._body = body
+        self._read_interval = read_interval
+        self._has_text = False
         self._gen: AsyncGenerator[ChatDelta, None] | None = None
         self._closed = False
         self._parts: list[str] = []
@@ -224,15 +243,24 @@ class ChatStream:
 
     def _seen(self, delta: ChatDelta) -> ChatDelta:
         """Keep ``text``, ``usage`` and ``finish_reason`` up to date as a delta goes out."""
-        self._parts.append(delta.content)
+        if delta.content:
+            self._parts.append(delta.content)
+            self._has_text = True
         if delta.usage is not None:
             self.usage = delta.usage
         if delta.finish_reason:
             self.finish_reason = delta.finish_reason
         return delta
 
+    def _gather_for(self) -> float:
+        """Seconds the transport may let the stream gather before its next read."""
+        return self._read_interval if self._has_text else 0.0
+
     async def _run(self) -> AsyncGenerator[ChatDelta, None]:
-        response = await self._client.open_stream("POST", _PATH, json=self._body)
+        extensions = {READ_INTERVAL: self._gather_for} if self._read_interval > 0 else None
+        response = await self._client.open_stream(
+            "POST", _PATH, json=self._body, extensions=extensions
+        )
         try:
             decoder = SSEDecoder()
             try:

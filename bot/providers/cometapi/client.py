@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
@@ -273,12 +273,20 @@ class CometAPI:
             excerpt = redact(response.text[:200], self._api_key)
             raise APIResponseError(f"{method} {path}: the answer is not JSON: {excerpt!r}") from exc
 
-    async def open_stream(self, method: str, path: str, *, json: Any = None) -> httpx.Response:
+    async def open_stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        extensions: Mapping[str, Any] | None = None,
+    ) -> httpx.Response:
         """Open a streaming call; returns a 2xx response with its body unread.
 
-        The caller owns the response and must ``aclose()`` it.
+        The caller owns the response and must ``aclose()`` it. ``extensions`` go to the
+        transport with the request (httpx request extensions).
         """
-        return await self._send(method, path, json=json, stream=True)
+        return await self._send(method, path, json=json, stream=True, extensions=extensions)
 
     async def _send(
         self,
@@ -290,6 +298,7 @@ class CometAPI:
         paid: bool = False,
         stream: bool = False,
         api: bool = True,
+        extensions: Mapping[str, Any] | None = None,
     ) -> httpx.Response:
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
         label = path if api else "a download"
@@ -300,7 +309,12 @@ class CometAPI:
         attempt = 0
         while True:
             request = self._http.build_request(
-                method, url, json=json, headers=headers, timeout=timeout
+                method,
+                url,
+                json=json,
+                headers=headers,
+                timeout=timeout,
+                extensions=dict(extensions) if extensions else None,
             )
             try:
                 # API calls never follow redirects (a redirect means a wrong base URL);
