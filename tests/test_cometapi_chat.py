@@ -113,16 +113,17 @@ async def test_anext_by_hand_and_async_for_share_one_stream(
 async def test_read_interval_is_asked_for_only_once_text_has_begun(
     client: CometAPI, fake: FakeCometAPI
 ) -> None:
-    fake.script_chat(tokens=["Hel", "lo"])
+    fake.script_chat(tokens=["\n", "Hel", "lo"])
     stream = client.chat.stream(MODEL, HELLO, read_interval=0.25)
-    waits = [stream._gather_for()]  # the transport asks this after every chunk
+    waits = {"": stream._gather_for()}  # the transport asks this after every chunk
     async with stream:
         async for delta in stream:
-            waits.append(stream._gather_for())
-            if delta.content:
+            waits[delta.content] = stream._gather_for()
+            if delta.content == "Hel":
                 break
-    assert waits[0] == 0.0  # nothing shown yet: the first words are never held back
-    assert waits[-1] == 0.25
+    # Nothing shown yet (a role chunk, a blank line): the first words are never held back.
+    assert waits[""] == waits["\n"] == 0.0
+    assert waits["Hel"] == 0.25
 
 
 async def test_a_stream_closed_before_reading_sends_nothing(

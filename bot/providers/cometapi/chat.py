@@ -245,7 +245,8 @@ class ChatStream:
         """Keep ``text``, ``usage`` and ``finish_reason`` up to date as a delta goes out."""
         if delta.content:
             self._parts.append(delta.content)
-            self._has_text = True
+            # Leading whitespace is not yet words a reader sees: keep reading at once.
+            self._has_text = self._has_text or not delta.content.isspace()
         if delta.usage is not None:
             self.usage = delta.usage
         if delta.finish_reason:
