@@ -52,6 +52,7 @@ from bot.core.models import (
 )
 from bot.core.records import Provider, TaskStatus, TaskUpdate
 from bot.core.tasks import CycleStats, PollerConfig, TaskPoller
+from bot.ops import runtime
 from bot.providers.cometapi import CometAPI
 from bot.store import Store
 
@@ -239,6 +240,7 @@ async def _measure(args: argparse.Namespace, hello: dict[str, Any], path: Path) 
     ):
         assert isinstance(store, CountingStore)
         await _populate(store, hello["ids"], ConversationKey(Platform.TELEGRAM, "1"))
+        runtime.settle_heap()  # as run_service does once the service is up
         poller = MeasuredPoller(
             transport=transport,
             outbox=outbox,
@@ -304,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-cycles", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=60.0, help="steady-state duration")
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args))
+    result = runtime.run(run(args))  # the service's event loop (uvloop where installed)
     worst_requests = max(result[s].get("requests_max", 0) for s in ("cold", "steady"))
     worst_cpu = max(result[s].get("cpu_max_s", 0.0) for s in ("cold", "steady"))
     print(
