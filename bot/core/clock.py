@@ -2,10 +2,10 @@
 
 Everything in the core that waits (pacing, streaming, typing indicators) goes through a
 :class:`bot.core.ports.Clock`, never through ``asyncio.sleep`` or ``loop.time`` directly, so
-tests can swap in virtual time. Waits with a timeout go through :func:`wait_event`: on
-another clock it races ``clock.sleep`` against the event (``asyncio.wait_for``'s timer would
-run on the event loop's real clock); on :class:`SystemClock`, whose time is the loop's, it
-uses the loop's own timer, which is cheaper.
+tests can swap in virtual time. Waits with a timeout go through :func:`wait_event` and the
+clock's ``wait``: :class:`SystemClock`, whose time is the loop's, uses the loop's own timer;
+a virtual clock races its ``sleep`` against the event (:func:`race_sleep`), since
+``asyncio.wait_for``'s timer would run on the event loop's real clock.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 
 from bot.core.ports import Clock
 
-__all__ = ["SystemClock", "wait_event"]
+__all__ = ["SystemClock", "race_sleep", "wait_event"]
 
 
 class SystemClock:
@@ -30,12 +30,20 @@ class SystemClock:
         """Sleep ``seconds`` (a non-positive value just yields to the loop)."""
         await asyncio.sleep(max(0.0, seconds))
 
+    async def wait(self, event: asyncio.Event, seconds: float) -> bool:
+        """Wait for ``event`` at most ``seconds``; whether it is set. One timer handle on the
+        loop (whose clock this is), where racing a sleep costs two tasks and a waiter."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await event.wait()
+        return event.is_set()
+
 
 async def wait_event(event: asyncio.Event, within: float | None, clock: Clock) -> bool:
     """Wait until ``event`` is set or ``within`` seconds of ``clock`` time pass.
 
     Returns whether the event is set. ``within=None`` waits without limit; a value of
-    zero or less only checks. Cancellation-safe: both helper tasks are cancelled on exit.
+    zero or less only checks; otherwise the clock's ``wait`` does it.
     """
     if event.is_set():
         return True
@@ -44,15 +52,14 @@ async def wait_event(event: asyncio.Event, within: float | None, clock: Clock) -
         return True
     if within <= 0:
         return False
-    if type(clock) is SystemClock:
-        # The loop's timer runs on the same monotonic clock: a timeout around the wait costs one
-        # timer handle, where racing two helper tasks costs two tasks and a waiter.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(within):
-                await event.wait()
-        return event.is_set()
+    return await clock.wait(event, within)
+
+
+async def race_sleep(event: asyncio.Event, seconds: float, clock: Clock) -> bool:
+    """``Clock.wait`` for a clock whose time is not the loop's: race ``clock.sleep(seconds)``
+    against the event. Cancellation-safe: both helper tasks are cancelled on exit."""
     waiter = asyncio.ensure_future(event.wait())
-    sleeper = asyncio.ensure_future(clock.sleep(within))
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
     try:
         await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
     finally:

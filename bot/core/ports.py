@@ -7,6 +7,7 @@ and results); ``bot.adapters`` maps the CometAPI SDK onto :class:`ChatModel` and
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -35,6 +36,11 @@ class Clock(Protocol):
     def now(self) -> float: ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+    async def wait(self, event: asyncio.Event, seconds: float) -> bool:
+        """Wait until ``event`` is set or ``seconds`` (> 0) of this clock pass; whether it is
+        set. Use :func:`bot.core.clock.wait_event`, which handles the trivial cases first."""
+        ...
 
 
 class Surface(Protocol):

@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+from bot.core.clock import race_sleep
+
 _SETTLE_LIMIT = 200_000
 
 
@@ -52,6 +54,9 @@ class FakeClock:
         if self._new_sleeper is not None and not self._new_sleeper.done():
             self._new_sleeper.set_result(None)
         await fut  # a cancelled sleep leaves a cancelled future, skipped when popped
+
+    async def wait(self, event: asyncio.Event, seconds: float) -> bool:
+        return await race_sleep(event, seconds, self)
 
     # -- driving time ---------------------------------------------------------------------------
 
