@@ -2,7 +2,8 @@
 
 Run with ``python -m bench.streaming --platform telegram --chats 200`` (or ``--platform
 discord``; ``--help`` for the rest). This process runs only the bot, wired as in production
-(``open_core``, the service's logging setup, a fresh SQLite file in a temporary directory) and:
+(``open_core``, the service's logging setup, its event loop (uvloop where installed) and its
+settled heap, a fresh SQLite file in a temporary directory) and:
 
 - Telegram: a ``Pacer`` with ``telegram_rules()``, ``TelegramBot`` polling with updates handled
   concurrently, against FakeTelegram (default rate limits: 1 msg/s per chat with a burst of 3,
