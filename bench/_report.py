@@ -16,6 +16,7 @@ import pstats
 import resource
 import statistics
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ MAX_TOKENS = {
     "discord": 300,  # ~1,840 characters: still one Discord message (2,000)
 }
 LATENCY_CHATS = 25  # first-visible latency is read at this many chats (design.md §8)
+CPU_CHATS = 200  # the CPU target is read at this many chats (issue 3)
 SHUTDOWN_BOUND = 30.0
 DISCORD_GLOBAL_PER_S = 50  # "All bots can make up to 50 requests per second" (platforms.md §4)
 
@@ -65,6 +67,18 @@ def _ms_between(chats: list[dict[str, Any]], start: str, end: str) -> list[float
         for c in chats
         if c.get(start) is not None and c.get(end) is not None
     ]
+
+
+def machine_check_ms() -> float:
+    """How fast this machine is right now: the best of 5 timings of a fixed pure-Python loop,
+    in ms of CPU. On the shared 2-vCPU VM of docs/benchmarks.md it reads ~60 ms when quiet and
+    up to ~120 ms when neighbours are busy; CPU figures scale with it."""
+    best = float("inf")
+    for _ in range(5):
+        began = time.process_time()
+        sum(i * i for i in range(2_000_000))
+        best = min(best, time.process_time() - began)
+    return round(best * 1000.0, 1)
 
 
 def _machine() -> dict[str, Any]:
@@ -155,7 +169,7 @@ def _summary(args: argparse.Namespace, window: _Window, results: dict[str, Any])
             "no_429": results["total_429s"] == 0
             and not results.get("violations")
             and not results.get("errors"),
-            "cpu": per_10k <= TARGET_CPU_PER_10K,
+            "cpu": per_10k <= TARGET_CPU_PER_10K if args.chats == CPU_CHATS else None,
             # Read at LATENCY_CHATS: beyond, the overall budget (Telegram ~30/s, the Discord
             # pacer 40/s) alone delays first messages.
             "latency": None
@@ -165,6 +179,7 @@ def _summary(args: argparse.Namespace, window: _Window, results: dict[str, Any])
             "rss": rss_kb / 1024 <= TARGET_RSS_MB,
         },
         "machine": _machine(),
+        "machine_check_ms": results.get("machine_check_ms"),
     }
 
 
@@ -214,7 +229,7 @@ def _report(args: argparse.Namespace, window: _Window, results: dict[str, Any]) 
             "bot CPU s per 10k tokens",
             f"{s['bot_cpu_s_per_10k_tokens']:.3f}",
             "<= 1.0 (200 chats)",
-            mark[ok["cpu"]],
+            mark[ok["cpu"]] if ok["cpu"] is not None else "n/a",
         ),
         (
             "bot CPU s (user+sys)",
@@ -244,6 +259,12 @@ def _report(args: argparse.Namespace, window: _Window, results: dict[str, Any]) 
             "edits per chat (mean), messages (max)",
             f"{s['edits_per_chat_mean']:.2f}, {s['messages_per_chat_max']}",
             "",
+            "",
+        ),
+        (
+            "machine check ms (before / after)",
+            " / ".join(f"{v:.0f}" for v in s["machine_check_ms"] or ()),
+            "~60 when the VM is quiet",
             "",
         ),
         (
