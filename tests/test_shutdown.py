@@ -108,6 +108,8 @@ async def test_sigterm_during_a_streamed_reply_flushes_it_and_exits(tmp_path: Pa
         assert tg.violations == 0
         log = (tmp_path / "bot.log").read_text(encoding="utf-8", errors="replace")
     assert "stopped" in log
+    # The real process runs on the event loop production gets (uvloop off Windows).
+    assert f"cometbot is running on {'asyncio' if sys.platform == 'win32' else 'uvloop'}" in log
     assert comet.api_key not in log
     assert TOKEN not in log and TOKEN.split(":", 1)[1] not in log
 
