@@ -35,7 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.platforms.telegram_render import render
+from bot.platforms.telegram.render import render
 from tests.fakes.cometapi import ChatScript, FakeCometAPI, _body, _text_of
 from tests.fakes.telegram import Call, FakeTelegram
 from tests.fakes.telegram_wire import load_spec

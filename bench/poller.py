@@ -3,8 +3,8 @@
 Run with ``python -m bench.poller`` (``--help`` for sizes). The fake CometAPI runs in a child
 process with ``--tasks`` Midjourney tasks already rendering (they advance one step per
 observation and stay in progress for ``--steps`` observations), so this process runs only
-the bot's side: the real :class:`~bot.core.tasks.TaskPoller`, the real
-:class:`~bot.adapters_tasks.CometTaskBackend` over the real SDK client (HTTP over loopback),
+the bot's side: the real :class:`~bot.core.generation.poller.TaskPoller`, the real
+:class:`~bot.adapters.task_backend.CometTaskBackend` over the real SDK client (HTTP over loopback),
 and the real SQLite :class:`~bot.store.Store` on a WAL file. The outbox is a no-op that
 counts the status edits it is asked for (platforms are measured by ``bench.streaming``).
 
@@ -41,8 +41,10 @@ from typing import Any
 
 import httpx
 
-from bot.adapters_tasks import CometTaskBackend
+from bot.adapters.task_backend import CometTaskBackend
 from bot.core.clock import SystemClock
+from bot.core.generation.poller import CycleStats, PollerConfig, TaskPoller
+from bot.core.generation.records import Provider, TaskStatus, TaskUpdate
 from bot.core.models import (
     ConversationKey,
     MediaLimits,
@@ -50,8 +52,6 @@ from bot.core.models import (
     Platform,
     StatusView,
 )
-from bot.core.records import Provider, TaskStatus, TaskUpdate
-from bot.core.tasks import CycleStats, PollerConfig, TaskPoller
 from bot.ops import runtime
 from bot.providers.cometapi import CometAPI
 from bot.store import Store

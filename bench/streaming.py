@@ -238,7 +238,7 @@ def _platform_bot(platform: str, settings: Any, core: Any, chat: _CountingChat) 
     if platform == "discord":
         from bot.app import platform_pacer
         from bot.core.models import Platform
-        from bot.platforms.discord import DiscordBot
+        from bot.platforms.discord.bot import DiscordBot
 
         return DiscordBot(
             settings.discord,
@@ -250,7 +250,7 @@ def _platform_bot(platform: str, settings: Any, core: Any, chat: _CountingChat) 
             guild_ready_timeout=0.05,
         )
     from bot.core.pacing import Pacer, telegram_rules
-    from bot.platforms.telegram import TelegramBot
+    from bot.platforms.telegram.bot import TelegramBot
 
     return TelegramBot(
         settings.telegram,

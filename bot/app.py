@@ -15,21 +15,21 @@ from dataclasses import dataclass
 
 from telegram.error import InvalidToken, TelegramError
 
-from bot.adapters import CometChatModel
-from bot.adapters_tasks import CometTaskBackend
+from bot.adapters.chat_model import CometChatModel
+from bot.adapters.task_backend import CometTaskBackend
 from bot.config import Settings
-from bot.core.chat import ChatConfig, ChatService
+from bot.core.access.gatekeeper import Gatekeeper
+from bot.core.access.limits import Limits
+from bot.core.chat.service import ChatConfig, ChatService
 from bot.core.clock import SystemClock
-from bot.core.gatekeeper import Gatekeeper
-from bot.core.generation import GenerationConfig, GenerationService
+from bot.core.generation.poller import PollerConfig, TaskPoller
+from bot.core.generation.prompts import PromptLimits
+from bot.core.generation.records import Provider
+from bot.core.generation.service import GenerationConfig, GenerationService
 from bot.core.lifecycle import WorkGate
-from bot.core.limits import Limits
 from bot.core.models import MediaLimits, Platform
 from bot.core.pacing import Pacer, discord_rules, telegram_rules
 from bot.core.ports import Outbox
-from bot.core.prompts import PromptLimits
-from bot.core.records import Provider
-from bot.core.tasks import PollerConfig, TaskPoller
 from bot.ops.metrics import Metrics
 from bot.ops.runtime import loop_name, settle_heap
 from bot.ops.wiring import access_policy, limits_config, open_ops_server
@@ -224,7 +224,7 @@ def _stop_event() -> asyncio.Event:
 
 async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     """Run every configured platform until SIGTERM/SIGINT (or ``stop`` is set)."""
-    from bot.platforms.telegram import TelegramBot
+    from bot.platforms.telegram.bot import TelegramBot
 
     stop = stop or _stop_event()
     async with open_core(settings) as core, contextlib.AsyncExitStack() as platforms:
@@ -253,7 +253,7 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
             if ops is not None:
                 ops.add_platform("telegram", telegram.healthy)
         if settings.discord.enabled:
-            from bot.platforms.discord import DiscordBot, DiscordStartError
+            from bot.platforms.discord.bot import DiscordBot, DiscordStartError
 
             discord_bot = DiscordBot(
                 settings.discord,

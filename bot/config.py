@@ -142,7 +142,7 @@ def _check_ids(values: list[str], pattern: re.Pattern[str], example: str) -> lis
 
 
 class AccessSettings(_Section):
-    """Who may use the bot; every empty list means "open". See ``bot.core.access``."""
+    """Who may use the bot; every empty list means "open". See ``bot.core.access.policy``."""
 
     users: IdList = Field(default_factory=list)
     blocked_users: IdList = Field(default_factory=list)

@@ -34,8 +34,8 @@ from bot.core.pacing import (
     discord_rules,
     telegram_rules,
 )
-from bot.platforms.discord import DiscordBot
-from bot.platforms.telegram import TelegramBot
+from bot.platforms.discord.bot import DiscordBot
+from bot.platforms.telegram.bot import TelegramBot
 from bot.store import Store
 from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.discord import FakeDiscord, FakeMessage

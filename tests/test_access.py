@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.config import Settings
-from bot.core.access import AccessDenied, AccessPolicy, AdminOnly, RefusalNotices, Requester
+from bot.core.access.policy import AccessDenied, AccessPolicy, AdminOnly, RefusalNotices, Requester
 from bot.core.errors import UserFacingError
 from bot.core.models import ConversationKey, Incoming, Platform
 

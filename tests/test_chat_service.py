@@ -7,7 +7,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 import pytest
 
-from bot.core.chat import ChatConfig, ChatService
+from bot.core.chat.service import ChatConfig, ChatService
+from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import ModelAuthError, StreamCut, UserFacingError
 from bot.core.models import (
     ChatDelta,
@@ -20,7 +21,6 @@ from bot.core.models import (
     Usage,
 )
 from bot.core.pacing import TELEGRAM_PRIVATE, Pacer, telegram_rules
-from bot.core.streaming import StreamingReply
 from bot.store import Store
 from tests.fakes.clock import FakeClock
 from tests.fakes.surface import FakeSurface

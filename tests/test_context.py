@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.core.context import IMAGE_TOKENS, build_context, estimate_tokens
+from bot.core.chat.context import IMAGE_TOKENS, build_context, estimate_tokens
 from bot.core.models import ImageInput, Role, Turn
 
 

@@ -18,12 +18,12 @@ import pytest
 from pydantic import SecretStr
 
 from bot.app import StartupError, run_service
+from bot.core.chat.markdown import split_markdown, utf16_len
 from bot.core.errors import MessageGone, RetryLater, SurfaceError
 from bot.core.models import ConversationKey
-from bot.core.render import split_markdown, utf16_len
-from bot.platforms import discord as discord_adapter
-from bot.platforms.discord_messages import conversation_key
-from bot.platforms.discord_surface import translate
+from bot.platforms.discord import bot as discord_adapter
+from bot.platforms.discord.messages import conversation_key
+from bot.platforms.discord.surface import translate
 from tests.fakes.cometapi import FakeCometAPI, tiny_png
 from tests.fakes.discord import FakeDiscord, FakeInteraction, FakeMessage
 from tests.fakes.discord_payloads import JSON

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.adapters_tasks import CometTaskBackend, button_kind
+from bot.adapters.task_backend import CometTaskBackend, button_kind
 from bot.core import errors as core
+from bot.core.generation.records import Provider
 from bot.core.models import ImageInput, Submitted, TaskRef, UpstreamState
-from bot.core.records import Provider
 from bot.providers.cometapi import CometAPI
 from tests.fakes.cometapi import FakeCometAPI, RecordingSleep
 

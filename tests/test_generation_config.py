@@ -7,8 +7,8 @@ from pathlib import Path
 
 from bot.app import generation_configs, media_limits
 from bot.config import GenerationSettings, Settings, load_settings
+from bot.core.generation.records import Provider
 from bot.core.models import Platform
-from bot.core.records import Provider
 
 ROOT = Path(__file__).resolve().parents[1]
 

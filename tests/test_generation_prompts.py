@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.core.errors import UserFacingError
-from bot.core.models import ButtonView
-from bot.core.prompts import (
+from bot.core.generation.prompts import (
     MusicSpec,
     PromptLimits,
     VideoSpec,
@@ -14,7 +13,8 @@ from bot.core.prompts import (
     parse_music,
     parse_video,
 )
-from bot.core.task_views import button_rows, progress_bar
+from bot.core.generation.views import button_rows, progress_bar
+from bot.core.models import ButtonView
 
 LIMITS = PromptLimits(mj=200, suno_description=50, suno_lyrics=100, suno_style=20, kling=40)
 

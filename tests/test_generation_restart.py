@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.generation.poller import UNCERTAIN_AFTER_RESTART
+from bot.core.generation.records import Provider, TaskStatus
 from bot.core.models import ConversationKey, Platform
-from bot.core.records import Provider, TaskStatus
-from bot.core.tasks import UNCERTAIN_AFTER_RESTART
 from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.telegram import FakeTelegram, StoredMessage
 from tests.generation_world import (

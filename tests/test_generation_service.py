@@ -9,7 +9,10 @@ from dataclasses import dataclass
 import pytest
 
 from bot.core.errors import PromptRefused, SubmitUncertain, UserFacingError
-from bot.core.generation import (
+from bot.core.generation.poller import PollerConfig, TaskPoller
+from bot.core.generation.prompts import MusicSpec, PromptLimits, VideoSpec
+from bot.core.generation.records import ButtonSpec, Provider, TaskStatus, TaskUpdate
+from bot.core.generation.service import (
     DEAD_PARENT,
     GONE,
     MODAL_EXPIRED,
@@ -18,9 +21,6 @@ from bot.core.generation import (
     Origin,
 )
 from bot.core.models import ConversationKey, ImageInput, Platform
-from bot.core.prompts import MusicSpec, PromptLimits, VideoSpec
-from bot.core.records import ButtonSpec, Provider, TaskStatus, TaskUpdate
-from bot.core.tasks import PollerConfig, TaskPoller
 from tests.fakes.clock import FakeClock
 from tests.fakes.tasks import FakeBackend, FakeOutbox, MemoryTaskStore
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.records import TaskStatus
+from bot.core.generation.records import TaskStatus
 from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.telegram import FakeTelegram, StoredMessage
 from tests.generation_world import button_data, button_texts, buttons_of, generation_service

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from bot.core.chat import ChatConfig, ChatService
+from bot.core.chat.service import ChatConfig, ChatService
+from bot.core.chat.streaming import StreamingReply
 from bot.core.clock import SystemClock
 from bot.core.errors import UserFacingError
 from bot.core.lifecycle import DEFAULT_GRACE_SECONDS, ShuttingDown, WorkGate
 from bot.core.pacing import Pacer, PacerRules
-from bot.core.streaming import StreamingReply
 from bot.store import Store
 from tests.fakes.clock import FakeClock
 from tests.fakes.surface import FakeSurface

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.core.limits import (
+from bot.core.access.limits import (
     CooldownActive,
     LimitExceeded,
     Limits,

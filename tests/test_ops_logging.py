@@ -91,7 +91,7 @@ def test_json_lines_parse_and_carry_the_request_context(
     capture: tuple[io.StringIO, list[logging.Handler]],
 ) -> None:
     stream = install(capture, "json")
-    log = logging.getLogger("bot.platforms.telegram")
+    log = logging.getLogger("bot.platforms.telegram.bot")
 
     async def handle_update() -> None:
         with log_context(platform="tg", chat=-100123):
@@ -107,7 +107,7 @@ def test_json_lines_parse_and_carry_the_request_context(
 
     asyncio.run(handle_update())
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]  # every line is JSON
-    by_message = {e["message"]: e for e in lines if e["logger"] == "bot.platforms.telegram"}
+    by_message = {e["message"]: e for e in lines if e["logger"] == "bot.platforms.telegram.bot"}
     assert set(by_message) == {
         "update received",
         "in a task",
@@ -117,7 +117,7 @@ def test_json_lines_parse_and_carry_the_request_context(
     }
     first = by_message["update received"]
     assert first["level"] == "INFO"
-    assert first["logger"] == "bot.platforms.telegram"
+    assert first["logger"] == "bot.platforms.telegram.bot"
     assert first["time"].endswith("Z")
     assert (first["platform"], first["chat"]) == ("tg", "-100123")
     assert "request_id" not in first
@@ -137,7 +137,7 @@ def test_plain_lines_end_with_the_context(
     capture: tuple[io.StringIO, list[logging.Handler]],
 ) -> None:
     stream = install(capture, "plain", level="INFO")
-    log = logging.getLogger("bot.core.chat")
+    log = logging.getLogger("bot.core.chat.service")
     with log_context(platform="dc", chat="55", request_id="r1"):
         log.info("answered %d tokens", 12)
     log.debug("hidden at INFO")
@@ -145,7 +145,7 @@ def test_plain_lines_end_with_the_context(
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1
     assert lines[0].endswith(
-        "INFO bot.core.chat: answered 12 tokens [platform=dc chat=55 request_id=r1]"
+        "INFO bot.core.chat.service: answered 12 tokens [platform=dc chat=55 request_id=r1]"
     )
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from bot.core.render import (
+from bot.core.chat.markdown import (
     Measure,
     close_open_fence,
     cut_markdown,

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.core.access.stats import FINISHED_STATUSES, collect_stats, format_stats
 from bot.core.models import ConversationKey, Platform, Role, Turn, Usage
-from bot.core.stats import FINISHED_STATUSES, collect_stats, format_stats
 from bot.store import TERMINAL_STATUSES, Store, TaskStatus, TaskUpdate
 from tests.test_limits import NOON, Wall
 

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import pytest
 
+from bot.core.chat.markdown import cut_markdown, open_fence, split_markdown
+from bot.core.chat.streaming import CANCEL_NOTE, EMPTY_TEXT, FAIL_NOTE, ReplyResult, StreamingReply
 from bot.core.errors import RetryLater, UserFacingError
 from bot.core.pacing import (
     TELEGRAM_GROUP,
@@ -18,8 +20,6 @@ from bot.core.pacing import (
     Window,
     telegram_rules,
 )
-from bot.core.render import cut_markdown, open_fence, split_markdown
-from bot.core.streaming import CANCEL_NOTE, EMPTY_TEXT, FAIL_NOTE, ReplyResult, StreamingReply
 from tests.fakes.clock import FakeClock
 from tests.fakes.surface import Call, FakeSurface
 

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from bot.core.errors import PlatformUnavailable
+from bot.core.generation.poller import UNCERTAIN_AFTER_RESTART, PollerConfig, TaskPoller
+from bot.core.generation.records import Provider, TaskStatus, TaskUpdate
 from bot.core.models import (
     ConversationKey,
     MediaKind,
@@ -21,8 +23,6 @@ from bot.core.models import (
     TaskSnapshot,
     UpstreamState,
 )
-from bot.core.records import Provider, TaskStatus, TaskUpdate
-from bot.core.tasks import UNCERTAIN_AFTER_RESTART, PollerConfig, TaskPoller
 from tests.fakes.clock import FakeClock
 from tests.fakes.tasks import (
     FakeBackend,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 import bot.store as store_package
-from bot.core import records as core_records
+from bot.core.generation import records as core_records
 from bot.core.models import ConversationKey, Platform
 from bot.store import Provider, Store, TaskStatus, TaskUpdate
 

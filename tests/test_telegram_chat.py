@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.render import utf16_len
+from bot.core.chat.markdown import utf16_len
 from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.telegram import FakeTelegram
 from tests.world import chat_requests, history_of, rendered, telegram_service

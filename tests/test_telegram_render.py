@@ -7,8 +7,8 @@ import random
 import pytest
 from telegram import MessageEntity
 
-from bot.core.render import split_markdown, utf16_len
-from bot.platforms.telegram_render import MAX_ENTITIES, measure, render
+from bot.core.chat.markdown import split_markdown, utf16_len
+from bot.platforms.telegram.render import MAX_ENTITIES, measure, render
 
 
 def spans(markdown: str) -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ from aiohttp import web
 from telegram import Bot, InputFile
 from telegram.error import NetworkError, TimedOut
 
-from bot.platforms.telegram_request import AiohttpRequest
+from bot.platforms.telegram.request import AiohttpRequest
 
 TOKEN = "123456:SECRET-token-value"
 ME = {"id": 1, "is_bot": True, "first_name": "Bot", "username": "the_bot"}

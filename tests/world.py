@@ -20,9 +20,9 @@ from typing import Any
 from bot.app import Core, open_core
 from bot.config import DiscordSettings, Settings
 from bot.core.pacing import Pacer, discord_rules, telegram_rules
-from bot.platforms.discord import DiscordBot
-from bot.platforms.telegram import TelegramBot
-from bot.platforms.telegram_render import render
+from bot.platforms.discord.bot import DiscordBot
+from bot.platforms.telegram.bot import TelegramBot
+from bot.platforms.telegram.render import render
 from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.telegram import FakeTelegram

@@ -223,7 +223,8 @@ class TaskSnapshot:
     """One poll's view of an upstream task.
 
     ``result`` is JSON-ready and stored in the task row (its shape is the backend's and the
-    delivery's contract, see ``bot.core.delivery``); ``error`` is a sentence for the user.
+    delivery's contract, see ``bot.core.generation.delivery``); ``error`` is a sentence for the
+    user.
     """
 
     upstream_id: str

@@ -1,8 +1,8 @@
 """The Protocols the core needs from the outside world.
 
 Platforms implement :class:`Surface` (chat replies) and :class:`Outbox` (generation status
-and results); ``bot.adapters`` maps the CometAPI SDK onto :class:`ChatModel` and
-``bot.adapters_tasks`` onto :class:`TaskBackend`; ``bot.store`` implements the stores.
+and results); ``bot.adapters.chat_model`` maps the CometAPI SDK onto :class:`ChatModel` and
+``bot.adapters.task_backend`` onto :class:`TaskBackend`; ``bot.store`` implements the stores.
 """
 
 from __future__ import annotations
@@ -11,6 +11,14 @@ import asyncio
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from bot.core.generation.records import (
+    ButtonRef,
+    ButtonSpec,
+    Provider,
+    Task,
+    TaskStatus,
+    TaskUpdate,
+)
 from bot.core.models import (
     ChannelSettings,
     ChatDelta,
@@ -27,7 +35,6 @@ from bot.core.models import (
     Turn,
     Usage,
 )
-from bot.core.records import ButtonRef, ButtonSpec, Provider, Task, TaskStatus, TaskUpdate
 
 
 class Clock(Protocol):
@@ -247,7 +254,7 @@ class TaskStore(Protocol):
 
 
 class TaskBackend(Protocol):
-    """CometAPI's task families as the core sees them (``bot.adapters_tasks``).
+    """CometAPI's task families as the core sees them (``bot.adapters.task_backend``).
 
     Raises only core errors: :class:`~bot.core.errors.GenerationError` subclasses from
     :meth:`submit` (``SubmitUncertain`` when a paid submit may have gone through), and
@@ -288,7 +295,8 @@ class Outbox(Protocol):
     chat replies use). Posting is two calls so that a stop never cuts a post in half:
     :meth:`ready` waits for the chat's slot (safe to cancel), then :meth:`post` sends at
     once, and the caller records the message id before anything else can interrupt it
-    (see :func:`bot.core.status.post_paced`). Errors: :class:`~bot.core.errors.RetryLater`
+    (see :func:`bot.core.generation.progress.post_paced`).
+    Errors: :class:`~bot.core.errors.RetryLater`
     (the platform said 429: the outbox has penalized the chat in the pacer; call
     :meth:`ready` and try again), :class:`~bot.core.errors.MessageGone` (edit target
     deleted), :class:`~bot.core.errors.PlatformUnavailable` (transient: try again later) and

@@ -33,7 +33,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from bot.core.stats import FINISHED_STATUSES
+from bot.core.access.stats import FINISHED_STATUSES
 
 if TYPE_CHECKING:
     from bot.core.ports import StatsStore, Telemetry

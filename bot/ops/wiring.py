@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from bot.config import AccessSettings, HttpSettings, LimitsSettings
-from bot.core.access import AccessPolicy
-from bot.core.limits import LimitsConfig
+from bot.core.access.limits import LimitsConfig
+from bot.core.access.policy import AccessPolicy
 from bot.core.ports import StatsStore
 from bot.ops.http import HealthCheck, OpsServer
 from bot.ops.metrics import Metrics

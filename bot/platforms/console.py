@@ -11,14 +11,14 @@ import asyncio
 import sys
 from typing import TextIO
 
-from bot.core.access import Requester
-from bot.core.chat import ChatService
+from bot.core.access.gatekeeper import Gatekeeper
+from bot.core.access.policy import Requester
+from bot.core.chat.service import ChatService
+from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import UserFacingError
-from bot.core.gatekeeper import Gatekeeper
 from bot.core.models import ConversationKey, Incoming, Platform
 from bot.core.pacing import Pacer, PacerRules
 from bot.core.ports import Clock
-from bot.core.streaming import StreamingReply
 
 CONSOLE_KEY = ConversationKey(Platform.CONSOLE, "local")
 LANE_KIND = "console"

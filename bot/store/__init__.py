@@ -3,12 +3,12 @@
 ``async with Store.open(path) as store:`` opens one aiosqlite connection in WAL
 mode and applies the numbered migrations of :mod:`bot.store.migrations`.
 :class:`Store` implements :class:`bot.core.ports.ChatStore`; the task and button
-records it returns are in :mod:`bot.core.records`.
+records it returns are in :mod:`bot.core.generation.records`.
 """
 
 from __future__ import annotations
 
-from bot.core.records import (
+from bot.core.generation.records import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     UNSET,

@@ -7,8 +7,8 @@ from typing import Final
 
 import aiosqlite
 
+from bot.core.generation.records import UsageKind
 from bot.core.models import ChannelSettings, ConversationKey, Role, Turn, Usage
-from bot.core.records import UsageKind
 from bot.store._base import Row, StoreBase, utc_day
 from bot.store.usage import add_usage
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from bot.core.records import TERMINAL_STATUSES
+from bot.core.generation.records import TERMINAL_STATUSES
 from bot.store._base import StoreBase, utc_day
 
 __all__ = ["StatsQueries"]

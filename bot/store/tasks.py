@@ -10,8 +10,7 @@ from typing import Any, Final
 
 import aiosqlite
 
-from bot.core.models import ConversationKey
-from bot.core.records import (
+from bot.core.generation.records import (
     TERMINAL_STATUSES,
     UNSET,
     ButtonRef,
@@ -21,6 +20,7 @@ from bot.core.records import (
     TaskStatus,
     TaskUpdate,
 )
+from bot.core.models import ConversationKey
 from bot.store._base import Row, StoreBase
 from bot.store.errors import StoreError
 

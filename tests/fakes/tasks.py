@@ -13,6 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.errors import MediaTooLarge, RetryLater, UpstreamError
+from bot.core.generation.records import (
+    ACTIVE_STATUSES,
+    UNSET,
+    ButtonRef,
+    ButtonSpec,
+    Provider,
+    Task,
+    TaskStatus,
+    TaskUpdate,
+)
 from bot.core.models import (
     ConversationKey,
     Downloaded,
@@ -24,16 +34,6 @@ from bot.core.models import (
     TaskRef,
     TaskSnapshot,
     UpstreamState,
-)
-from bot.core.records import (
-    ACTIVE_STATUSES,
-    UNSET,
-    ButtonRef,
-    ButtonSpec,
-    Provider,
-    Task,
-    TaskStatus,
-    TaskUpdate,
 )
 from tests.fakes.clock import FakeClock
 

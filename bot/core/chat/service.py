@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.core.context import MAX_TURNS_LOADED, build_context, estimate_tokens
+from bot.core.chat.context import MAX_TURNS_LOADED, build_context, estimate_tokens
+from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import ModelError, UserFacingError
 from bot.core.logcontext import bind_log_context
 from bot.core.models import ConversationKey, Incoming, Role, Turn, Usage
 from bot.core.ports import ChatModel, ChatStore, Telemetry
-from bot.core.streaming import StreamingReply
 from bot.core.telemetry import NullTelemetry
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ quotas, cooldowns, caps), then:
    may exist and be charged (correlating it upstream is left for later: CometAPI offers
    no lookup by our own id for every family);
 4. records the upstream id with its deadline and first poll time, and wakes the poller,
-   which takes it from there (:mod:`bot.core.tasks`).
+   which takes it from there (:mod:`bot.core.generation.poller`).
 
 A Midjourney button whose action answers "modal" (code 21: Custom Zoom, or remix) leaves
 its row ``waiting`` and asks the user a question (Telegram: a ForceReply message); the
@@ -35,7 +35,17 @@ from bot.core.errors import (
     SurfaceError,
     UserFacingError,
 )
-from bot.core.generation_types import (
+from bot.core.generation.poller import TaskPoller
+from bot.core.generation.progress import post_paced
+from bot.core.generation.prompts import (
+    MusicSpec,
+    VideoSpec,
+    check_imagine,
+    check_music,
+    check_video,
+)
+from bot.core.generation.records import ButtonRef, Provider, Task, TaskStatus, TaskUpdate
+from bot.core.generation.requests import (
     BROKEN,
     DEAD_PARENT,
     GONE,
@@ -46,19 +56,9 @@ from bot.core.generation_types import (
     modal_prompt,
     modal_question,
 )
+from bot.core.generation.views import progress_view, submitting_view
 from bot.core.models import ImageInput, OutgoingMessage, Platform, Submitted
 from bot.core.ports import Admission, Admitted, Outbox, TaskBackend, TaskStore
-from bot.core.prompts import (
-    MusicSpec,
-    VideoSpec,
-    check_imagine,
-    check_music,
-    check_video,
-)
-from bot.core.records import ButtonRef, Provider, Task, TaskStatus, TaskUpdate
-from bot.core.status import post_paced
-from bot.core.task_views import progress_view, submitting_view
-from bot.core.tasks import TaskPoller
 
 __all__ = [
     "BROKEN",

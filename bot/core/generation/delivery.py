@@ -1,6 +1,7 @@
 """Result delivery: a finished task's result (or failure), posted exactly once across restarts.
 
-:class:`Deliverer` (progress edits are :class:`~bot.core.status.StatusEditor`'s; a delivery
+:class:`Deliverer` (progress edits are
+:class:`~bot.core.generation.progress.StatusEditor`'s; a delivery
 first *settles* the task's editor so no stale progress lands after the final text):
 
 * a delivery is a list of *parts* (the grid, clip 1, clip 2, a video, a notice); after the
@@ -38,6 +39,9 @@ from bot.core.errors import (
     SurfaceError,
     UpstreamError,
 )
+from bot.core.generation.progress import POST_ATTEMPTS, StatusEditor
+from bot.core.generation.records import ButtonSpec, Task, TaskStatus, TaskUpdate
+from bot.core.generation.views import button_rows, done_view, excerpt, failed_view, headline
 from bot.core.models import (
     ButtonView,
     MediaFile,
@@ -47,9 +51,6 @@ from bot.core.models import (
     StatusView,
 )
 from bot.core.ports import Clock, Outbox, TaskBackend, TaskStore
-from bot.core.records import ButtonSpec, Task, TaskStatus, TaskUpdate
-from bot.core.status import POST_ATTEMPTS, StatusEditor
-from bot.core.task_views import button_rows, done_view, excerpt, failed_view, headline
 
 __all__ = ["Deliverer"]
 

@@ -22,7 +22,7 @@ How it behaves (design.md §5):
   edit is upgraded when the reply finishes. A payload equal to the last one sent is not sent
   and its slot is refunded.
 - When the current message outgrows ``surface.max_len`` it is sealed at the cut
-  :func:`~bot.core.render.cut_markdown` picks, gets its final content, and a new message
+  :func:`~bot.core.chat.markdown.cut_markdown` picks, gets its final content, and a new message
   continues with the rest. Sealed messages never change again. Cuts are stable, so the chunks
   are exactly ``split_markdown(final_text)`` however the stream was timed.
 - ``RetryLater`` penalizes the lane in the shared pacer (nothing at all goes to that chat until
@@ -43,11 +43,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
+from bot.core.chat.markdown import close_open_fence, cut_markdown
 from bot.core.clock import wait_event
 from bot.core.errors import MessageGone, RetryLater, UserFacingError
 from bot.core.pacing import Pacer, Priority, Ticket
 from bot.core.ports import Clock, Surface
-from bot.core.render import close_open_fence, cut_markdown
 
 __all__ = ["ReplyResult", "StreamingReply"]
 

@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from bot.core.limits import QUOTA_KINDS, format_duration
+from bot.core.access.limits import QUOTA_KINDS, format_duration
+from bot.core.generation.records import TERMINAL_STATUSES
 from bot.core.ports import StatsStore
-from bot.core.records import TERMINAL_STATUSES
 
 __all__ = ["FINISHED_STATUSES", "Stats", "collect_stats", "format_stats"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Message, Update
 from telegram.constants import ChatType, InlineKeyboardButtonLimit
 
-from bot.core.access import Requester
+from bot.core.access.policy import Requester
 from bot.core.models import ConversationKey, Platform
 
 __all__ = [

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 import discord
 
-from bot.core.access import Requester
+from bot.core.access.policy import Requester
 from bot.core.errors import UserFacingError
 from bot.core.models import ConversationKey, ImageInput, Platform
-from bot.platforms.discord_surface import FAILURES
+from bot.platforms.discord.surface import FAILURES
 
 __all__ = ["addressed", "clean_text", "conversation_key", "download_images", "requester"]
 

@@ -35,18 +35,18 @@ from telegram.ext import (
 )
 
 from bot.config import TelegramSettings
-from bot.core.chat import ChatService
+from bot.core.access.gatekeeper import Gatekeeper
+from bot.core.chat.service import ChatService
+from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import UserFacingError
-from bot.core.gatekeeper import Gatekeeper
-from bot.core.generation import GenerationService
+from bot.core.generation.service import GenerationService
 from bot.core.models import ImageInput, Incoming, MediaLimits
 from bot.core.pacing import Pacer, Priority
 from bot.core.ports import Clock
-from bot.core.streaming import StreamingReply
-from bot.platforms.telegram_generation import COMMANDS as GENERATION_COMMANDS
-from bot.platforms.telegram_generation import HELP as GENERATION_HELP
-from bot.platforms.telegram_generation import TelegramGeneration
-from bot.platforms.telegram_messages import (
+from bot.platforms.telegram.generation import COMMANDS as GENERATION_COMMANDS
+from bot.platforms.telegram.generation import HELP as GENERATION_HELP
+from bot.platforms.telegram.generation import TelegramGeneration
+from bot.platforms.telegram.messages import (
     conversation_key,
     fits_callback,
     remove_mention,
@@ -54,9 +54,9 @@ from bot.platforms.telegram_messages import (
     requester_of_message,
     thread_id,
 )
-from bot.platforms.telegram_outbox import MEDIA_LIMITS, TelegramOutbox
-from bot.platforms.telegram_request import AiohttpRequest
-from bot.platforms.telegram_surface import TelegramSurface, retry_seconds, say
+from bot.platforms.telegram.outbox import MEDIA_LIMITS, TelegramOutbox
+from bot.platforms.telegram.request import AiohttpRequest
+from bot.platforms.telegram.surface import TelegramSurface, retry_seconds, say
 
 log = logging.getLogger(__name__)
 

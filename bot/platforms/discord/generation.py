@@ -1,5 +1,5 @@
 """Discord's generation commands: ``/imagine``, ``/music``, ``/video``, ``/describe`` and
-``/blend`` (buttons and forms: :mod:`bot.platforms.discord_buttons`).
+``/blend`` (buttons and forms: :mod:`bot.platforms.discord.buttons`).
 
 Each command is acknowledged at once with a public deferred response (the adapter's
 ``respond``: access check, "thinking…", errors shown in it). Input is checked before
@@ -7,7 +7,7 @@ anything is downloaded or submitted; the core then posts the task's *status mess
 the channel as a reply to that response, and once the request is in, the response shows it
 (``/imagine a paper boat``): the channel reads like Telegram's command → status → result
 chain, and Discord's "alice used /imagine" header tells who asked. Status edits and results
-go through :class:`~bot.platforms.discord_outbox.DiscordOutbox` by channel, never through
+go through :class:`~bot.platforms.discord.outbox.DiscordOutbox` by channel, never through
 the interaction token, which expires after 15 minutes while tasks may run longer.
 
 Images come from attachment options; an image link at the start of an ``/imagine`` prompt is
@@ -27,18 +27,18 @@ import discord
 from discord import app_commands
 from discord.utils import escape_markdown
 
+from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.errors import UserFacingError
-from bot.core.gatekeeper import Gatekeeper
-from bot.core.generation import GenerationService, Origin
+from bot.core.generation.prompts import MusicSpec, parse_music, parse_video
+from bot.core.generation.service import GenerationService, Origin
+from bot.core.generation.views import excerpt
 from bot.core.models import ImageInput
 from bot.core.pacing import Pacer
-from bot.core.prompts import MusicSpec, parse_music, parse_video
-from bot.core.task_views import excerpt
-from bot.platforms.discord_buttons import DiscordButtons, Guarded, SongForm
-from bot.platforms.discord_commands import Respond
-from bot.platforms.discord_messages import conversation_key, download_images
-from bot.platforms.discord_outbox import bind
-from bot.platforms.discord_surface import InteractionSurface, say
+from bot.platforms.discord.buttons import DiscordButtons, Guarded, SongForm
+from bot.platforms.discord.commands import Respond
+from bot.platforms.discord.messages import conversation_key, download_images
+from bot.platforms.discord.outbox import bind
+from bot.platforms.discord.surface import InteractionSurface, say
 
 __all__ = ["HELP", "DiscordGeneration"]
 

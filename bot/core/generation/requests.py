@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from bot.core.errors import UserFacingError
+from bot.core.generation.prompts import PromptLimits, check_imagine
+from bot.core.generation.records import Provider, Task
+from bot.core.generation.views import headline
 from bot.core.models import ConversationKey
-from bot.core.prompts import PromptLimits, check_imagine
-from bot.core.records import Provider, Task
-from bot.core.task_views import headline
 
 __all__ = [
     "BROKEN",

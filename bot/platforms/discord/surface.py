@@ -25,10 +25,10 @@ import logging
 import aiohttp
 import discord
 
+from bot.core.chat.markdown import split_markdown
 from bot.core.errors import MessageGone, RetryLater, SurfaceError
 from bot.core.pacing import DISCORD_CHANNEL, Pacer, Priority
 from bot.core.ports import Clock
-from bot.core.render import split_markdown
 
 __all__ = [
     "MAX_MESSAGE_LEN",

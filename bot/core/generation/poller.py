@@ -1,6 +1,6 @@
 """TaskPoller: one durable, batched poller for every generation task (design §6).
 
-Every task is a row first (``bot.core.generation`` writes it before the paid submit). The
+Every task is a row first (``bot.core.generation.service`` writes it before the paid submit). The
 poller owns what happens after:
 
 * **One loop.** It sleeps until the earliest ``next_poll_at`` in the store (or until
@@ -41,19 +41,19 @@ from types import TracebackType
 from typing import Any, Final
 
 from bot.core.clock import wait_event
-from bot.core.delivery import Deliverer
 from bot.core.errors import UpstreamError
-from bot.core.models import Platform, StatusView, TaskRef, TaskSnapshot, UpstreamState
-from bot.core.ports import Clock, Outbox, Refunds, TaskBackend, TaskStore, Telemetry
-from bot.core.records import Provider, Task, TaskStatus, TaskUpdate
-from bot.core.status import StatusEditor
-from bot.core.task_config import (
+from bot.core.generation.delivery import Deliverer
+from bot.core.generation.progress import StatusEditor
+from bot.core.generation.records import Provider, Task, TaskStatus, TaskUpdate
+from bot.core.generation.schedule import (
     MODAL_DURING_POLL,
     UNCERTAIN_AFTER_RESTART,
     CycleStats,
     PollerConfig,
 )
-from bot.core.task_views import expired_message, progress_view
+from bot.core.generation.views import expired_message, progress_view
+from bot.core.models import Platform, StatusView, TaskRef, TaskSnapshot, UpstreamState
+from bot.core.ports import Clock, Outbox, Refunds, TaskBackend, TaskStore, Telemetry
 from bot.core.telemetry import NullTelemetry
 
 __all__ = ["UNCERTAIN_AFTER_RESTART", "CycleStats", "PollerConfig", "TaskPoller"]

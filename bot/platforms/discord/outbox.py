@@ -36,7 +36,7 @@ from bot.core.models import (
     StatusView,
 )
 from bot.core.pacing import DISCORD_CHANNEL, Pacer, Priority
-from bot.platforms.discord_surface import FAILURES, MAX_MESSAGE_LEN, NO_PINGS, translate
+from bot.platforms.discord.surface import FAILURES, MAX_MESSAGE_LEN, NO_PINGS, translate
 
 __all__ = [
     "ANSWER_ID",
@@ -68,7 +68,7 @@ COVER: Final = "cover.jpg"
 
 
 class ButtonHandler(Protocol):
-    """Where clicks go (``bot.platforms.discord_generation``)."""
+    """Where clicks go (``bot.platforms.discord.generation``)."""
 
     async def click(self, interaction: discord.Interaction, token: str) -> None: ...
 

@@ -7,10 +7,10 @@ to it; ``/chat`` works anywhere. A channel, a thread and a DM are each one conve
 Slash commands (synced at start): ``/chat prompt``, ``/reset``, ``/model [name]`` (the name
 autocompletes from the model list), ``/system [text]`` and ``/help``. Every command is
 acknowledged at once with a deferred "thinking…" response; the answer then streams into it
-(see :class:`~bot.platforms.discord_surface.InteractionSurface` for followups and the 15-minute
+(see :class:`~bot.platforms.discord.surface.InteractionSurface` for followups and the 15-minute
 token fallback). Only core models cross into ``bot.core``; errors become replies in one
 place, :meth:`DiscordBot._guarded`. Generation (``/imagine``, ``/music``, ``/video``,
-``/describe``, ``/blend``, result buttons, forms): :mod:`bot.platforms.discord_generation`.
+``/describe``, ``/blend``, result buttons, forms): :mod:`bot.platforms.discord.generation`.
 
 ``[discord] api_base_url`` and ``gateway_url`` point discord.py at a REST proxy or gateway
 (class attributes of the library, set at start and restored at close).
@@ -29,27 +29,27 @@ import yarl
 from discord import app_commands
 
 from bot.config import DiscordSettings
-from bot.core.access import Requester
-from bot.core.chat import ChatService
+from bot.core.access.gatekeeper import Gatekeeper
+from bot.core.access.policy import Requester
+from bot.core.chat.service import ChatService
+from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import UserFacingError
-from bot.core.gatekeeper import Gatekeeper
-from bot.core.generation import GenerationService
+from bot.core.generation.service import GenerationService
 from bot.core.models import Incoming, MediaLimits
 from bot.core.pacing import Pacer
 from bot.core.ports import Clock
-from bot.core.streaming import StreamingReply
-from bot.platforms.discord_commands import HELP, SlashCommands, Work
-from bot.platforms.discord_generation import HELP as GENERATION_HELP
-from bot.platforms.discord_generation import DiscordGeneration
-from bot.platforms.discord_messages import (
+from bot.platforms.discord.commands import HELP, SlashCommands, Work
+from bot.platforms.discord.generation import HELP as GENERATION_HELP
+from bot.platforms.discord.generation import DiscordGeneration
+from bot.platforms.discord.messages import (
     addressed,
     clean_text,
     conversation_key,
     download_images,
     requester,
 )
-from bot.platforms.discord_outbox import MEDIA_LIMITS, DiscordOutbox
-from bot.platforms.discord_surface import (
+from bot.platforms.discord.outbox import MEDIA_LIMITS, DiscordOutbox
+from bot.platforms.discord.surface import (
     FAILURES,
     NO_PINGS,
     ChannelSurface,

@@ -39,8 +39,8 @@ from types import TracebackType
 from typing import Final
 
 from bot.core.errors import UserFacingError
+from bot.core.generation.records import Provider, Task, UsageKind
 from bot.core.ports import Clock, LimitsStore, Telemetry
-from bot.core.records import Provider, Task, UsageKind
 from bot.core.telemetry import NullTelemetry
 
 __all__ = [

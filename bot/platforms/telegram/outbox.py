@@ -27,6 +27,7 @@ from telegram import (
 from telegram.constants import FileSizeLimit, MessageLimit
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
+from bot.core.chat.markdown import utf16_len
 from bot.core.errors import MessageGone, PlatformUnavailable, RetryLater, SurfaceError
 from bot.core.models import (
     ConversationKey,
@@ -36,8 +37,7 @@ from bot.core.models import (
     StatusView,
 )
 from bot.core.pacing import TELEGRAM_GROUP, TELEGRAM_PRIVATE, Pacer, Priority
-from bot.core.render import utf16_len
-from bot.platforms.telegram_surface import retry_seconds
+from bot.platforms.telegram.surface import retry_seconds
 
 __all__ = ["BUTTON_PREFIX", "MEDIA_LIMITS", "TelegramOutbox", "clip"]
 

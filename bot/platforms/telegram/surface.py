@@ -16,7 +16,7 @@ from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from bot.core.errors import MessageGone, RetryLater, SurfaceError
 from bot.core.pacing import TELEGRAM_GROUP, TELEGRAM_PRIVATE, Pacer, Priority
-from bot.platforms.telegram_render import measure, render
+from bot.platforms.telegram.render import measure, render
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from typing import Any, Final
 
 import discord
 
-from bot.core.access import Requester
+from bot.core.access.gatekeeper import Gatekeeper
+from bot.core.access.policy import Requester
 from bot.core.errors import UserFacingError
-from bot.core.gatekeeper import Gatekeeper
-from bot.core.generation import GenerationService, Origin
-from bot.platforms.discord_messages import conversation_key, requester
-from bot.platforms.discord_surface import FAILURES, NO_PINGS
+from bot.core.generation.service import GenerationService, Origin
+from bot.platforms.discord.messages import conversation_key, requester
+from bot.platforms.discord.surface import FAILURES, NO_PINGS
 
 __all__ = ["AnswerForm", "DiscordButtons", "Guarded", "SongForm", "form_values"]
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from bot.core.records import Provider
+from bot.core.generation.records import Provider
 
 __all__ = ["MODAL_DURING_POLL", "UNCERTAIN_AFTER_RESTART", "CycleStats", "PollerConfig"]
 

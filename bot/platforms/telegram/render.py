@@ -22,7 +22,7 @@ import telegramify_markdown
 from telegram import MessageEntity
 from telegram.constants import MessageLimit
 
-from bot.core.render import utf16_len
+from bot.core.chat.markdown import utf16_len
 
 __all__ = ["measure", "render"]
 

@@ -1,6 +1,6 @@
 """The one place a request is let in, for every platform and command.
 
-Adapters build a :class:`~bot.core.access.Requester` and call one method here before doing
+Adapters build a :class:`~bot.core.access.policy.Requester` and call one method here before doing
 any work: the shutdown gate, the access lists (with refusals told at most once a minute per
 person and place), then cooldowns and quotas. Refusals are :class:`UserFacingError`\\ s, so
 each platform's one error hook shows them; a refusal repeated too soon is marked ``quiet``.
@@ -12,13 +12,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from bot.core.access import AccessDenied, AccessPolicy, RefusalNotices, Requester
+from bot.core.access.limits import LimitExceeded, Limits, Reservation
+from bot.core.access.policy import AccessDenied, AccessPolicy, RefusalNotices, Requester
+from bot.core.access.stats import collect_stats, format_stats
 from bot.core.lifecycle import ShuttingDown, WorkGate
-from bot.core.limits import LimitExceeded, Limits, Reservation
 from bot.core.logcontext import log_context
 from bot.core.models import Platform
 from bot.core.ports import Clock, StatsStore, Telemetry
-from bot.core.stats import collect_stats, format_stats
 
 __all__ = ["Gatekeeper"]
 

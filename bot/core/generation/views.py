@@ -1,6 +1,6 @@
 """What a generation task looks like to a user: status texts, failure sentences, button rows.
 
-Pure functions over :class:`~bot.core.records.Task` rows, shared by every platform. Texts
+Pure functions over :class:`~bot.core.generation.records.Task` rows, shared by every platform. Texts
 are plain (no Markdown): prompts are user input and are shown verbatim.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from bot.core.generation.records import Provider, Task, TaskStatus
 from bot.core.models import ButtonView, StatusView
-from bot.core.records import Provider, Task, TaskStatus
 
 __all__ = [
     "BAR_WIDTH",

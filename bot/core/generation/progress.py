@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import Final
 
 from bot.core.errors import PlatformUnavailable, RetryLater
+from bot.core.generation.records import Task
 from bot.core.models import ConversationKey, OutgoingMessage, Platform, StatusView
 from bot.core.ports import Outbox
-from bot.core.records import Task
 
 __all__ = ["POST_ATTEMPTS", "StatusEditor", "post_paced"]
 

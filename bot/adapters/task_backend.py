@@ -2,7 +2,8 @@
 
 Requests arrive in the core's own shape (the task row's ``request``) and leave as SDK
 calls; SDK task objects come back as :class:`~bot.core.models.TaskSnapshot` with the result
-shapes :mod:`bot.core.delivery` documents. Every SDK error is converted here, ``from exc``:
+shapes :mod:`bot.core.generation.delivery` documents. Every SDK error is converted here,
+``from exc``:
 submit errors into :class:`~bot.core.errors.GenerationError` subclasses (the sentence a
 user sees), poll and download errors into :class:`~bot.core.errors.UpstreamError`.
 
@@ -19,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from bot.core import errors as core
+from bot.core.generation.records import Provider
+from bot.core.generation.views import excerpt
 from bot.core.models import (
     Downloaded,
     ImageInput,
@@ -28,8 +31,6 @@ from bot.core.models import (
     UpstreamState,
 )
 from bot.core.ports import Telemetry
-from bot.core.records import Provider
-from bot.core.task_views import excerpt
 from bot.core.telemetry import NullTelemetry
 from bot.providers import cometapi as sdk
 

@@ -3,7 +3,7 @@ buttons (``mj:<token>``) and the answers to ForceReply questions (Custom Zoom).
 
 Images come from the command's own photo (a photo whose caption is the command), from the
 photo the command replies to, or, for /blend, from an album captioned ``/blend``.
-Everything else is the core's: :class:`~bot.core.generation.GenerationService` checks,
+Everything else is the core's: :class:`~bot.core.generation.service.GenerationService` checks,
 stores, submits and (through the poller) reports back.
 """
 
@@ -30,12 +30,12 @@ from telegram.ext import (
 )
 
 from bot.core.errors import SurfaceError, UserFacingError
-from bot.core.generation import GenerationService, Origin
+from bot.core.generation.progress import post_paced
+from bot.core.generation.prompts import parse_music, parse_video
+from bot.core.generation.service import GenerationService, Origin
 from bot.core.models import ConversationKey, ImageInput, OutgoingMessage, Platform
-from bot.core.prompts import parse_music, parse_video
-from bot.core.status import post_paced
-from bot.platforms.telegram_messages import conversation_key
-from bot.platforms.telegram_outbox import BUTTON_PREFIX, TelegramOutbox
+from bot.platforms.telegram.messages import conversation_key
+from bot.platforms.telegram.outbox import BUTTON_PREFIX, TelegramOutbox
 
 __all__ = ["COMMANDS", "HELP", "TelegramGeneration"]
 

@@ -3,7 +3,7 @@
 Each command hands its work to the adapter's ``respond`` hook, which acknowledges the
 interaction at once (a deferred "thinking…" response), tracks the work for shutdown and turns
 errors into replies; the work then answers through the
-:class:`~bot.platforms.discord_surface.InteractionSurface` it is given.
+:class:`~bot.platforms.discord.surface.InteractionSurface` it is given.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from typing import Protocol
 import discord
 from discord import app_commands
 
-from bot.core.access import Requester
-from bot.core.chat import ChatService
-from bot.core.gatekeeper import Gatekeeper
+from bot.core.access.gatekeeper import Gatekeeper
+from bot.core.access.policy import Requester
+from bot.core.chat.service import ChatService
+from bot.core.chat.streaming import StreamingReply
 from bot.core.models import Incoming
 from bot.core.pacing import Pacer
-from bot.core.streaming import StreamingReply
-from bot.platforms.discord_messages import conversation_key, requester
-from bot.platforms.discord_surface import NO_PINGS, InteractionSurface, say
+from bot.platforms.discord.messages import conversation_key, requester
+from bot.platforms.discord.surface import NO_PINGS, InteractionSurface, say
 
 __all__ = ["HELP", "SlashCommands"]
 
