@@ -26,7 +26,7 @@ from bot.core.generation.poller import PollerConfig, TaskPoller
 from bot.core.generation.prompts import PromptLimits
 from bot.core.generation.records import Provider
 from bot.core.generation.service import GenerationConfig, GenerationService
-from bot.core.lifecycle import WorkGate
+from bot.core.lifecycle import SHUTDOWN, WorkGate
 from bot.core.models import MediaLimits, Platform
 from bot.core.pacing import Pacer, discord_rules, telegram_rules
 from bot.core.ports import Outbox
@@ -40,8 +40,6 @@ from bot.store import Store, StoreError
 log = logging.getLogger(__name__)
 
 
-SHUTDOWN_GRACE = 3.0
-PLATFORM_DRAIN = 0.5
 # Once an answer's text has begun, upstream is read at most every 0.1 s: chats show it about
 # once a second, so nothing visible is lost, and a burst of tokens costs one wake-up, not one
 # each (docs/benchmarks.md, "Streaming"). The first words are never held back.
@@ -240,7 +238,7 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
                 clock=core.clock,
                 generation=core.generation,
                 media_limits=media_limits(settings, Platform.TELEGRAM),
-                drain_timeout=PLATFORM_DRAIN,
+                drain_timeout=SHUTDOWN.handlers,
             )
             # Before the start: queued updates are handled as soon as polling begins.
             core.outboxes[Platform.TELEGRAM] = telegram.outbox
@@ -261,7 +259,7 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
                 gatekeeper=core.gatekeeper,
                 pacer=platform_pacer(core, Platform.DISCORD),
                 clock=core.clock,
-                drain_timeout=PLATFORM_DRAIN,
+                drain_timeout=SHUTDOWN.handlers,
                 generation=core.generation,
                 media_limits=media_limits(settings, Platform.DISCORD),
             )
@@ -279,10 +277,10 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
         log.info("cometbot is running on %s; stop it with Ctrl-C or SIGTERM", loop_name())
         await stop.wait()
         log.info("stopping: no new work; finishing the replies in flight")
-        # Every platform refuses new work at once; what is in flight gets SHUTDOWN_GRACE, then
+        # Every platform refuses new work at once; what is in flight gets SHUTDOWN.finish, then
         # each platform cuts the rest short (their text so far is still delivered), all within
         # Docker's 10 s stop timeout. Generation tasks stay in the store and resume on start.
-        if not await core.gatekeeper.gate.drain(SHUTDOWN_GRACE, core.clock):
+        if not await core.gatekeeper.gate.drain(SHUTDOWN.finish, core.clock):
             log.warning(
                 "stopping: %d request(s) still running; cutting them short",
                 core.gatekeeper.gate.active,

@@ -47,9 +47,9 @@ async def test_console_commands(tmp_path: Path) -> None:
             comet,
             ["/model gpt-4o", "/model nope", "/system Be terse.", "/system", "/usage", "/stats"],
         )
-        assert "Model set to gpt-4o." in output
+        assert "Model set to `gpt-4o` for this conversation." in output
         assert "Unknown model 'nope'" in output
-        assert "Persona (set): Be terse." in output
+        assert "Persona (set for this conversation):\n\nBe terse." in output
         assert "today" in output.lower()
         assert "Users:" in output
 

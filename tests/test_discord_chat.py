@@ -333,7 +333,9 @@ async def test_model_autocompletes_refuses_unknown_names_and_sets_the_model(
             bad = await dc.interact(dc.slash("model", {"name": "no-such-model"}))
             await dc.wait_for(lambda: "Unknown model" in original(dc, bad).content)
             good = await dc.interact(dc.slash("model", {"name": "gpt-4o"}))
-            await dc.wait_for(lambda: "Model set to `gpt-4o`" in original(dc, good).content)
+            await dc.wait_for(
+                lambda: "Model set to `gpt-4o` for this conversation." in original(dc, good).content
+            )
             await dc.say("which model?")
             await dc.wait_for(lambda: len(chat_requests(comet)) == 1, timeout=WAIT)
         assert [c["value"] for c in typed.choices or []] == ["gpt-4o", "gpt-4o-mini"]

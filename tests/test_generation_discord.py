@@ -20,7 +20,7 @@ import pytest
 from bot.core.errors import MessageGone, RetryLater, SurfaceError
 from bot.core.generation.records import ButtonSpec, Provider, TaskStatus, TaskUpdate
 from bot.core.models import ButtonView, ConversationKey, OutgoingMessage, Platform, StatusView
-from bot.platforms.discord.outbox import button_grid
+from bot.platforms.discord.buttons import button_grid
 from tests.fakes.cometapi import FakeCometAPI, tiny_png
 from tests.fakes.discord import FakeDiscord, FakeInteraction, FakeMessage
 from tests.fakes.discord_payloads import JSON

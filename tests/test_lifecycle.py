@@ -11,7 +11,7 @@ from bot.core.chat.service import ChatConfig, ChatService
 from bot.core.chat.streaming import StreamingReply
 from bot.core.clock import SystemClock
 from bot.core.errors import UserFacingError
-from bot.core.lifecycle import DEFAULT_GRACE_SECONDS, ShuttingDown, WorkGate
+from bot.core.lifecycle import SHUTDOWN, ShuttingDown, WorkGate
 from bot.core.pacing import Pacer, PacerRules
 from bot.store import Store
 from tests.fakes.clock import FakeClock
@@ -84,7 +84,7 @@ async def test_sigterm_lets_the_reply_in_flight_finish_and_refuses_new_ones() ->
         in_flight = asyncio.create_task(handle("count to three"))
         await surface.first_send.wait()  # the first token is out
         # SIGTERM: close the gate, then wait for the work in flight.
-        drained = asyncio.create_task(gate.drain(DEFAULT_GRACE_SECONDS, clock))
+        drained = asyncio.create_task(gate.drain(SHUTDOWN.finish, clock))
         await asyncio.sleep(0)
         with pytest.raises(ShuttingDown):
             await handle("another question")

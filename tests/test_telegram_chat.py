@@ -270,12 +270,12 @@ async def test_model_command_shows_a_keyboard_and_sets_the_model(tmp_path: Path)
     async with FakeCometAPI() as comet, FakeTelegram() as tg:
         async with telegram_service(tmp_path, comet, tg):
             tg.inject_private_message("/model", user_id=USER)
-            menu = await tg.wait_for_message(USER, "Current model: gpt-4o-mini", timeout=10)
+            menu = await tg.wait_for_message(USER, "This conversation uses gpt-4o-mini", timeout=10)
             buttons = [b for row in menu.reply_markup["inline_keyboard"] for b in row]
             assert {"model:gpt-4o", "model:gpt-4o-mini"} <= {b["callback_data"] for b in buttons}
             query = tg.inject_callback_query(USER, menu.message_id, "model:gpt-4o")
             await tg.wait_for(lambda: tg.callback(query).answered, timeout=10)
-            await tg.wait_for_message(USER, "Model set to gpt-4o", timeout=10)
+            await tg.wait_for_message(USER, "Model set to gpt-4o for this conversation", timeout=10)
             tg.inject_private_message("/model no-such-model", user_id=USER)
             await tg.wait_for_message(USER, "Unknown model", timeout=10)
             tg.inject_private_message("which model?", user_id=USER)

@@ -8,13 +8,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NewType
 
 
 class Platform(StrEnum):
     TELEGRAM = "tg"
     DISCORD = "dc"
     CONSOLE = "console"
+
+
+UserId = NewType("UserId", str)
+"""A platform-qualified user id, as the store and the access lists know users: ``"tg:123"``,
+``"dc:456"``, ``"console:operator"``. Build one with :func:`qualify`."""
+
+
+def qualify(platform: Platform, user: int | str) -> UserId:
+    """``"tg:123"`` for Telegram user 123; an already qualified id is returned as is."""
+    prefix = f"{platform.value}:"
+    raw = str(user)
+    return UserId(raw if raw.startswith(prefix) else prefix + raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +122,7 @@ class Incoming:
     """A message addressed to the bot, translated by a platform adapter."""
 
     key: ConversationKey
-    user_id: str
+    user_id: UserId
     user_name: str
     text: str
     images: tuple[ImageInput, ...] = field(default=())

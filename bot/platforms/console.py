@@ -1,8 +1,9 @@
 """A terminal chat on the same core, for operators trying a key, a model or a persona.
 
 ``python -m bot console``: type a message and the answer streams to stdout; ``/model``,
-``/system``, ``/reset``, ``/help`` and ``/quit`` work as in the chats. The conversation is
-stored like any other (key ``console:local``), so it survives a restart too.
+``/system``, ``/reset``, ``/usage``, ``/stats`` and ``/help`` answer as in the chats (the
+core's :class:`~bot.core.chat.commands.ChatCommands` decides them), ``/quit`` ends. The
+conversation is stored like any other (key ``console:local``), so it survives a restart too.
 """
 
 from __future__ import annotations
@@ -13,20 +14,23 @@ from typing import TextIO
 
 from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.policy import Requester
+from bot.core.chat.commands import Answer, ChatCommands, Dialect, Picker
 from bot.core.chat.service import ChatService
 from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import UserFacingError
-from bot.core.models import ConversationKey, Incoming, Platform
+from bot.core.models import ConversationKey, Incoming, Platform, qualify
 from bot.core.pacing import Pacer, PacerRules
 from bot.core.ports import Clock
 
 CONSOLE_KEY = ConversationKey(Platform.CONSOLE, "local")
 LANE_KIND = "console"
-HELP = (
-    "Type a message to chat. Commands: /model [NAME], /system [TEXT|default], /reset, "
-    "/usage, /stats, /quit"
+WELCOME = "Type a message to chat; /help lists the commands, /quit ends the session."
+DIALECT = Dialect(
+    how_to_ask="Type a message to chat; /stats shows the bot's use, /quit ends the session.",
+    picker=Picker.TYPED,
 )
-OPERATOR = Requester(Platform.CONSOLE, "operator", "local", is_private=True)
+OPERATOR_ID = qualify(Platform.CONSOLE, "operator")
+OPERATOR = Requester(Platform.CONSOLE, OPERATOR_ID, "local", is_private=True)
 
 
 class ConsoleSurface:
@@ -78,14 +82,14 @@ class Console:
         stdout: TextIO | None = None,
     ) -> None:
         self._chat = chat
-        self._gatekeeper = gatekeeper
+        self._commands = ChatCommands(chat, gatekeeper, DIALECT)
         self._clock = clock
         self._in = stdin or sys.stdin
         self._out = stdout or sys.stdout
         self._pacer = Pacer(PacerRules(lanes={LANE_KIND: ()}), clock=clock)
 
     async def run(self) -> int:
-        self._print(HELP)
+        self._print(WELCOME)
         while True:
             self._out.write("\nyou> ")
             self._out.flush()
@@ -103,35 +107,31 @@ class Console:
 
     async def _handle(self, text: str) -> None:
         command, _, arg = text.partition(" ")
-        arg = arg.strip()
-        if command == "/help":
-            self._print(HELP)
-        elif command == "/usage":
-            self._print(await self._gatekeeper.usage_text(OPERATOR))
-        elif command == "/stats":
-            self._print(await self._gatekeeper.stats_text(OPERATOR))
-        elif command == "/reset":
-            await self._chat.reset(CONSOLE_KEY)
-            self._print("Started a fresh conversation.")
-        elif command == "/model":
-            if arg:
-                self._print(f"Model set to {await self._chat.set_model(CONSOLE_KEY, arg)}.")
-            else:
-                menu = ", ".join(await self._chat.model_menu())
-                current = await self._chat.current_model(CONSOLE_KEY)
-                self._print(f"Current model: {current}\nSome choices: {menu}")
-        elif command == "/system":
-            if not arg:
-                persona, default = await self._chat.persona(CONSOLE_KEY)
-                self._print(f"Persona ({'default' if default else 'set'}): {persona}")
-            else:
-                await self._chat.set_persona(CONSOLE_KEY, None if arg == "default" else arg)
-                self._print("Persona updated.")
+        answer = await self._command(command, arg)
+        if answer is not None:
+            self._print(answer.text)
         elif text:
             await self._ask(text)
 
+    async def _command(self, command: str, arg: str) -> Answer | None:
+        """The answer to a chat command; None if ``command`` is not one."""
+        commands = self._commands
+        if command == "/help":
+            return commands.help()
+        if command == "/usage":
+            return await commands.usage(OPERATOR)
+        if command == "/stats":
+            return await commands.stats(OPERATOR)
+        if command == "/reset":
+            return await commands.reset(CONSOLE_KEY)
+        if command == "/model":
+            return await commands.model(CONSOLE_KEY, arg)
+        if command == "/system":
+            return await commands.system(CONSOLE_KEY, arg)
+        return None
+
     async def _ask(self, text: str) -> None:
-        incoming = Incoming(key=CONSOLE_KEY, user_id=OPERATOR.user, user_name="operator", text=text)
+        incoming = Incoming(key=CONSOLE_KEY, user_id=OPERATOR_ID, user_name="operator", text=text)
         self._out.write("bot> ")
         surface = ConsoleSurface(self._out)
         await self._chat.answer(incoming, self._open_reply(surface))

@@ -29,15 +29,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.core.errors import UserFacingError
-from bot.core.models import Incoming, Platform
+from bot.core.models import Incoming, Platform, qualify
 
-__all__ = ["AccessDenied", "AccessPolicy", "AdminOnly", "RefusalNotices", "Requester", "qualify"]
-
-
-def qualify(platform: Platform, user_id: str) -> str:
-    """``"tg:123"`` for Telegram user 123; an already qualified id is returned as is."""
-    prefix = f"{platform.value}:"
-    return user_id if user_id.startswith(prefix) else prefix + user_id
+__all__ = ["AccessDenied", "AccessPolicy", "AdminOnly", "RefusalNotices", "Requester"]
 
 
 class AccessDenied(UserFacingError):

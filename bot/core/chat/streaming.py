@@ -46,6 +46,7 @@ from types import TracebackType
 from bot.core.chat.markdown import close_open_fence, cut_markdown
 from bot.core.clock import wait_event
 from bot.core.errors import MessageGone, RetryLater, UserFacingError
+from bot.core.lifecycle import SHUTDOWN
 from bot.core.pacing import Pacer, Priority, Ticket
 from bot.core.ports import Clock, Surface
 
@@ -57,7 +58,7 @@ EMPTY_TEXT = "(no answer)"
 CANCEL_NOTE = "⚠️ The answer was interrupted."
 FAIL_NOTE = "⚠️ Something went wrong, so this answer is incomplete."
 TYPING_EVERY = 4.0
-SHUTDOWN_GRACE = 5.0
+SHUTDOWN_GRACE = SHUTDOWN.flush
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 FINAL_ATTEMPTS = 5  # failures (not 429s) tolerated while delivering the final text

@@ -42,6 +42,7 @@ from bot.core.errors import (
 from bot.core.generation.progress import POST_ATTEMPTS, StatusEditor
 from bot.core.generation.records import ButtonSpec, Task, TaskStatus, TaskUpdate
 from bot.core.generation.views import button_rows, done_view, excerpt, failed_view, headline
+from bot.core.lifecycle import SHUTDOWN
 from bot.core.models import (
     ButtonView,
     MediaFile,
@@ -60,7 +61,7 @@ T = TypeVar("T")
 SENT: Final = "sent"
 """Key in ``task.result``: part name -> platform message id, for parts already delivered."""
 RETRY_DELAYS: Final = (5.0, 15.0, 60.0, 300.0, 900.0)
-STEP_GRACE: Final = 5.0
+STEP_GRACE: Final = SHUTDOWN.flush  # a step in flight at a stop lands like a cut reply
 CAPTION_LIMIT: Final = 900
 THUMBNAIL_MAX_BYTES: Final = 200_000
 _EXTENSIONS: Final = {

@@ -9,8 +9,10 @@ autocompletes from the model list), ``/system [text]`` and ``/help``. Every comm
 acknowledged at once with a deferred "thinking…" response; the answer then streams into it
 (see :class:`~bot.platforms.discord.surface.InteractionSurface` for followups and the 15-minute
 token fallback). Only core models cross into ``bot.core``; errors become replies in one
-place, :meth:`DiscordBot._guarded`. Generation (``/imagine``, ``/music``, ``/video``,
-``/describe``, ``/blend``, result buttons, forms): :mod:`bot.platforms.discord.generation`.
+place, the :class:`~bot.platforms.common.Guard` every handler runs in (through the
+:class:`~bot.platforms.discord.context.DiscordContext` they share). Generation
+(``/imagine``, ``/music``, ``/video``, ``/describe``, ``/blend``, result buttons, forms):
+:mod:`bot.platforms.discord.generation`.
 
 ``[discord] api_base_url`` and ``gateway_url`` point discord.py at a REST proxy or gateway
 (class attributes of the library, set at start and restored at close).
@@ -21,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 import discord
@@ -32,14 +33,15 @@ from bot.config import DiscordSettings
 from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.policy import Requester
 from bot.core.chat.service import ChatService
-from bot.core.chat.streaming import StreamingReply
-from bot.core.errors import UserFacingError
 from bot.core.generation.service import GenerationService
-from bot.core.models import Incoming, MediaLimits
+from bot.core.lifecycle import SHUTDOWN
+from bot.core.models import Incoming, MediaLimits, Platform, qualify
 from bot.core.pacing import Pacer
 from bot.core.ports import Clock
-from bot.platforms.discord.commands import HELP, SlashCommands, Work
-from bot.platforms.discord.generation import HELP as GENERATION_HELP
+from bot.platforms.common import GENERIC_APOLOGY
+from bot.platforms.discord.buttons import ButtonClient
+from bot.platforms.discord.commands import SlashCommands
+from bot.platforms.discord.context import DiscordContext
 from bot.platforms.discord.generation import DiscordGeneration
 from bot.platforms.discord.messages import (
     addressed,
@@ -49,13 +51,7 @@ from bot.platforms.discord.messages import (
     requester,
 )
 from bot.platforms.discord.outbox import MEDIA_LIMITS, DiscordOutbox
-from bot.platforms.discord.surface import (
-    FAILURES,
-    NO_PINGS,
-    ChannelSurface,
-    InteractionSurface,
-    say,
-)
+from bot.platforms.discord.surface import FAILURES, NO_PINGS, ChannelSurface, say
 
 __all__ = ["DiscordBot", "DiscordStartError"]
 
@@ -63,10 +59,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://discord.com/api/v10"
 READY_TIMEOUT = 30.0
-TYPING_AFTER = 1.0  # seconds without text before a channel shows "typing…"
-DRAIN_TIMEOUT = 5.0  # at shutdown, answers in flight get this long before they are cut short
-GENERIC_APOLOGY = "Sorry, something went wrong on my side. Please try again."
-RESTARTING = "I am restarting; please try again in a moment."
 
 
 class DiscordStartError(Exception):
@@ -87,7 +79,7 @@ class DiscordBot:
         clock: Clock,
         guild_ready_timeout: float = 2.0,
         ready_timeout: float | None = None,
-        drain_timeout: float = DRAIN_TIMEOUT,
+        drain_timeout: float = SHUTDOWN.alone,
         generation: GenerationService | None = None,
         media_limits: MediaLimits | None = None,
     ) -> None:
@@ -95,12 +87,11 @@ class DiscordBot:
         self._chat = chat
         self._gatekeeper = gatekeeper
         self._pacer = pacer
-        self._clock = clock
         self._ready_timeout = ready_timeout
         self._drain_timeout = drain_timeout
         intents = discord.Intents.default()
         intents.message_content = True  # to read what a mention or a reply says
-        self.client = discord.Client(
+        self.client = ButtonClient(
             intents=intents,
             allowed_mentions=NO_PINGS,
             guild_ready_timeout=guild_ready_timeout,
@@ -108,21 +99,12 @@ class DiscordBot:
         )
         self.tree = app_commands.CommandTree(self.client)
         self._gateway: asyncio.Task[None] | None = None
-        self._inflight: set[asyncio.Task[object]] = set()
-        self._closing = False
         self._saved_urls: tuple[str, yarl.URL] | None = None
+        self._context = DiscordContext(self.client, gatekeeper=gatekeeper, pacer=pacer, clock=clock)
         # Generation: the outbox reaches channels by key alone (the task poller uses it).
         self.outbox = DiscordOutbox(self.client, pacer, media_limits or MEDIA_LIMITS)
         self._generation = (
-            DiscordGeneration(
-                generation,
-                gatekeeper=gatekeeper,
-                pacer=pacer,
-                respond=self._respond,
-                guarded=self._guarded,
-            )
-            if generation is not None
-            else None
+            DiscordGeneration(generation, self._context) if generation is not None else None
         )
         self._register()
 
@@ -219,80 +201,30 @@ class DiscordBot:
         raise DiscordStartError(f"cannot connect to {where}: {reason}") from exc
 
     async def _shutdown(self) -> None:
-        self._closing = True
+        self._context.closing = True
         try:
-            await self._drain()
+            # While the HTTP session is still open: a reply cut short shows its text so far.
+            await self._context.guard.drain(self._drain_timeout)
             if not self.client.is_closed():
                 await self.client.close()
             if self._gateway is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(self._gateway, 5.0)
+                    await asyncio.wait_for(self._gateway, SHUTDOWN.gateway)
         finally:
             self._restore_library()
-
-    async def _drain(self) -> None:
-        """Let answers in flight finish for a moment, then cut them short (each one then
-        delivers its text so far with a note) while the HTTP session is still open."""
-        pending = {t for t in self._inflight if not t.done()}
-        if not pending:
-            return
-        log.info("discord: waiting for %d answers in flight", len(pending))
-        _, late = await asyncio.wait(pending, timeout=self._drain_timeout)
-        for task in late:
-            task.cancel()
-        if late:
-            await asyncio.wait(late, timeout=10.0)
 
     # -- wiring ---------------------------------------------------------------------------------
 
     def _register(self) -> None:
         self.client.event(self.on_message)
         self.tree.error(self._tree_error)
-        SlashCommands(
-            chat=self._chat,
-            gatekeeper=self._gatekeeper,
-            pacer=self._pacer,
-            respond=self._respond,
-            reply=self._reply,
-            help_text=HELP + (GENERATION_HELP if self._generation else ""),
-        ).register(self.tree)
+        SlashCommands(self._context, self._chat, generation=self._generation is not None).register(
+            self.tree
+        )
         if self._generation is not None:  # /imagine, /music..., their buttons and forms
             self._generation.register(self.tree, self.client)
 
-    # -- the one place errors become replies ----------------------------------------------------
-
-    async def _guarded(
-        self,
-        work: Awaitable[object],
-        report: Callable[[str], Awaitable[object]],
-        what: str,
-        who: Requester,
-    ) -> None:
-        """Run one handler: tracked for shutdown, expected errors answered verbatim, the rest
-        logged and answered with an apology."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._inflight.add(task)
-        try:
-            with self._gatekeeper.work(platform="dc", chat=who.chat, user=who.user):
-                await work
-        except UserFacingError as exc:
-            if not exc.quiet:
-                await self._report(report, exc.message, what)
-        except Exception:
-            log.exception("discord: %s failed", what)
-            await self._report(report, GENERIC_APOLOGY, what)
-        finally:
-            if task is not None:
-                self._inflight.discard(task)
-
-    async def _report(
-        self, report: Callable[[str], Awaitable[object]], text: str, what: str
-    ) -> None:
-        try:
-            await report(text)
-        except Exception as exc:
-            log.warning("discord: could not answer %s: %s", what, exc)
+    # -- errors -------------------------------------------------------------------------------
 
     async def _tree_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
@@ -300,31 +232,28 @@ class DiscordBot:
         """Errors the command tree raises itself (unknown command, bad option)."""
         log.error("discord: command %s failed", interaction.command, exc_info=error)
         if not interaction.response.is_done():
-            with contextlib.suppress(*FAILURES):
-                await interaction.response.send_message(
-                    GENERIC_APOLOGY, ephemeral=True, allowed_mentions=NO_PINGS
-                )
+            await self._context.tell_privately(interaction, GENERIC_APOLOGY)
 
     # -- messages -------------------------------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
         me = self.client.user
-        if self._closing or me is None or message.author.bot:
+        if self._context.closing or me is None or message.author.bot:
             return
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return
         if message.guild is not None and not addressed(message, me.id):
             return
         guild_id = message.guild.id if message.guild else None
-        surface = self._channel_surface(
+        surface = self._context.channel_surface(
             message.channel.id, guild_id, reply_to=message if guild_id else None
         )
         who = requester(message.author.id, message.channel, guild_id)
-        await self._guarded(
-            self._answer_message(message, surface, who),
+        await self._context.guard.run(
+            lambda: self._answer_message(message, surface, who),
             lambda text: say(self._pacer, surface, text),
-            f"message {message.id} in {message.channel.id}",
-            who,
+            what=f"message {message.id} in {message.channel.id}",
+            who=who,
         )
 
     async def _answer_message(
@@ -339,92 +268,13 @@ class DiscordBot:
         await self._gatekeeper.admit_chat(who)
         incoming = Incoming(
             key=conversation_key(message.channel.id),
-            user_id=f"dc:{message.author.id}",
+            user_id=qualify(Platform.DISCORD, message.author.id),
             user_name=message.author.display_name,
             text=text,
             images=await download_images(message.attachments),
             is_group=message.guild is not None,
         )
-        await self._chat.answer(incoming, self._reply(surface))
-
-    def _channel_surface(
-        self,
-        channel_id: int,
-        guild_id: int | None,
-        *,
-        reply_to: discord.Message | None = None,
-    ) -> ChannelSurface:
-        channel = self.client.get_partial_messageable(channel_id, guild_id=guild_id)
-        return ChannelSurface(channel, reply_to=reply_to)
-
-    def _reply(self, surface: ChannelSurface | InteractionSurface) -> StreamingReply:
-        return StreamingReply(
-            surface,
-            pacer=self._pacer,
-            lane=surface.lane,
-            lane_kind=surface.lane_kind,
-            clock=self._clock,
-            # A channel's typing call is a REST request like any other: it counts against
-            # Discord's 50 per second, so it takes a (lowest-priority) slot, and only when
-            # the first words are slow to come. An interaction already shows "thinking…".
-            typing_paced=isinstance(surface, ChannelSurface),
-            typing_after=TYPING_AFTER,
-        )
-
-    # -- interactions ---------------------------------------------------------------------------
-
-    async def _respond(
-        self,
-        interaction: discord.Interaction,
-        work: Work,
-        *,
-        defer: bool = True,
-        ephemeral: bool = False,
-    ) -> None:
-        """Check access, acknowledge at once (before any slow work), then run ``work``
-        guarded."""
-        if self._closing:
-            with contextlib.suppress(*FAILURES):
-                await interaction.response.send_message(RESTARTING, ephemeral=True)
-            return
-        if interaction.channel_id is None:  # not sent by Discord for commands; be safe
-            with contextlib.suppress(*FAILURES):
-                await interaction.response.send_message(GENERIC_APOLOGY, ephemeral=True)
-            return
-        who = requester(interaction.user.id, interaction.channel, interaction.guild_id)
-        try:
-            self._gatekeeper.admit(who)
-        except UserFacingError as exc:
-            # Always answered, even a repeated refusal: Discord shows "interaction failed"
-            # otherwise, and an ephemeral answer costs the channel nothing.
-            with contextlib.suppress(*FAILURES):
-                await interaction.response.send_message(
-                    exc.message, ephemeral=True, allowed_mentions=NO_PINGS
-                )
-            return
-        fallback = self._channel_surface(interaction.channel_id, interaction.guild_id)
-        surface = InteractionSurface(interaction, fallback, clock=self._clock)
-        if defer:
-            try:
-                surface.deferred(
-                    await interaction.response.defer(thinking=True, ephemeral=ephemeral)
-                )
-            except discord.NotFound:
-                log.warning(
-                    "discord: interaction %s expired before it was acknowledged", interaction.id
-                )
-                return
-
-        async def report(text: str) -> None:
-            if interaction.response.is_done():
-                await say(self._pacer, surface, text)
-            else:
-                await interaction.response.send_message(
-                    text, ephemeral=True, allowed_mentions=NO_PINGS
-                )
-
-        name = interaction.command.name if interaction.command else "?"
-        await self._guarded(work(surface), report, f"/{name} in {interaction.channel_id}", who)
+        await self._chat.answer(incoming, self._context.reply(surface))
 
 
 def _gateway_ended(task: asyncio.Task[None]) -> None:

@@ -1,49 +1,164 @@
 """Discord's generation buttons and forms: result buttons (``mj:<token>``), the *Answer*
-button under a Midjourney question, and the forms (modals) behind them.
+button under a Midjourney question, and the forms (modals) behind them. A click starts here.
 
-**Buttons.** A click is answered at once with a silent deferred update; then the token is
-looked up (an unknown, failed or expired one is told privately) and the action submitted
-with the button's exact customId; the new task replies to the message that carried it.
+**Buttons.** A result button carries only ``mj:<token>`` (:class:`ResultButton`), a question
+only ``mjq:answer`` (:class:`AnswerButton`, which opens a form). Both are
+:class:`discord.ui.DynamicItem` classes, registered on the client at start
+(:meth:`DiscordButtons.bind`), so a click on a message posted before a restart still arrives.
+A click is answered at once with a silent deferred update; then the token is looked up (an
+unknown, failed or expired one is told privately) and the action submitted with the
+button's exact customId; the new task replies to the message that carried it.
 
 **Forms.** A Midjourney question (Custom Zoom) is a message with an *Answer* button that
 opens a form (a modal can only be opened in answer to an interaction); a reply to the
 question works too. ``/music custom:True`` opens a form for style, title and lyrics. Forms
 are sent already stopped, so discord.py does not keep them: their submits arrive through
-``on_interaction`` by custom_id (``mjq:<question id>``, ``song:<0|1>``) and so keep working
-across a restart, like the buttons (dynamic items, see ``discord_outbox``).
+``on_interaction`` by custom_id (``mjq:<question id>`` here, ``song:<0|1>`` in
+:meth:`~bot.platforms.discord.generation.DiscordGeneration.on_interaction`) and so keep
+working across a restart, like the buttons.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import re
 from typing import Any, Final
 
 import discord
 
-from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.policy import Requester
 from bot.core.errors import UserFacingError
 from bot.core.generation.service import GenerationService, Origin
-from bot.platforms.discord.messages import conversation_key, requester
+from bot.core.models import ButtonView, OutgoingMessage, Platform, qualify
+from bot.platforms.common import BUTTON_PREFIX, Report
+from bot.platforms.discord.context import DiscordContext
+from bot.platforms.discord.messages import conversation_key
 from bot.platforms.discord.surface import FAILURES, NO_PINGS
 
-__all__ = ["AnswerForm", "DiscordButtons", "Guarded", "SongForm", "form_values"]
+__all__ = [
+    "ANSWER_ID",
+    "AnswerButton",
+    "AnswerForm",
+    "ButtonClient",
+    "DiscordButtons",
+    "ResultButton",
+    "SongForm",
+    "button_grid",
+    "button_view",
+    "form_values",
+]
 
 log = logging.getLogger(__name__)
 
-Report = Callable[[str], Awaitable[object]]
-Guarded = Callable[[Awaitable[object], Report, str, Requester], Awaitable[None]]
-Song = Callable[[discord.Interaction, dict[str, str], bool], Awaitable[None]]
-"""Starts a custom song from the form's values (``instrumental`` last)."""
-
+ANSWER_ID: Final = "mjq:answer"
+"""``custom_id`` of the button under a question; the question is the message carrying it."""
 FORM_PREFIX: Final = "mjq:"
 SONG_PREFIX: Final = "song:"
+MAX_ROWS: Final = 5
+MAX_ROW: Final = 5
+MAX_LABEL: Final = 80
 NOT_WAITING: Final = (
     "That question is not waiting for your answer (it was answered already, or it belongs "
     "to someone else)."
 )
+
+
+# -- the buttons ------------------------------------------------------------------------------
+
+
+class ButtonClient(discord.Client):
+    """The bot's client. discord.py hands a button only the interaction, so the client
+    (``interaction.client``) knows where clicks go; :meth:`DiscordButtons.bind` sets it."""
+
+    buttons: DiscordButtons | None = None
+
+
+def _buttons(interaction: discord.Interaction) -> DiscordButtons | None:
+    client = interaction.client
+    return client.buttons if isinstance(client, ButtonClient) else None
+
+
+class ResultButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=re.escape(BUTTON_PREFIX) + r"(?P<token>[A-Za-z0-9_-]{1,64})",
+):
+    """A Midjourney result button: ``mj:<token>``; the token names the stored button."""
+
+    def __init__(self, token: str, label: str = "•", *, row: int | None = None) -> None:
+        button: discord.ui.Button[discord.ui.View] = discord.ui.Button(
+            label=_label(label),
+            custom_id=BUTTON_PREFIX + token,
+            style=discord.ButtonStyle.secondary,
+        )
+        super().__init__(button, row=row)
+        self.token = token
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> ResultButton:
+        return cls(match["token"], getattr(item, "label", None) or "•")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        buttons = _buttons(interaction)
+        if buttons is not None:
+            await buttons.click(interaction, self.token)
+
+
+class AnswerButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=re.escape(ANSWER_ID)
+):
+    """The button under a question (Custom Zoom): it opens a form for the answer."""
+
+    def __init__(self) -> None:
+        button: discord.ui.Button[discord.ui.View] = discord.ui.Button(
+            label="Answer", emoji="✏️", custom_id=ANSWER_ID, style=discord.ButtonStyle.primary
+        )
+        super().__init__(button)
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> AnswerButton:
+        return cls()
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        buttons = _buttons(interaction)
+        if buttons is not None:
+            await buttons.ask(interaction)
+
+
+def _label(text: str) -> str:
+    return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
+
+
+def button_grid(
+    rows: tuple[tuple[ButtonView, ...], ...],
+) -> list[list[ButtonView]]:
+    """The core's rows as Discord allows them: at most 5 rows of 5 (re-flowed when the
+    core's rows do not fit, and cut at 25 buttons)."""
+    if len(rows) <= MAX_ROWS and all(len(row) <= MAX_ROW for row in rows):
+        return [list(row) for row in rows if row]
+    flat = [b for row in rows for b in row][: MAX_ROWS * MAX_ROW]
+    return [flat[i : i + MAX_ROW] for i in range(0, len(flat), MAX_ROW)]
+
+
+def button_view(message: OutgoingMessage) -> discord.ui.View | None:
+    """The buttons a task's message carries: its result buttons, or a question's Answer."""
+    if message.ask:
+        view = discord.ui.View(timeout=None)
+        view.add_item(AnswerButton())
+        return view
+    if not message.buttons:
+        return None
+    view = discord.ui.View(timeout=None)
+    for index, row in enumerate(button_grid(message.buttons)):
+        for button in row:
+            view.add_item(ResultButton(button.token, button.text, row=index))
+    return view
+
+
+# -- the forms --------------------------------------------------------------------------------
 
 
 class AnswerForm(discord.ui.Modal):
@@ -108,44 +223,24 @@ def form_values(data: Any) -> dict[str, str]:
     return values
 
 
-def _who(interaction: discord.Interaction) -> Requester:
-    return requester(interaction.user.id, interaction.channel, interaction.guild_id)
+# -- where clicks and answers go -------------------------------------------------------------
 
 
 class DiscordButtons:
-    """Clicks and form submits (see the module docstring)."""
+    """Clicks and answer forms (see the module docstring)."""
 
-    def __init__(
-        self,
-        service: GenerationService,
-        *,
-        gatekeeper: Gatekeeper,
-        guarded: Guarded,
-        song: Song,
-    ) -> None:
+    def __init__(self, service: GenerationService, context: DiscordContext) -> None:
         self._service = service
-        self._gatekeeper = gatekeeper
-        self._guarded = guarded
-        self._song = song
+        self._context = context
 
-    async def _admitted(self, interaction: discord.Interaction) -> Requester | None:
-        """Access checked (a refusal is answered privately); None if refused."""
-        who = _who(interaction)
-        try:
-            self._gatekeeper.admit(who)
-        except UserFacingError as exc:
-            # Answered even when repeated: Discord shows "interaction failed" otherwise, and
-            # an ephemeral answer costs the channel nothing.
-            with contextlib.suppress(*FAILURES):
-                await interaction.response.send_message(
-                    exc.message, ephemeral=True, allowed_mentions=NO_PINGS
-                )
-            return None
-        return who
+    def bind(self, client: ButtonClient) -> None:
+        """Send ``client``'s button clicks here, for new and old messages alike."""
+        client.buttons = self
+        client.add_dynamic_items(ResultButton, AnswerButton)
 
     async def _acked(self, interaction: discord.Interaction) -> Requester | None:
         """Access checked and the interaction acknowledged (silently); None if not."""
-        who = await self._admitted(interaction)
+        who = await self._context.admitted(interaction)
         if who is None:
             return None
         try:
@@ -165,9 +260,11 @@ class DiscordButtons:
         """A result button: answered at once, then its action submitted."""
         who = await self._acked(interaction)
         if who is not None:
-            where = f"button {token} in {interaction.channel_id}"
-            await self._guarded(
-                self._press(interaction, token), self._private(interaction), where, who
+            await self._context.guard.run(
+                lambda: self._press(interaction, token),
+                self._private(interaction),
+                what=f"button {token} in {interaction.channel_id}",
+                who=who,
             )
 
     async def _press(self, interaction: discord.Interaction, token: str) -> None:
@@ -175,7 +272,7 @@ class DiscordButtons:
         carrier = interaction.message
         origin = Origin(
             conversation_key(interaction.channel_id or 0),
-            f"dc:{interaction.user.id}",
+            qualify(Platform.DISCORD, interaction.user.id),
             reply_to=str(carrier.id) if carrier is not None else None,
         )
         await self._service.press(origin, ref)
@@ -191,7 +288,7 @@ class DiscordButtons:
 
     async def open(self, interaction: discord.Interaction, form: discord.ui.Modal) -> None:
         """Open ``form`` in answer to ``interaction`` (access checked first)."""
-        if await self._admitted(interaction) is None:
+        if await self._context.admitted(interaction) is None:
             return
         form.stop()  # a form only: its submit comes through on_interaction (see the docstring)
         try:
@@ -199,27 +296,26 @@ class DiscordButtons:
         except FAILURES as exc:
             log.warning("discord: could not open a form for %s: %s", interaction.id, exc)
 
-    async def on_interaction(self, interaction: discord.Interaction) -> None:
-        """Form submits (``client.event``: discord.py calls it for every interaction)."""
-        if interaction.type is not discord.InteractionType.modal_submit:
+    async def answered(
+        self, interaction: discord.Interaction, custom_id: str, values: dict[str, str]
+    ) -> None:
+        """An answer form's submit (``mjq:<question id>``); any other custom_id is ignored."""
+        question_id = custom_id.removeprefix(FORM_PREFIX)
+        if not custom_id.startswith(FORM_PREFIX) or not question_id.isdigit():
             return
-        data: Any = interaction.data or {}
-        custom_id = str(data.get("custom_id", ""))
-        values = form_values(data)
-        if custom_id.startswith(FORM_PREFIX) and custom_id[len(FORM_PREFIX) :].isdigit():
-            question_id = custom_id[len(FORM_PREFIX) :]
-            who = await self._acked(interaction)
-            if who is not None:
-                answer = self._answer(interaction, question_id, values.get("answer", ""))
-                where = f"answer to {question_id}"
-                await self._guarded(answer, self._private(interaction), where, who)
-        elif custom_id.startswith(SONG_PREFIX):
-            await self._song(interaction, values, custom_id.endswith("1"))
+        who = await self._acked(interaction)
+        if who is not None:
+            await self._context.guard.run(
+                lambda: self._answer(interaction, question_id, values.get("answer", "")),
+                self._private(interaction),
+                what=f"answer to {question_id}",
+                who=who,
+            )
 
     async def _answer(self, interaction: discord.Interaction, question_id: str, text: str) -> None:
         origin = Origin(
             conversation_key(interaction.channel_id or 0),
-            f"dc:{interaction.user.id}",
+            qualify(Platform.DISCORD, interaction.user.id),
             reply_to=question_id,
         )
         if not await self._service.answer(origin, question_id, text):
@@ -236,6 +332,8 @@ class DiscordButtons:
             return False
         question_id = str(ref.message_id)
         origin = Origin(
-            conversation_key(message.channel.id), f"dc:{message.author.id}", reply_to=question_id
+            conversation_key(message.channel.id),
+            qualify(Platform.DISCORD, message.author.id),
+            reply_to=question_id,
         )
         return await self._service.answer(origin, question_id, text)

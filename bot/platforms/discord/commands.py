@@ -1,58 +1,40 @@
-"""The slash commands: ``/chat``, ``/reset``, ``/model`` (autocompleted), ``/system``, ``/help``.
+"""The slash commands: ``/chat``, ``/reset``, ``/model`` (autocompleted), ``/system``,
+``/usage``, ``/stats`` and ``/help``.
 
-Each command hands its work to the adapter's ``respond`` hook, which acknowledges the
-interaction at once (a deferred "thinking…" response), tracks the work for shutdown and turns
-errors into replies; the work then answers through the
-:class:`~bot.platforms.discord.surface.InteractionSurface` it is given.
+Each command hands its work to :meth:`DiscordContext.respond
+<bot.platforms.discord.context.DiscordContext.respond>`, which acknowledges the interaction
+at once (a deferred "thinking…" response), tracks the work for shutdown and turns errors
+into replies; the work then answers through the
+:class:`~bot.platforms.discord.surface.InteractionSurface` it is given. What the chat
+commands say is decided by :class:`~bot.core.chat.commands.ChatCommands`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Final
 
 import discord
 from discord import app_commands
 
-from bot.core.access.gatekeeper import Gatekeeper
-from bot.core.access.policy import Requester
+from bot.core.chat.commands import Answer, ChatCommands, Dialect, Picker
 from bot.core.chat.service import ChatService
-from bot.core.chat.streaming import StreamingReply
-from bot.core.models import Incoming
-from bot.core.pacing import Pacer
-from bot.platforms.discord.messages import conversation_key, requester
+from bot.core.models import Incoming, Platform, qualify
+from bot.platforms.discord.context import DiscordContext
+from bot.platforms.discord.generation import HELP as GENERATION_HELP
+from bot.platforms.discord.messages import conversation_key, requester_of
 from bot.platforms.discord.surface import NO_PINGS, InteractionSurface, say
 
-__all__ = ["HELP", "SlashCommands"]
+__all__ = ["SlashCommands"]
 
 log = logging.getLogger(__name__)
 
-MAX_CHOICES = 25  # Discord's limit for autocomplete choices
-MAX_CHOICE_LEN = 100
-HELP = (
-    "I answer with an AI model and remember each channel's conversation (every thread and DM "
-    "has its own).\n\n"
+MAX_CHOICES: Final = 25  # Discord's limit for autocomplete choices
+MAX_CHOICE_LEN: Final = 100
+HOW_TO_ASK: Final = (
     "In a DM just write to me. In a server, mention me, reply to one of my messages, or use "
-    "`/chat`. Attach images and I will look at them.\n"
-    "`/model` — show or pick the model (it autocompletes)\n"
-    "`/system` — show or set the persona (`/system text: default` restores it)\n"
-    "`/reset` — start a fresh conversation (history stays stored)\n"
-    "`/usage` — your use today and what is left"
+    "/chat. Attach images and I will look at them."
 )
-
-Work = Callable[[InteractionSurface], Awaitable[object]]
-
-
-class Respond(Protocol):
-    def __call__(
-        self,
-        interaction: discord.Interaction,
-        work: Work,
-        *,
-        defer: bool = True,
-        ephemeral: bool = False,
-    ) -> Awaitable[None]: ...
 
 
 class SlashCommands:
@@ -60,23 +42,25 @@ class SlashCommands:
 
     def __init__(
         self,
-        *,
+        context: DiscordContext,
         chat: ChatService,
-        gatekeeper: Gatekeeper,
-        pacer: Pacer,
-        respond: Respond,
-        reply: Callable[[InteractionSurface], StreamingReply],
-        help_text: str = HELP,
+        *,
+        generation: bool = False,
     ) -> None:
+        self._context = context
         self._chat = chat
-        self._gatekeeper = gatekeeper
-        self._pacer = pacer
-        self._respond = respond
-        self._reply = reply
-        self._help = help_text
+        dialect = Dialect(
+            how_to_ask=HOW_TO_ASK,
+            picker=Picker.AUTOCOMPLETE,
+            set_model="/model name",
+            set_persona="/system text",
+            restore_persona="/system text: default",
+            more_help=GENERATION_HELP if generation else "",
+        )
+        self._commands = ChatCommands(chat, context.gatekeeper, dialect)
 
     def register(self, tree: app_commands.CommandTree[discord.Client]) -> None:
-        respond = self._respond
+        respond = self._context.respond
 
         @tree.command(name="chat", description="Ask the model (the answer streams here)")
         @app_commands.describe(prompt="Your question or message")
@@ -116,90 +100,48 @@ class SlashCommands:
             await respond(
                 interaction,
                 lambda s: interaction.response.send_message(
-                    self._help, ephemeral=True, allowed_mentions=NO_PINGS
+                    self._commands.help().text, ephemeral=True, allowed_mentions=NO_PINGS
                 ),
                 defer=False,
             )
 
+    async def _say(self, surface: InteractionSurface, answer: Answer) -> None:
+        await say(self._context.pacer, surface, answer.text)
+
     async def chat(
         self, interaction: discord.Interaction, surface: InteractionSurface, prompt: str
     ) -> None:
-        await self._gatekeeper.admit_chat(_requester(interaction))
+        await self._context.gatekeeper.admit_chat(requester_of(interaction))
         incoming = Incoming(
             key=conversation_key(surface.lane),
-            user_id=f"dc:{interaction.user.id}",
+            user_id=qualify(Platform.DISCORD, interaction.user.id),
             user_name=interaction.user.display_name,
             text=prompt,
             is_group=interaction.guild_id is not None,
         )
-        await self._chat.answer(incoming, self._reply(surface))
+        await self._chat.answer(incoming, self._context.reply(surface))
 
     async def usage(self, interaction: discord.Interaction, surface: InteractionSurface) -> None:
-        text = await self._gatekeeper.usage_text(_requester(interaction))
-        await say(self._pacer, surface, text)
+        await self._say(surface, await self._commands.usage(requester_of(interaction)))
 
     async def stats(self, interaction: discord.Interaction, surface: InteractionSurface) -> None:
-        text = await self._gatekeeper.stats_text(_requester(interaction))
-        await say(self._pacer, surface, text)
+        await self._say(surface, await self._commands.stats(requester_of(interaction)))
 
     async def reset(self, surface: InteractionSurface) -> None:
-        await self._chat.reset(conversation_key(surface.lane))
-        await say(
-            self._pacer,
-            surface,
-            "Started a fresh conversation in this channel. Earlier messages stay stored but "
-            "are no longer sent to the model.",
-        )
+        await self._say(surface, await self._commands.reset(conversation_key(surface.lane)))
 
     async def model(self, surface: InteractionSurface, name: str | None) -> None:
-        key = conversation_key(surface.lane)
-        if name and name.strip():
-            chosen = await self._chat.set_model(key, name)
-            await say(self._pacer, surface, f"Model set to `{chosen}` for this channel.")
-            return
-        current = await self._chat.current_model(key)
-        await say(
-            self._pacer,
-            surface,
-            f"This channel uses `{current}`. Pick another with `/model name` (it autocompletes).",
-        )
+        await self._say(surface, await self._commands.model(conversation_key(surface.lane), name))
 
     async def model_choices(self, current: str) -> list[app_commands.Choice[str]]:
         """Models matching what is typed (prefix matches first); popular ones when empty."""
-        needle = current.strip().lower()
         try:
-            if needle:
-                models = await self._chat.available_models()
-            else:
-                models = await self._chat.model_menu(MAX_CHOICES)
+            models = await self._commands.matching_models(current, MAX_CHOICES)
         except Exception as exc:  # an empty menu beats a failed autocomplete
             log.warning("discord: model list for autocomplete failed: %s", exc)
             return []
-        if needle:
-            starts = [m for m in models if m.lower().startswith(needle)]
-            inside = [m for m in models if needle in m.lower() and m not in starts]
-            models = starts + inside
         fitting = [m for m in models if 0 < len(m) <= MAX_CHOICE_LEN]
         return [app_commands.Choice(name=m, value=m) for m in fitting[:MAX_CHOICES]]
 
     async def system(self, surface: InteractionSurface, text: str | None) -> None:
-        key = conversation_key(surface.lane)
-        text = (text or "").strip()
-        if not text:
-            persona, default = await self._chat.persona(key)
-            origin = "the default" if default else "set for this channel"
-            await say(self._pacer, surface, f"Persona ({origin}):\n\n{persona}")
-        elif text.lower() == "default":
-            await self._chat.set_persona(key, None)
-            await say(self._pacer, surface, "Persona restored to the default.")
-        else:
-            await self._chat.set_persona(key, text)
-            await say(
-                self._pacer,
-                surface,
-                "Persona set for this channel. Use `/reset` to start fresh with it.",
-            )
-
-
-def _requester(interaction: discord.Interaction) -> Requester:
-    return requester(interaction.user.id, interaction.channel, interaction.guild_id)
+        await self._say(surface, await self._commands.system(conversation_key(surface.lane), text))

@@ -1,8 +1,9 @@
 """Discord's generation commands: ``/imagine``, ``/music``, ``/video``, ``/describe`` and
 ``/blend`` (buttons and forms: :mod:`bot.platforms.discord.buttons`).
 
-Each command is acknowledged at once with a public deferred response (the adapter's
-``respond``: access check, "thinking…", errors shown in it). Input is checked before
+Each command is acknowledged at once with a public deferred response
+(:meth:`~bot.platforms.discord.context.DiscordContext.respond`: access check, "thinking…",
+errors shown in it). Input is checked before
 anything is downloaded or submitted; the core then posts the task's *status message* into
 the channel as a reply to that response, and once the request is in, the response shows it
 (``/imagine a paper boat``): the channel reads like Telegram's command → status → result
@@ -21,36 +22,39 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Any, Final
 
 import discord
 from discord import app_commands
 from discord.utils import escape_markdown
 
-from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.errors import UserFacingError
 from bot.core.generation.prompts import MusicSpec, parse_music, parse_video
 from bot.core.generation.service import GenerationService, Origin
 from bot.core.generation.views import excerpt
-from bot.core.models import ImageInput
-from bot.core.pacing import Pacer
-from bot.platforms.discord.buttons import DiscordButtons, Guarded, SongForm
-from bot.platforms.discord.commands import Respond
+from bot.core.models import ImageInput, Platform, qualify
+from bot.platforms.discord.buttons import (
+    SONG_PREFIX,
+    ButtonClient,
+    DiscordButtons,
+    SongForm,
+    form_values,
+)
+from bot.platforms.discord.context import DiscordContext
 from bot.platforms.discord.messages import conversation_key, download_images
-from bot.platforms.discord.outbox import bind
 from bot.platforms.discord.surface import InteractionSurface, say
 
 __all__ = ["HELP", "DiscordGeneration"]
 
 HELP: Final = (
     "\n\nGenerate:\n"
-    "`/imagine` — Midjourney (`--ar 16:9` and other parameters pass through; attach an image "
+    "/imagine — Midjourney (`--ar 16:9` and other parameters pass through; attach an image "
     "or start the prompt with an image link to use it as a reference)\n"
-    "`/music` — Suno: two songs from a description (`instrumental`; `custom` opens a form "
+    "/music — Suno: two songs from a description (`instrumental`; `custom` opens a form "
     "for lyrics, style and title)\n"
-    "`/video` — Kling (`duration`, `aspect_ratio`; attach an image to animate it)\n"
-    "`/describe` — four prompts for an image, each with a button to imagine it\n"
-    "`/blend` — blend 2 to 5 images"
+    "/video — Kling (`duration`, `aspect_ratio`; attach an image to animate it)\n"
+    "/describe — four prompts for an image, each with a button to imagine it\n"
+    "/blend — blend 2 to 5 images"
 )
 ASPECTS: Final = ("16:9", "9:16", "1:1")
 SHAPES: Final = {"portrait": "PORTRAIT", "square": "SQUARE", "landscape": "LANDSCAPE"}
@@ -95,28 +99,17 @@ def _echo(command: str, text: str = "", images: int = 0) -> str:
 class DiscordGeneration:
     """Registers the generation commands; owns their buttons and forms."""
 
-    def __init__(
-        self,
-        service: GenerationService,
-        *,
-        gatekeeper: Gatekeeper,
-        pacer: Pacer,
-        respond: Respond,
-        guarded: Guarded,
-    ) -> None:
+    def __init__(self, service: GenerationService, context: DiscordContext) -> None:
         self._service = service
-        self._pacer = pacer
-        self._respond = respond
-        self.buttons = DiscordButtons(
-            service, gatekeeper=gatekeeper, guarded=guarded, song=self._custom_song
-        )
+        self._context = context
+        self.buttons = DiscordButtons(service, context)
 
     def register(
-        self, tree: app_commands.CommandTree[discord.Client], client: discord.Client
+        self, tree: app_commands.CommandTree[discord.Client], client: ButtonClient
     ) -> None:
-        bind(client, self.buttons)  # the buttons, on new and old messages alike
-        client.event(self.buttons.on_interaction)  # the forms' submits
-        respond = self._respond
+        self.buttons.bind(client)  # the buttons, on new and old messages alike
+        client.event(self.on_interaction)  # the forms' submits
+        respond = self._context.respond
 
         @tree.command(name="imagine", description="Midjourney: an image from a prompt")
         @app_commands.describe(
@@ -200,6 +193,19 @@ class DiscordGeneration:
             dimensions = SHAPES[shape.value] if shape else "SQUARE"
             await respond(interaction, lambda s: self.blend(s, interaction, images, dimensions))
 
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Form submits (``client.event``: discord.py calls it for every interaction): the
+        song form here, a question's answer form in the buttons."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        data: Any = interaction.data or {}
+        custom_id = str(data.get("custom_id", ""))
+        values = form_values(data)
+        if custom_id.startswith(SONG_PREFIX):
+            await self._custom_song(interaction, values, custom_id.endswith("1"))
+        else:
+            await self.buttons.answered(interaction, custom_id, values)
+
     # -- commands (run by ``respond``: acknowledged, access checked, errors answered) ----------
 
     @staticmethod
@@ -208,12 +214,12 @@ class DiscordGeneration:
         anchor = surface.original_id
         return Origin(
             conversation_key(surface.lane),
-            f"dc:{interaction.user.id}",
+            qualify(Platform.DISCORD, interaction.user.id),
             reply_to=None if anchor is None else str(anchor),
         )
 
     async def _done(self, surface: InteractionSurface, echo: str) -> None:
-        await say(self._pacer, surface, echo)
+        await say(self._context.pacer, surface, echo)
 
     async def imagine(
         self,
@@ -253,7 +259,9 @@ class DiscordGeneration:
             title=" ".join(form.get("title", "").split()),
             instrumental=instrumental,
         )
-        await self._respond(interaction, lambda s: self.music(s, interaction, lambda: spec, False))
+        await self._context.respond(
+            interaction, lambda s: self.music(s, interaction, lambda: spec, False)
+        )
 
     async def video(
         self,

@@ -15,7 +15,14 @@ from bot.core.errors import UserFacingError
 from bot.core.models import ConversationKey, ImageInput, Platform
 from bot.platforms.discord.surface import FAILURES
 
-__all__ = ["addressed", "clean_text", "conversation_key", "download_images", "requester"]
+__all__ = [
+    "addressed",
+    "clean_text",
+    "conversation_key",
+    "download_images",
+    "requester",
+    "requester_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,11 @@ def requester(user_id: int, channel: object, guild_id: int | None) -> Requester:
         is_private=guild_id is None,
         parent=None if parent is None else str(parent),
     )
+
+
+def requester_of(interaction: discord.Interaction) -> Requester:
+    """Who sent an interaction (a command, a click, a form), and where."""
+    return requester(interaction.user.id, interaction.channel, interaction.guild_id)
 
 
 def addressed(message: discord.Message, bot_id: int) -> bool:

@@ -1,5 +1,4 @@
-"""Discord as the task poller reaches it: :class:`bot.core.ports.Outbox` by conversation key,
-and the persistent buttons its messages carry.
+"""Discord as the task poller reaches it: :class:`bot.core.ports.Outbox` by conversation key.
 
 Everything goes through the channel routes (``POST``/``PATCH /channels/{id}/messages``), never
 an interaction token: a task outlives the 15 minutes a token lives, and a restart forgets
@@ -8,26 +7,19 @@ chat replies use (the channel), posts and final edits urgently, progress edits a
 priority. discord.py sleeps through short 429s itself; a longer one penalizes the channel's
 lane: a post raises :class:`~bot.core.errors.RetryLater`, a final edit is retried here, a
 progress edit is dropped (a newer one follows). Texts are sent verbatim, pinging nobody.
-
-Buttons: a result button carries only ``mj:<token>`` (:class:`ResultButton`), a question
-only ``mjq:answer`` (:class:`AnswerButton`, which opens a form). Both are
-:class:`discord.ui.DynamicItem` classes: :func:`bind` registers them on a client at start,
-so a click on a message posted before a restart still reaches the handler.
+The buttons a message carries, and where their clicks go: :mod:`bot.platforms.discord.buttons`.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import re
-import weakref
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import discord
 
 from bot.core.errors import PlatformUnavailable, RetryLater, SurfaceError
 from bot.core.models import (
-    ButtonView,
     ConversationKey,
     MediaFile,
     MediaKind,
@@ -36,135 +28,23 @@ from bot.core.models import (
     StatusView,
 )
 from bot.core.pacing import DISCORD_CHANNEL, Pacer, Priority
+from bot.platforms.discord.buttons import button_view
 from bot.platforms.discord.surface import FAILURES, MAX_MESSAGE_LEN, NO_PINGS, translate
 
-__all__ = [
-    "ANSWER_ID",
-    "BUTTON_PREFIX",
-    "MEDIA_LIMITS",
-    "AnswerButton",
-    "ButtonHandler",
-    "DiscordOutbox",
-    "ResultButton",
-    "bind",
-    "button_grid",
-]
+__all__ = ["MEDIA_LIMITS", "DiscordOutbox"]
 
 log = logging.getLogger(__name__)
 
-BUTTON_PREFIX: Final = "mj:"
-"""``custom_id`` of a result button: ``mj:<token>`` (well under Discord's 100 characters)."""
-ANSWER_ID: Final = "mjq:answer"
-"""``custom_id`` of the button under a question; the question is the message carrying it."""
 MEDIA_LIMITS: Final = MediaLimits(
     photo_max_bytes=10 * 1024 * 1024, upload_max_bytes=10 * 1024 * 1024
 )
 """Discord's upload limit for bots in an unboosted server (``[generation]`` may change it)."""
 ATTEMPTS: Final = 5
-MAX_ROWS: Final = 5
-MAX_ROW: Final = 5
-MAX_LABEL: Final = 80
 COVER: Final = "cover.jpg"
-
-
-class ButtonHandler(Protocol):
-    """Where clicks go (``bot.platforms.discord.generation``)."""
-
-    async def click(self, interaction: discord.Interaction, token: str) -> None: ...
-
-    async def ask(self, interaction: discord.Interaction) -> None: ...
-
-
-_handlers: weakref.WeakKeyDictionary[discord.Client, ButtonHandler] = weakref.WeakKeyDictionary()
-
-
-def bind(client: discord.Client, handler: ButtonHandler) -> None:
-    """Send ``client``'s button clicks to ``handler``, for new and old messages alike."""
-    _handlers[client] = handler
-    client.add_dynamic_items(ResultButton, AnswerButton)
-
-
-class ResultButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=re.escape(BUTTON_PREFIX) + r"(?P<token>[A-Za-z0-9_-]{1,64})",
-):
-    """A Midjourney result button: ``mj:<token>``; the token names the stored button."""
-
-    def __init__(self, token: str, label: str = "•", *, row: int | None = None) -> None:
-        button: discord.ui.Button[discord.ui.View] = discord.ui.Button(
-            label=_label(label),
-            custom_id=BUTTON_PREFIX + token,
-            style=discord.ButtonStyle.secondary,
-        )
-        super().__init__(button, row=row)
-        self.token = token
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> ResultButton:
-        return cls(match["token"], getattr(item, "label", None) or "•")
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        handler = _handlers.get(interaction.client)
-        if handler is not None:
-            await handler.click(interaction, self.token)
-
-
-class AnswerButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=re.escape(ANSWER_ID)
-):
-    """The button under a question (Custom Zoom): it opens a form for the answer."""
-
-    def __init__(self) -> None:
-        button: discord.ui.Button[discord.ui.View] = discord.ui.Button(
-            label="Answer", emoji="✏️", custom_id=ANSWER_ID, style=discord.ButtonStyle.primary
-        )
-        super().__init__(button)
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> AnswerButton:
-        return cls()
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        handler = _handlers.get(interaction.client)
-        if handler is not None:
-            await handler.ask(interaction)
-
-
-def _label(text: str) -> str:
-    return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
 
 
 def clip(text: str, limit: int = MAX_MESSAGE_LEN) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def button_grid(
-    rows: tuple[tuple[ButtonView, ...], ...],
-) -> list[list[ButtonView]]:
-    """The core's rows as Discord allows them: at most 5 rows of 5 (re-flowed when the
-    core's rows do not fit, and cut at 25 buttons)."""
-    if len(rows) <= MAX_ROWS and all(len(row) <= MAX_ROW for row in rows):
-        return [list(row) for row in rows if row]
-    flat = [b for row in rows for b in row][: MAX_ROWS * MAX_ROW]
-    return [flat[i : i + MAX_ROW] for i in range(0, len(flat), MAX_ROW)]
-
-
-def _view(message: OutgoingMessage) -> discord.ui.View | None:
-    if message.ask:
-        view = discord.ui.View(timeout=None)
-        view.add_item(AnswerButton())
-        return view
-    if not message.buttons:
-        return None
-    view = discord.ui.View(timeout=None)
-    for index, row in enumerate(button_grid(message.buttons)):
-        for button in row:
-            view.add_item(ResultButton(button.token, button.text, row=index))
-    return view
 
 
 def _files(media: MediaFile, limits: MediaLimits) -> tuple[list[discord.File], list[discord.Embed]]:
@@ -216,7 +96,7 @@ class DiscordOutbox:
                 message_id=int(reply_to), channel_id=channel.id, fail_if_not_exists=False
             )
             kwargs["mention_author"] = False
-        view = _view(message)
+        view = button_view(message)
         if view is not None:
             kwargs["view"] = view
         if message.media is not None:

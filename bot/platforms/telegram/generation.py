@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -33,16 +32,14 @@ from bot.core.errors import SurfaceError, UserFacingError
 from bot.core.generation.progress import post_paced
 from bot.core.generation.prompts import parse_music, parse_video
 from bot.core.generation.service import GenerationService, Origin
-from bot.core.models import ConversationKey, ImageInput, OutgoingMessage, Platform
-from bot.platforms.telegram.messages import conversation_key
-from bot.platforms.telegram.outbox import BUTTON_PREFIX, TelegramOutbox
+from bot.core.models import ConversationKey, ImageInput, OutgoingMessage, Platform, qualify
+from bot.platforms.common import BUTTON_PREFIX, GENERIC_APOLOGY
+from bot.platforms.telegram.messages import Wrapper, conversation_key
+from bot.platforms.telegram.outbox import TelegramOutbox
 
 __all__ = ["COMMANDS", "HELP", "TelegramGeneration"]
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
-Guard = Callable[[Handler], Handler]
 
 COMMANDS: Final = (
     ("imagine", "Midjourney: an image from a prompt (attach a photo as reference)"),
@@ -74,7 +71,7 @@ def origin_of(message: Message, *, reply_to: Message | None = None) -> Origin:
     user = message.from_user
     return Origin(
         key=conversation_key(message),
-        user_id=f"tg:{user.id}" if user else "tg:?",
+        user_id=qualify(Platform.TELEGRAM, user.id if user else "?"),
         reply_to=str((reply_to or message).message_id),
     )
 
@@ -117,9 +114,9 @@ class TelegramGeneration:
         self._outbox = outbox
         self._albums: dict[str, _Album] = {}
         self._album_tasks: set[asyncio.Task[None]] = set()
-        self._guard: Guard | None = None
+        self._guard: Wrapper | None = None
 
-    def register(self, app: Application[Any, Any, Any, Any, Any, Any], guard: Guard) -> None:
+    def register(self, app: Application[Any, Any, Any, Any, Any, Any], guard: Wrapper) -> None:
         """Call before the chat handlers: the album and caption handlers must win."""
         self._guard = guard
         app.add_handler(
@@ -278,7 +275,7 @@ class TelegramGeneration:
             await self._tell(album.origin, exc.message)
         except Exception:
             log.exception("telegram: blend of album %s failed", group)
-            await self._tell(album.origin, "Sorry, something went wrong on my side.")
+            await self._tell(album.origin, GENERIC_APOLOGY)
 
     async def _tell(self, origin: Origin, text: str) -> None:
         with contextlib.suppress(SurfaceError):
@@ -305,7 +302,7 @@ class TelegramGeneration:
             if isinstance(carrier, Message)
             else ConversationKey(Platform.TELEGRAM, str(carrier.chat.id))
         )
-        user = f"tg:{query.from_user.id}"
+        user = qualify(Platform.TELEGRAM, query.from_user.id)
         origin = Origin(key, user, reply_to=str(carrier.message_id))
         await self._service.press(origin, ref)
 

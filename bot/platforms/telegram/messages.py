@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from telegram import Message, Update
 from telegram.constants import ChatType, InlineKeyboardButtonLimit
+from telegram.ext import ContextTypes
 
 from bot.core.access.policy import Requester
 from bot.core.models import ConversationKey, Platform
 
 __all__ = [
+    "Handler",
+    "Wrapper",
     "conversation_key",
     "fits_callback",
     "remove_mention",
@@ -16,6 +22,11 @@ __all__ = [
     "requester_of_message",
     "thread_id",
 ]
+
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+"""A PTB handler callback."""
+Wrapper = Callable[[Handler], Handler]
+"""The bot's guard around a handler: access checked, errors answered, work tracked."""
 
 
 def requester_of(update: Update) -> Requester | None:

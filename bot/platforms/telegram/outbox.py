@@ -37,14 +37,13 @@ from bot.core.models import (
     StatusView,
 )
 from bot.core.pacing import TELEGRAM_GROUP, TELEGRAM_PRIVATE, Pacer, Priority
-from bot.platforms.telegram.surface import retry_seconds
+from bot.platforms.common import BUTTON_PREFIX
+from bot.platforms.telegram.surface import GONE_MARKERS, retry_seconds
 
-__all__ = ["BUTTON_PREFIX", "MEDIA_LIMITS", "TelegramOutbox", "clip"]
+__all__ = ["MEDIA_LIMITS", "TelegramOutbox", "clip"]
 
 log = logging.getLogger(__name__)
 
-BUTTON_PREFIX: Final = "mj:"
-"""``callback_data`` of a result button: ``mj:<token>`` (14 bytes, Telegram allows 64)."""
 MEDIA_LIMITS: Final = MediaLimits(
     photo_max_bytes=int(FileSizeLimit.PHOTOSIZE_UPLOAD),
     upload_max_bytes=int(FileSizeLimit.FILESIZE_UPLOAD),
@@ -54,7 +53,6 @@ ATTEMPTS: Final = 5
 MEDIA_READ_TIMEOUT: Final = 60.0
 MEDIA_WRITE_TIMEOUT: Final = 300.0
 _NO_PREVIEW: Final = LinkPreviewOptions(is_disabled=True)
-_GONE: Final = ("message to edit not found", "message can't be edited", "message_id_invalid")
 
 
 def clip(text: str, limit: int) -> str:
@@ -75,7 +73,7 @@ def _lane(key: ConversationKey) -> tuple[str, str]:
 def _translate(exc: TelegramError) -> SurfaceError:
     if isinstance(exc, BadRequest):
         text = exc.message.lower()
-        if any(marker in text for marker in _GONE):
+        if any(marker in text for marker in GONE_MARKERS):
             return MessageGone(exc.message)
         return SurfaceError(f"Telegram: {exc.message}")
     if isinstance(exc, Forbidden):

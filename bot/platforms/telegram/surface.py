@@ -7,21 +7,25 @@ core's StreamingReply decides.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import timedelta
+from typing import Final
 
-from telegram import Bot, LinkPreviewOptions, ReplyParameters
-from telegram.constants import ChatAction, MessageLimit
+from telegram import Bot, LinkPreviewOptions, Message, ReplyParameters, Update
+from telegram.constants import ChatAction, ChatType, MessageLimit
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from bot.core.errors import MessageGone, RetryLater, SurfaceError
 from bot.core.pacing import TELEGRAM_GROUP, TELEGRAM_PRIVATE, Pacer, Priority
+from bot.platforms.telegram.messages import thread_id
 from bot.platforms.telegram.render import measure, render
 
 log = logging.getLogger(__name__)
 
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
-_GONE = ("message to edit not found", "message can't be edited", "message_id_invalid")
+GONE_MARKERS: Final = ("message to edit not found", "message can't be edited", "message_id_invalid")
+"""What Telegram's error says when the message to edit is gone (:class:`MessageGone`)."""
 
 
 def retry_seconds(exc: RetryAfter) -> float:
@@ -38,7 +42,7 @@ def translate(exc: TelegramError) -> Exception | None:
         text = exc.message.lower()
         if "message is not modified" in text:
             return None
-        if any(marker in text for marker in _GONE):
+        if any(marker in text for marker in GONE_MARKERS):
             return MessageGone(exc.message)
     return SurfaceError(f"Telegram: {exc.message}")
 
@@ -112,6 +116,30 @@ class TelegramSurface:
             error = translate(exc)
             if error is not None:
                 raise error from exc
+
+
+def surface_for(bot: Bot, message: Message, *, reply: bool) -> TelegramSurface:
+    """The chat (or forum topic) of ``message``; with ``reply``, the answer quotes it."""
+    return TelegramSurface(
+        bot,
+        message.chat_id,
+        group=message.chat.type != ChatType.PRIVATE,
+        thread_id=thread_id(message),
+        reply_to=message.message_id if reply else None,
+    )
+
+
+async def tell(pacer: Pacer, bot: Bot, update: Update, text: str) -> None:
+    """Answer an update with one short message: a button press with an alert where the user
+    looks, anything else in its chat, quoting the message."""
+    query = update.callback_query
+    if query is not None:
+        with contextlib.suppress(TelegramError):
+            await query.answer(text[:200], show_alert=True)
+        return
+    message = update.effective_message
+    if message is not None:
+        await say(pacer, surface_for(bot, message, reply=True), text)
 
 
 async def say(

@@ -1,0 +1,151 @@
+"""The chat commands, decided once for every platform: ``/model``, ``/system``, ``/reset``,
+``/usage``, ``/stats`` and ``/help``.
+
+Each method does the work and returns an :class:`Answer`: the text to say (Markdown) and,
+for ``/model`` without a name on a platform with buttons, the choices to offer. Commands are
+written plain (Telegram makes them clickable), model names in backticks. Telegram, Discord
+and the console only parse the command and send the answer. What really differs between
+them (how the bot is addressed, how a command takes its argument, whether a model is picked
+from buttons, an autocompleted option or a typed name) is their :class:`Dialect`; the
+wording is the same everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.core.access.gatekeeper import Gatekeeper
+from bot.core.access.policy import Requester
+from bot.core.chat.service import ChatService
+from bot.core.models import ConversationKey
+
+__all__ = ["Answer", "ChatCommands", "Dialect", "ModelChoice", "Picker"]
+
+CURRENT_MARK = "✅ "
+RESET = (
+    "Started a fresh conversation. Earlier messages stay stored but are no longer sent to the "
+    "model."
+)
+PERSONA_RESTORED = "Persona restored to the default."
+PERSONA_SET = "Persona set for this conversation. Use /reset to start fresh with it."
+
+
+class Picker(StrEnum):
+    """How a platform lets people pick a model."""
+
+    BUTTONS = "buttons"
+    """A keyboard under the ``/model`` answer (Telegram): the answer carries the choices."""
+    AUTOCOMPLETE = "autocomplete"
+    """The command's option autocompletes (Discord): see :meth:`ChatCommands.matching_models`."""
+    TYPED = "typed"
+    """The name is typed (the console): the answer lists some choices."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What really differs between platforms in the command answers."""
+
+    how_to_ask: str
+    """The help's paragraph on how to talk to the bot here."""
+    picker: Picker
+    set_model: str = "/model NAME"
+    set_persona: str = "/system TEXT"
+    restore_persona: str = "/system default"
+    more_help: str = ""
+    """Appended to the help (the platform's generation commands)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    name: str
+    current: bool = False
+
+    @property
+    def label(self) -> str:
+        """The button's text: the current model is marked."""
+        return CURRENT_MARK + self.name if self.current else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    """Markdown (backticks around model names)."""
+    choices: tuple[ModelChoice, ...] = ()
+    """``/model`` on a :attr:`Picker.BUTTONS` platform: the models to offer as buttons."""
+
+
+class ChatCommands:
+    """The chat commands for one platform (see the module docstring)."""
+
+    def __init__(self, chat: ChatService, gatekeeper: Gatekeeper, dialect: Dialect) -> None:
+        self._chat = chat
+        self._gatekeeper = gatekeeper
+        self.dialect = dialect
+
+    def help(self) -> Answer:
+        d = self.dialect
+        autocompletes = "; it autocompletes" if d.picker is Picker.AUTOCOMPLETE else ""
+        return Answer(
+            "I answer with an AI model and keep a conversation of its own for every chat, "
+            "thread and DM.\n\n"
+            f"{d.how_to_ask}\n"
+            f"/model — show or pick the model ({d.set_model} sets it{autocompletes})\n"
+            f"/system — show or set the persona ({d.set_persona} sets it, "
+            f"{d.restore_persona} restores the default)\n"
+            "/reset — start a fresh conversation (history stays stored)\n"
+            "/usage — your use today and what is left" + d.more_help
+        )
+
+    async def reset(self, key: ConversationKey) -> Answer:
+        await self._chat.reset(key)
+        return Answer(RESET)
+
+    async def model(self, key: ConversationKey, name: str | None = None) -> Answer:
+        """With a name: set it (an unknown one raises, with suggestions). Without: the current
+        model and how to pick another."""
+        if name and name.strip():
+            chosen = await self._chat.set_model(key, name)
+            return Answer(f"Model set to `{chosen}` for this conversation.")
+        current = await self._chat.current_model(key)
+        shown = f"This conversation uses `{current}`.\n"
+        d = self.dialect
+        if d.picker is Picker.AUTOCOMPLETE:
+            return Answer(shown + f"Pick another with {d.set_model} (it autocompletes).")
+        menu = await self._chat.model_menu()
+        if d.picker is Picker.TYPED:
+            some = ", ".join(f"`{m}`" for m in menu)
+            return Answer(shown + f"Pick another with {d.set_model}. Some choices: {some}")
+        choices = tuple(ModelChoice(m, current=m == current) for m in menu)
+        return Answer(shown + f"Pick another, or send {d.set_model}.", choices)
+
+    async def matching_models(self, typed: str, size: int) -> list[str]:
+        """What an autocompleting option offers: the models containing ``typed`` (those that
+        start with it first), or the short menu when nothing is typed yet."""
+        needle = typed.strip().lower()
+        if not needle:
+            return await self._chat.model_menu(size)
+        models = await self._chat.available_models()
+        starts = [m for m in models if m.lower().startswith(needle)]
+        inside = [m for m in models if needle in m.lower() and m not in starts]
+        return starts + inside
+
+    async def system(self, key: ConversationKey, text: str | None = None) -> Answer:
+        """Without text: the persona. ``default``: restore it. Anything else: set it."""
+        text = (text or "").strip()
+        if not text:
+            persona, default = await self._chat.persona(key)
+            origin = "the default" if default else "set for this conversation"
+            return Answer(f"Persona ({origin}):\n\n{persona}")
+        if text.lower() == "default":
+            await self._chat.set_persona(key, None)
+            return Answer(PERSONA_RESTORED)
+        await self._chat.set_persona(key, text)
+        return Answer(PERSONA_SET)
+
+    async def usage(self, requester: Requester) -> Answer:
+        return Answer(await self._gatekeeper.usage_text(requester))
+
+    async def stats(self, requester: Requester) -> Answer:
+        """Admins only (anyone else is refused with a :class:`UserFacingError`)."""
+        return Answer(await self._gatekeeper.stats_text(requester))

@@ -1,0 +1,102 @@
+"""What Telegram and Discord share: the one guard around every handler, the drain at
+shutdown, the texts they answer with when something goes wrong, and the result buttons' wire
+prefix.
+
+:class:`Guard` is the one place per platform where errors become replies (style: raise in
+the domain, render in one place): a :class:`~bot.core.errors.UserFacingError` is said
+verbatim (unless it is a repeated refusal, marked quiet), anything else is logged with its
+traceback and answered with :data:`GENERIC_APOLOGY`. It also runs each handler inside the
+gatekeeper's work context (counted for a graceful shutdown, its log lines tagged) and keeps
+the handler's task, so :meth:`Guard.drain` can let the handlers in flight finish, then cut
+them short (a cancelled reply still shows its text so far, see
+:class:`~bot.core.chat.streaming.StreamingReply`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from bot.core.access.gatekeeper import Gatekeeper
+from bot.core.access.policy import Requester
+from bot.core.errors import UserFacingError
+from bot.core.lifecycle import RESTARTING, SHUTDOWN
+from bot.core.models import Platform
+
+__all__ = ["BUTTON_PREFIX", "GENERIC_APOLOGY", "RESTARTING", "Guard", "Report", "Work"]
+
+log = logging.getLogger(__name__)
+
+GENERIC_APOLOGY: Final = "Sorry, something went wrong on my side. Please try again."
+BUTTON_PREFIX: Final = "mj:"
+"""A result button's Telegram ``callback_data`` and Discord ``custom_id``: ``mj:<token>``
+(the token names the stored button; Telegram allows 64 bytes, Discord 100 characters)."""
+
+Work = Callable[[], Awaitable[object]]
+Report = Callable[[str], Awaitable[object]]
+"""Says one line to whoever the handler serves."""
+
+
+class Guard:
+    """Runs a platform's handlers (see the module docstring)."""
+
+    def __init__(self, gatekeeper: Gatekeeper, platform: Platform) -> None:
+        self._gatekeeper = gatekeeper
+        self._platform = platform
+        self._name = platform.name.lower()
+        self._inflight: set[asyncio.Task[object]] = set()
+
+    async def run(
+        self,
+        work: Work,
+        report: Report,
+        *,
+        what: str,
+        who: Requester | None,
+        admit: bool = False,
+    ) -> None:
+        """Run ``work`` for ``who`` (checked first with ``admit``); errors go to ``report``.
+        ``what`` names the handler in the logs ("update 12", "/model in 345")."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            with self._gatekeeper.work(
+                platform=self._platform.value,
+                chat=who.chat if who is not None else "?",
+                user=who.user if who is not None else None,
+            ):
+                if admit and who is not None:
+                    self._gatekeeper.admit(who)
+                await work()
+        except UserFacingError as exc:
+            if not exc.quiet:
+                await self._report(report, exc.message, what)
+        except Exception:
+            log.exception("%s: %s failed", self._name, what)
+            await self._report(report, GENERIC_APOLOGY, what)
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+
+    async def _report(self, report: Report, text: str, what: str) -> None:
+        try:
+            await report(text)
+        except Exception as exc:
+            log.warning("%s: could not answer %s: %s", self._name, what, exc)
+
+    async def drain(self, within: float = SHUTDOWN.alone) -> None:
+        """Let the handlers in flight finish for ``within`` seconds, then cancel the rest and
+        wait (:attr:`~bot.core.lifecycle.ShutdownBudget.flush_wait`) while they show their
+        text so far. Call it while the platform's connection is still open."""
+        pending = {t for t in self._inflight if not t.done()}
+        if not pending:
+            return
+        log.info("%s: waiting for %d handlers in flight", self._name, len(pending))
+        _, late = await asyncio.wait(pending, timeout=within)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=SHUTDOWN.flush_wait)

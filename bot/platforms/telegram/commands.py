@@ -1,0 +1,160 @@
+"""Telegram's chat commands: ``/help`` (and ``/start``), ``/model`` with its keyboard,
+``/system``, ``/reset``, ``/usage`` and ``/stats``.
+
+Each handler parses its update and sends what :class:`~bot.core.chat.commands.ChatCommands`
+answers; ``/ask`` and plain messages are the chat itself (:mod:`bot.platforms.telegram.bot`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import RetryAfter, TelegramError
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+
+from bot.core.access.gatekeeper import Gatekeeper
+from bot.core.chat.commands import ChatCommands, Dialect, ModelChoice, Picker
+from bot.core.chat.service import ChatService
+from bot.core.errors import UserFacingError
+from bot.core.pacing import Pacer, Priority
+from bot.platforms.telegram.generation import HELP as GENERATION_HELP
+from bot.platforms.telegram.messages import (
+    Wrapper,
+    conversation_key,
+    fits_callback,
+    requester_of,
+)
+from bot.platforms.telegram.render import render
+from bot.platforms.telegram.surface import retry_seconds, surface_for, tell
+
+__all__ = ["COMMANDS", "TelegramCommands"]
+
+log = logging.getLogger(__name__)
+
+COMMANDS: Final = (
+    ("ask", "Ask the model (in groups)"),
+    ("model", "Show or pick this chat's model"),
+    ("system", "Show or set this chat's persona"),
+    ("reset", "Start a fresh conversation"),
+    ("usage", "Your use today and what is left"),
+    ("help", "What this bot can do"),
+)
+"""The command menu (``setMyCommands``), before the generation commands."""
+HOW_TO_ASK: Final = (
+    "In a private chat just write to me. In a group, mention me, reply to me, or use /ask. "
+    "Send a photo and I will look at it."
+)
+MODEL_CALLBACK: Final = "model:"
+
+
+def keyboard(choices: tuple[ModelChoice, ...]) -> InlineKeyboardMarkup | None:
+    """The model menu, two buttons a row (names too long for the callback data are left out)."""
+    fitting = [c for c in choices if fits_callback(c.name, MODEL_CALLBACK)]
+    rows = [
+        [InlineKeyboardButton(c.label, callback_data=MODEL_CALLBACK + c.name) for c in pair]
+        for pair in (fitting[i : i + 2] for i in range(0, len(fitting), 2))
+    ]
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+class TelegramCommands:
+    """The chat command handlers; :meth:`register` adds them to the application."""
+
+    def __init__(
+        self,
+        chat: ChatService,
+        gatekeeper: Gatekeeper,
+        *,
+        bot: Bot,
+        pacer: Pacer,
+        generation: bool = False,
+    ) -> None:
+        dialect = Dialect(
+            how_to_ask=HOW_TO_ASK,
+            picker=Picker.BUTTONS,
+            more_help=GENERATION_HELP if generation else "",
+        )
+        self._commands = ChatCommands(chat, gatekeeper, dialect)
+        self._bot = bot
+        self._pacer = pacer
+
+    def register(self, app: Application[Any, Any, Any, Any, Any, Any], guard: Wrapper) -> None:
+        app.add_handler(CommandHandler(["start", "help"], guard(self.help)))
+        app.add_handler(CommandHandler("reset", guard(self.reset)))
+        app.add_handler(CommandHandler("model", guard(self.model)))
+        app.add_handler(CommandHandler("system", guard(self.system)))
+        app.add_handler(
+            CallbackQueryHandler(guard(self.model_chosen), pattern=f"^{MODEL_CALLBACK}")
+        )
+        app.add_handler(CommandHandler("usage", guard(self.usage)))
+        app.add_handler(CommandHandler("stats", guard(self.stats)))
+
+    async def _tell(self, update: Update, text: str) -> None:
+        await tell(self._pacer, self._bot, update, text)
+
+    async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._tell(update, self._commands.help().text)
+
+    async def usage(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        who = requester_of(update)
+        if who is not None:
+            await self._tell(update, (await self._commands.usage(who)).text)
+
+    async def stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        who = requester_of(update)
+        if who is not None:
+            await self._tell(update, (await self._commands.stats(who)).text)
+
+    async def reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is not None:
+            await self._tell(update, (await self._commands.reset(conversation_key(message))).text)
+
+    async def system(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        text = (message.text or "").partition(" ")[2]  # newlines kept, unlike context.args
+        answer = await self._commands.system(conversation_key(message), text)
+        await self._tell(update, answer.text)
+
+    async def model(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        key = conversation_key(message)
+        if context.args:
+            answer = await self._commands.model(key, " ".join(context.args))
+            await self._tell(update, answer.text)
+            return
+        answer = await self._commands.model(key)
+        body, entities = render(answer.text)
+        surface = surface_for(self._bot, message, reply=True)
+        await self._pacer.acquire(surface.lane, surface.lane_kind, Priority.URGENT)
+        try:
+            await message.reply_text(body, entities=entities, reply_markup=keyboard(answer.choices))
+        except RetryAfter as exc:
+            self._pacer.penalize(surface.lane, retry_seconds(exc))
+
+    async def model_chosen(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None or query.data is None or not isinstance(query.message, Message):
+            return
+        name = query.data.removeprefix(MODEL_CALLBACK)
+        try:
+            answer = await self._commands.model(conversation_key(query.message), name)
+        except UserFacingError as exc:
+            await query.answer(exc.message[:200], show_alert=True)
+            return
+        body, entities = render(answer.text)
+        await query.answer(body[:200])
+        surface = surface_for(self._bot, query.message, reply=False)
+        await self._pacer.acquire(surface.lane, surface.lane_kind, Priority.URGENT)
+        try:
+            await query.edit_message_text(body, entities=entities)
+        except RetryAfter as exc:
+            self._pacer.penalize(surface.lane, retry_seconds(exc))
+        except TelegramError as exc:
+            log.info("telegram: could not update the model menu: %s", exc.message)
