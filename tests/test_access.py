@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from bot.config import Settings
 from bot.core.access.policy import AccessDenied, AccessPolicy, AdminOnly, RefusalNotices, Requester
 from bot.core.errors import UserFacingError
-from bot.core.models import ConversationKey, Incoming, Platform
+from bot.core.models import ConversationKey, Incoming, Platform, qualify
 
 TG, DC = Platform.TELEGRAM, Platform.DISCORD
 
@@ -48,6 +48,9 @@ def test_everything_is_open_by_default() -> None:
 
 
 def test_user_ids_are_platform_qualified() -> None:
+    assert qualify(TG, 42) == "tg:42"
+    assert qualify(DC, "dc:7") == "dc:7"  # already qualified: as is
+    assert qualify(Platform.CONSOLE, "operator") == "console:operator"
     assert Requester(TG, "42", chat="42").user == "tg:42"
     assert Requester(TG, "tg:42", chat="42").user == "tg:42"
     # A Telegram id never matches a Discord entry with the same digits.

@@ -11,7 +11,7 @@ from bot.core.chat.service import ChatConfig, ChatService
 from bot.core.chat.streaming import StreamingReply
 from bot.core.clock import SystemClock
 from bot.core.errors import UserFacingError
-from bot.core.lifecycle import SHUTDOWN, ShuttingDown, WorkGate
+from bot.core.lifecycle import SHUTDOWN, ShutdownBudget, ShuttingDown, WorkGate
 from bot.core.pacing import Pacer, PacerRules
 from bot.store import Store
 from tests.fakes.clock import FakeClock
@@ -29,6 +29,14 @@ async def test_gate_counts_work_and_refuses_after_close() -> None:
         pass
     assert isinstance(info.value, UserFacingError)
     assert info.value.message == "The bot is restarting; please try again in a minute."
+
+
+def test_the_shutdown_budget_keeps_the_readmes_promise() -> None:
+    # Replies in flight finish for up to 3 s, then are cut short; the platforms are done
+    # well inside Docker's 10 s stop timeout.
+    assert SHUTDOWN.finish == 3.0
+    assert SHUTDOWN.finish + SHUTDOWN.handlers + SHUTDOWN.flush_wait < 10.0
+    assert ShutdownBudget(flush=2.0).flush_wait == 3.0  # derived, not a copy
 
 
 async def test_drain_gives_up_after_the_grace_period() -> None:

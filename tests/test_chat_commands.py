@@ -1,0 +1,147 @@
+"""ChatCommands: /model, /system, /reset, /usage, /stats and /help decided once, for every
+platform (a scripted model, a real in-memory store; no platform library)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from bot.core.access.gatekeeper import Gatekeeper
+from bot.core.access.limits import Limits, LimitsConfig
+from bot.core.access.policy import AccessPolicy, AdminOnly, Requester
+from bot.core.chat.commands import ChatCommands, Dialect, ModelChoice, Picker
+from bot.core.chat.service import ChatConfig, ChatService
+from bot.core.errors import UserFacingError
+from bot.core.lifecycle import WorkGate
+from bot.core.models import ConversationKey, Platform
+from bot.core.telemetry import NullTelemetry
+from bot.store import Store
+from tests.fakes.clock import FakeClock
+from tests.test_chat_service import ScriptedModel
+
+KEY = ConversationKey(Platform.TELEGRAM, "42")
+ALICE = Requester(Platform.TELEGRAM, "42", chat="42", is_private=True)
+BUTTONS = Dialect(how_to_ask="Just write to me.", picker=Picker.BUTTONS)
+
+
+@dataclass
+class Rig:
+    chat: ChatService
+    gatekeeper: Gatekeeper
+    store: Store
+
+    def commands(self, dialect: Dialect = BUTTONS) -> ChatCommands:
+        return ChatCommands(self.chat, self.gatekeeper, dialect)
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    clock = FakeClock()
+    async with Store.open(":memory:") as store:
+        config = ChatConfig(default_model="gpt-4o-mini", system_prompt="Be brief.")
+        chat = ChatService(model=ScriptedModel(clock), store=store, config=config)
+        gatekeeper = Gatekeeper(
+            policy=AccessPolicy.build(admins=["tg:1"]),
+            limits=Limits(LimitsConfig(), store, clock=clock),
+            gate=WorkGate(),
+            stats=store,
+            telemetry=NullTelemetry(),
+            clock=clock,
+        )
+        yield Rig(chat, gatekeeper, store)
+
+
+async def test_model_without_a_name_offers_the_menu_with_the_current_one_marked(rig: Rig) -> None:
+    answer = await rig.commands().model(KEY)
+    assert answer.text == (
+        "This conversation uses `gpt-4o-mini`.\nPick another, or send /model NAME."
+    )
+    assert ModelChoice("gpt-4o-mini", current=True) in answer.choices
+    assert ModelChoice("gpt-4o") in answer.choices
+    marked = [c.label for c in answer.choices if c.current]
+    assert marked == ["✅ gpt-4o-mini"]
+
+
+async def test_model_with_a_name_sets_it_and_an_unknown_one_is_refused(rig: Rig) -> None:
+    commands = rig.commands()
+    answer = await commands.model(KEY, " gpt-4o ")
+    assert answer.text == "Model set to `gpt-4o` for this conversation."
+    assert answer.choices == ()
+    assert await rig.chat.current_model(KEY) == "gpt-4o"
+    with pytest.raises(UserFacingError, match="Unknown model 'gpt-5'"):
+        await commands.model(KEY, "gpt-5")
+    shown = await commands.model(KEY, "  ")  # a blank name shows the model
+    assert shown.text.startswith("This conversation uses `gpt-4o`.")
+
+
+async def test_each_picker_says_how_to_pick_another_model(rig: Rig) -> None:
+    autocomplete = Dialect("x", Picker.AUTOCOMPLETE, set_model="/model name")
+    answer = await rig.commands(autocomplete).model(KEY)
+    assert answer.text.endswith("Pick another with /model name (it autocompletes).")
+    assert answer.choices == ()  # the option autocompletes; nothing to fetch
+    typed = await rig.commands(Dialect("x", Picker.TYPED)).model(KEY)
+    assert "Some choices: `gpt-4o-mini`, `gpt-4o`" in typed.text
+    assert typed.choices == ()
+
+
+async def test_matching_models_puts_prefix_matches_first(rig: Rig) -> None:
+    commands = rig.commands()  # the model lists gpt-4o, gpt-4o-mini and some-rare-model
+    assert await commands.matching_models("GPT-4O", 25) == ["gpt-4o", "gpt-4o-mini"]
+    assert await commands.matching_models("o", 25) == ["gpt-4o", "gpt-4o-mini", "some-rare-model"]
+    assert await commands.matching_models("", 2) == ["gpt-4o-mini", "gpt-4o"]  # the menu
+    config = ChatConfig("gpt-4o-mini", "Be brief.", models=("gpt-4o-mini", "mini-max", "o3-mini"))
+    listed = ChatService(model=ScriptedModel(FakeClock()), store=rig.store, config=config)
+    matching = ChatCommands(listed, rig.gatekeeper, BUTTONS).matching_models("MINI", 25)
+    assert await matching == ["mini-max", "gpt-4o-mini", "o3-mini"]
+
+
+async def test_system_shows_sets_and_restores_the_persona(rig: Rig) -> None:
+    commands = rig.commands()
+    assert (await commands.system(KEY)).text == "Persona (the default):\n\nBe brief."
+    set_answer = await commands.system(KEY, "  You are a pirate. ")
+    assert (
+        set_answer.text == "Persona set for this conversation. Use /reset to start fresh with it."
+    )
+    shown = await commands.system(KEY, "")
+    assert shown.text == "Persona (set for this conversation):\n\nYou are a pirate."
+    restored = await commands.system(KEY, "Default")
+    assert restored.text == "Persona restored to the default."
+    assert await rig.chat.persona(KEY) == ("Be brief.", True)
+
+
+async def test_reset_starts_a_fresh_conversation(rig: Rig) -> None:
+    answer = await rig.commands().reset(KEY)
+    assert answer.text.startswith("Started a fresh conversation.")
+
+
+async def test_usage_is_for_everyone_and_stats_for_admins(rig: Rig) -> None:
+    commands = rig.commands()
+    assert "today" in (await commands.usage(ALICE)).text.lower()
+    with pytest.raises(AdminOnly):
+        await commands.stats(ALICE)
+    admin = Requester(Platform.TELEGRAM, "1", chat="1", is_private=True)
+    assert "Users:" in (await commands.stats(admin)).text
+
+
+def test_help_is_one_wording_with_the_platforms_own_parts(rig: Rig) -> None:
+    telegram = rig.commands(
+        Dialect("Mention me in groups.", Picker.BUTTONS, more_help="\n\nGenerate: /imagine")
+    ).help()
+    discord = rig.commands(
+        Dialect(
+            "Mention me in servers.",
+            Picker.AUTOCOMPLETE,
+            set_model="/model name",
+            set_persona="/system text",
+            restore_persona="/system text: default",
+        )
+    ).help()
+    assert "Mention me in groups." in telegram.text
+    assert telegram.text.endswith("Generate: /imagine")
+    assert "/model — show or pick the model (/model NAME sets it)" in telegram.text
+    assert "(/model name sets it; it autocompletes)" in discord.text
+    assert "/system text: default restores the default" in discord.text
+    common = "/reset — start a fresh conversation (history stays stored)"
+    assert common in telegram.text and common in discord.text
