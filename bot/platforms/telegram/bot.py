@@ -23,7 +23,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import RetryAfter, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -38,10 +38,10 @@ from bot.config import TelegramSettings
 from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.chat.service import ChatService
 from bot.core.chat.streaming import StreamingReply
-from bot.core.errors import UserFacingError
+from bot.core.errors import PlatformUnavailable, UserFacingError
 from bot.core.generation.service import GenerationService
 from bot.core.models import ImageInput, Incoming, MediaLimits
-from bot.core.pacing import Pacer, Priority
+from bot.core.pacing import Pacer
 from bot.core.ports import Clock
 from bot.platforms.telegram.generation import COMMANDS as GENERATION_COMMANDS
 from bot.platforms.telegram.generation import HELP as GENERATION_HELP
@@ -56,7 +56,7 @@ from bot.platforms.telegram.messages import (
 )
 from bot.platforms.telegram.outbox import MEDIA_LIMITS, TelegramOutbox
 from bot.platforms.telegram.request import AiohttpRequest
-from bot.platforms.telegram.surface import TelegramSurface, retry_seconds, say
+from bot.platforms.telegram.surface import TelegramSurface, retry_later, say
 
 log = logging.getLogger(__name__)
 
@@ -407,14 +407,18 @@ class TelegramBot:
             for i in range(0, len(menu), 2)
         ]
         surface = self._surface(message, reply=True)
-        await self._pacer.acquire(surface.lane, surface.lane_kind, Priority.URGENT)
-        try:
-            await message.reply_text(
-                f"Current model: {current}\nPick another, or send /model NAME.",
-                reply_markup=InlineKeyboardMarkup(rows) if rows else None,
+        with contextlib.suppress(PlatformUnavailable):  # rate limited: no menu this time
+            await self._pacer.call(
+                surface.lane,
+                surface.lane_kind,
+                lambda: retry_later(
+                    message.reply_text(
+                        f"Current model: {current}\nPick another, or send /model NAME.",
+                        reply_markup=InlineKeyboardMarkup(rows) if rows else None,
+                    )
+                ),
+                attempts=1,
             )
-        except RetryAfter as exc:
-            self._pacer.penalize(surface.lane, retry_seconds(exc))
 
     async def _model_chosen(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -429,10 +433,12 @@ class TelegramBot:
             return
         await query.answer(f"Model set to {name}")
         surface = self._surface(query.message, reply=False)
-        await self._pacer.acquire(surface.lane, surface.lane_kind, Priority.URGENT)
         try:
-            await query.edit_message_text(f"Model set to {name}.")
-        except RetryAfter as exc:
-            self._pacer.penalize(surface.lane, retry_seconds(exc))
-        except TelegramError as exc:
-            log.info("telegram: could not update the model menu: %s", exc.message)
+            await self._pacer.call(
+                surface.lane,
+                surface.lane_kind,
+                lambda: retry_later(query.edit_message_text(f"Model set to {name}.")),
+                attempts=1,
+            )
+        except (PlatformUnavailable, TelegramError) as exc:
+            log.info("telegram: could not update the model menu: %s", exc)
