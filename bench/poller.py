@@ -33,11 +33,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -56,6 +56,7 @@ from bot.ops import runtime
 from bot.providers.cometapi import CometAPI
 from bot.store import Store
 
+T = TypeVar("T")
 TARGET_REQUESTS = 100
 TARGET_CPU_SECONDS = 0.5
 
@@ -101,8 +102,10 @@ class NullOutbox:
         self.edits = 0
         self.posts = 0
 
-    async def ready(self, key: ConversationKey) -> None:
-        return None
+    async def paced(
+        self, key: ConversationKey, call: Callable[[], Awaitable[T]], *, attempts: int
+    ) -> T:
+        return await call()
 
     async def post(
         self, key: ConversationKey, message: OutgoingMessage, *, reply_to: str | None = None

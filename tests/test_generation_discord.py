@@ -17,7 +17,7 @@ from typing import Any
 import discord
 import pytest
 
-from bot.core.errors import MessageGone, RetryLater, SurfaceError
+from bot.core.errors import MessageGone, PlatformUnavailable, RetryLater, SurfaceError
 from bot.core.generation.records import ButtonSpec, Provider, TaskStatus, TaskUpdate
 from bot.core.models import ButtonView, ConversationKey, OutgoingMessage, Platform, StatusView
 from bot.platforms.discord.buttons import button_grid
@@ -552,8 +552,12 @@ async def test_the_outbox_turns_discord_failures_into_the_cores(tmp_path: Path) 
         key = ConversationKey(Platform.DISCORD, str(dm))
         other = ConversationKey(Platform.DISCORD, dc.dm_channel(dc.make_user("bob"))["id"])
         dc.fail_next(dm, retry_after=40.0, method="POST")  # past discord.py's own patience
-        with pytest.raises(RetryLater):
+        with pytest.raises(RetryLater):  # a bare post only reports the 429 ...
             await outbox.post(key, OutgoingMessage("hello"))
+        assert not pacer.is_blocked(str(dm))
+        dc.fail_next(dm, retry_after=40.0, method="POST")
+        with pytest.raises(PlatformUnavailable, match="rate limited"):  # ... paced, it counts
+            await outbox.paced(key, lambda: outbox.post(key, OutgoingMessage("hi")), attempts=1)
         assert pacer.is_blocked(str(dm))
         edits = len(dc.calls("PATCH"))
         await outbox.edit(key, "1", StatusView("50%"))  # progress: dropped while blocked

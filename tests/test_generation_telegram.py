@@ -70,6 +70,18 @@ async def test_imagine_shows_progress_then_the_grid_with_its_buttons(tmp_path: P
         assert tg.total_429s == 0 and tg.violations == 0
 
 
+async def test_a_429_on_the_status_message_is_waited_out(tmp_path: Path) -> None:
+    async with FakeCometAPI(task_steps=2) as comet, FakeTelegram() as tg:
+        tg.fail_next(USER, "sendMessage", retry_after=2)
+        async with generation_service(tmp_path, comet, tg):
+            tg.inject_private_message("/imagine a paper boat", user_id=USER)
+            await wait_media(tg, USER, "photo")
+        sends = [c for c in tg.timeline(USER) if c.method == "sendMessage"]
+        assert [c.status for c in sends[:2]] == [429, 200]
+        assert sends[1].time - sends[0].time >= 2.0  # the outbox waited out the penalty
+        assert tg.messages(USER)[0].text.startswith("🎨 Imagine: a paper boat")
+
+
 async def test_u2_submits_its_exact_custom_id_and_the_upscale_has_its_own_buttons(
     tmp_path: Path,
 ) -> None:

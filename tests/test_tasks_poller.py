@@ -30,6 +30,7 @@ from tests.fakes.tasks import (
     MemoryTaskStore,
     audio_result,
     image_result,
+    rate_limited,
     upstream_down,
 )
 
@@ -296,7 +297,7 @@ async def test_a_stop_during_a_post_finishes_and_records_it_then_resumes(rig: Ri
 
 async def test_a_stop_while_waiting_for_the_chat_slot_posts_nothing(rig: Rig) -> None:
     await rig.task("u1", [done("u1")])
-    rig.outbox.ready_gate = asyncio.Event()  # the chat is rate limited for a long time
+    rig.outbox.slot_gate = asyncio.Event()  # the chat is rate limited for a long time
     poller = rig.poller()
     await poller.start()
     await rig.clock.sleep(3)
@@ -304,7 +305,7 @@ async def test_a_stop_while_waiting_for_the_chat_slot_posts_nothing(rig: Rig) ->
     await poller.stop()
     assert rig.clock.now() == before  # no grace period to sit out: nothing was in flight
     assert rig.outbox.posts == [] and rig.store.tasks[1].delivered_at is None
-    rig.outbox.ready_gate = None
+    rig.outbox.slot_gate = None
     async with rig.poller():
         await rig.clock.sleep(1)
     assert len(rig.outbox.posts) == 1 and rig.store.tasks[1].delivered_at is not None
@@ -317,6 +318,16 @@ async def test_transient_platform_failures_are_retried_with_backoff(rig: Rig) ->
         await rig.clock.sleep(60)
     (post,) = rig.outbox.posts
     assert post.at - T0 == 2 + 5 + 15  # after the retry delays of the deliverer
+    assert rig.store.tasks[1].delivered_at is not None
+
+
+async def test_a_rate_limited_part_waits_out_the_penalty_and_posts_once(rig: Rig) -> None:
+    await rig.task("u1", [done("u1")])
+    rig.outbox.post_errors.extend([rate_limited(7.0), rate_limited(3.0)])
+    async with rig.poller():
+        await rig.clock.sleep(30)
+    (post,) = rig.outbox.posts
+    assert post.at - T0 == 2 + 7 + 3  # no deliverer backoff: the chat's penalties only
     assert rig.store.tasks[1].delivered_at is not None
 
 

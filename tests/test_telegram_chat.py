@@ -133,6 +133,18 @@ async def test_429_on_an_edit_pauses_the_chat_and_the_final_text_arrives(tmp_pat
         assert tg.messages(USER)[-1].text == rendered(answer)
 
 
+async def test_429_on_a_command_answer_pauses_the_chat_then_sends_it(tmp_path: Path) -> None:
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        tg.fail_next(USER, "sendMessage", retry_after=2)
+        async with telegram_service(tmp_path, comet, tg):
+            tg.inject_private_message("/reset", user_id=USER)
+            await tg.wait_for_message(USER, "fresh conversation", timeout=10)
+        sends = [c for c in tg.timeline(USER) if c.method == "sendMessage"]
+        assert [c.status for c in sends] == [429, 200]
+        assert sends[1].time - sends[0].time >= 2.0  # the retry waited out the penalty
+        assert tg.violations == 0
+
+
 async def test_context_carries_over_and_survives_a_restart(tmp_path: Path) -> None:
     async with FakeCometAPI() as comet, FakeTelegram() as tg:
         comet.script_chat(tokens=["Nice to meet you, Ada."])

@@ -82,11 +82,17 @@ class SurfaceError(BotError):
 
 
 class RetryLater(SurfaceError):
-    """The platform said 429: send nothing to that chat for ``retry_after`` seconds."""
+    """The platform said 429: send nothing to that chat for ``retry_after`` seconds.
 
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"rate limited for {retry_after:.1f}s")
+    ``everywhere``: the limit is the bot's as a whole (e.g. Discord's global limit), so
+    nothing may go to any chat meanwhile.
+    """
+
+    def __init__(self, retry_after: float, *, everywhere: bool = False) -> None:
+        scope = "everywhere " if everywhere else ""
+        super().__init__(f"rate limited {scope}for {retry_after:.1f}s")
         self.retry_after = retry_after
+        self.everywhere = everywhere
 
 
 class MessageGone(SurfaceError):

@@ -8,8 +8,8 @@ and results); ``bot.adapters.chat_model`` maps the CometAPI SDK onto :class:`Cha
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 from bot.core.generation.records import (
     ButtonRef,
@@ -286,39 +286,48 @@ class TaskBackend(Protocol):
         ...
 
 
+T = TypeVar("T")
+
+
 class Outbox(Protocol):
     """A platform as the task poller reaches it: by conversation key alone, so tasks outlive
     the handler that started them (and the process: after a restart the poller still
     finds the chat).
 
     Texts are plain and shown verbatim. Pacing uses the platform's shared pacer (the one
-    chat replies use). Posting is two calls so that a stop never cuts a post in half:
-    :meth:`ready` waits for the chat's slot (safe to cancel), then :meth:`post` sends at
-    once, and the caller records the message id before anything else can interrupt it
-    (see :func:`bot.core.generation.progress.post_paced`).
-    Errors: :class:`~bot.core.errors.RetryLater`
-    (the platform said 429: the outbox has penalized the chat in the pacer; call
-    :meth:`ready` and try again), :class:`~bot.core.errors.MessageGone` (edit target
-    deleted), :class:`~bot.core.errors.PlatformUnavailable` (transient: try again later) and
-    :class:`~bot.core.errors.SurfaceError` (permanent: the chat is gone, the bot blocked...).
+    chat replies use), through :meth:`~bot.core.pacing.Pacer.call`. Posting is two calls so
+    that a stop never cuts a post in half: :meth:`paced` waits for the chat's slot (safe to
+    cancel), then runs the caller's work at once: a :meth:`post`, and the record of its
+    message id before anything else can interrupt it (see
+    :func:`bot.core.generation.progress.post_paced` and the deliverer's parts).
+    Errors: :class:`~bot.core.errors.RetryLater` (the platform said 429; :meth:`paced` turns
+    it into a penalty for the chat and a retry), :class:`~bot.core.errors.MessageGone` (edit
+    target deleted), :class:`~bot.core.errors.PlatformUnavailable` (transient, or still rate
+    limited after every attempt: try again later) and :class:`~bot.core.errors.SurfaceError`
+    (permanent: the chat is gone, the bot blocked...).
     """
 
     @property
     def limits(self) -> MediaLimits: ...
 
-    async def ready(self, key: ConversationKey) -> None:
-        """Wait for (and take) the chat's next urgent send slot in the pacer."""
+    async def paced(
+        self, key: ConversationKey, call: Callable[[], Awaitable[T]], *, attempts: int
+    ) -> T:
+        """Run ``call`` in the chat's next urgent slot; after a
+        :class:`~bot.core.errors.RetryLater` it raises, wait out the penalty and run it
+        again, ``attempts`` times in all (then :class:`~bot.core.errors.PlatformUnavailable`)."""
         ...
 
     async def post(
         self, key: ConversationKey, message: OutgoingMessage, *, reply_to: str | None = None
     ) -> str:
-        """Post a message now, in a slot taken by :meth:`ready` (text, or media with ``text``
-        as caption, with buttons, or a question answered by reply); returns its id."""
+        """Post a message now, inside :meth:`paced` (text, or media with ``text`` as caption,
+        with buttons, or a question answered by reply); returns its id. Takes no slot and
+        retries nothing: a 429 is raised as :class:`~bot.core.errors.RetryLater`."""
         ...
 
     async def edit(self, key: ConversationKey, message_id: str, view: StatusView) -> None:
-        """Show ``view`` in a status message, pacing itself. An intermediate view may be
+        """Show ``view`` in a status message, pacing itself. An intermediate view is
         dropped when the chat is rate limited; a ``final`` one is retried after 429s."""
         ...
 

@@ -8,9 +8,9 @@ import asyncio
 import dataclasses
 import itertools
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.core.errors import MediaTooLarge, RetryLater, UpstreamError
 from bot.core.generation.records import (
@@ -35,7 +35,10 @@ from bot.core.models import (
     TaskSnapshot,
     UpstreamState,
 )
+from bot.core.pacing import Pacer, PacerRules
 from tests.fakes.clock import FakeClock
+
+T = TypeVar("T")
 
 
 class MemoryTaskStore:
@@ -333,23 +336,32 @@ class Posted:
 
 @dataclass
 class FakeOutbox:
-    """:class:`bot.core.ports.Outbox` recording posts and edits on virtual time."""
+    """:class:`bot.core.ports.Outbox` recording posts and edits on virtual time.
+
+    Posts go through a real :class:`~bot.core.pacing.Pacer` without windows: only 429s
+    (``post_errors``) hold a chat back. ``slot_gate`` keeps every chat's slot from coming.
+    """
 
     clock: FakeClock
     limits: MediaLimits = field(default_factory=lambda: MediaLimits(1000, 10_000))
     posts: list[Posted] = field(default_factory=list)
     edits: list[tuple[str, StatusView, float]] = field(default_factory=list)
     post_errors: deque[Exception] = field(default_factory=deque)
-    ready_gate: asyncio.Event | None = None
+    slot_gate: asyncio.Event | None = None
     post_gate: asyncio.Event | None = None
-    readies: int = 0
+    pacer: Pacer = field(init=False)
     _ids: Any = field(default_factory=lambda: itertools.count(100))
 
-    async def ready(self, key: ConversationKey) -> None:
-        self.readies += 1
-        if self.ready_gate is not None:
-            await self.ready_gate.wait()
+    def __post_init__(self) -> None:
+        self.pacer = Pacer(PacerRules(lanes={"chat": ()}), clock=self.clock)
+
+    async def paced(
+        self, key: ConversationKey, call: Callable[[], Awaitable[T]], *, attempts: int
+    ) -> T:
+        if self.slot_gate is not None:
+            await self.slot_gate.wait()
         await asyncio.sleep(0)
+        return await self.pacer.call(key.chat_id, "chat", call, attempts=attempts)
 
     async def post(
         self, key: ConversationKey, message: OutgoingMessage, *, reply_to: str | None = None

@@ -35,7 +35,6 @@ from bot.core.errors import (
     MediaTooLarge,
     MessageGone,
     PlatformUnavailable,
-    RetryLater,
     SurfaceError,
     UpstreamError,
 )
@@ -248,14 +247,12 @@ class _Delivery:
             self._result[SENT] = dict(self._sent)
             await self._store.update_task(TaskUpdate(task.id, result=self._result))
 
-        for _ in range(POST_ATTEMPTS):
-            await self._outbox.ready(self._task.conversation)  # waiting here is safe to stop
-            try:
-                await self._owner.step(post_and_record)
-            except RetryLater:
-                continue
-            return
-        raise PlatformUnavailable(f"task {self._task.id}: {name} still rate limited")
+        # The outbox waits for the chat's slot (safe to stop) before it starts the step.
+        await self._outbox.paced(
+            self._task.conversation,
+            lambda: self._owner.step(post_and_record),
+            attempts=POST_ATTEMPTS,
+        )
 
     # -- building the parts ---------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Mapping
 from typing import Final
 
-from bot.core.errors import PlatformUnavailable, RetryLater
 from bot.core.generation.records import Task
 from bot.core.models import ConversationKey, OutgoingMessage, Platform, StatusView
 from bot.core.ports import Outbox
@@ -35,15 +34,11 @@ async def post_paced(
     reply_to: str | None = None,
     attempts: int = POST_ATTEMPTS,
 ) -> str:
-    """Wait for the chat's slot and post; after a 429 wait again (the outbox penalized the
-    chat, so :meth:`~bot.core.ports.Outbox.ready` waits it out) and retry."""
-    for _ in range(attempts):
-        await outbox.ready(key)
-        try:
-            return await outbox.post(key, message, reply_to=reply_to)
-        except RetryLater:
-            continue
-    raise PlatformUnavailable(f"{key}: still rate limited after {attempts} attempts")
+    """Post in the chat's next slot; after a 429 wait out the penalty and retry
+    (:meth:`~bot.core.ports.Outbox.paced`)."""
+    return await outbox.paced(
+        key, lambda: outbox.post(key, message, reply_to=reply_to), attempts=attempts
+    )
 
 
 class StatusEditor:

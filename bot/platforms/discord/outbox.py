@@ -2,11 +2,12 @@
 
 Everything goes through the channel routes (``POST``/``PATCH /channels/{id}/messages``), never
 an interaction token: a task outlives the 15 minutes a token lives, and a restart forgets
-every interaction. Each call takes a slot of the same :class:`~bot.core.pacing.Pacer` lane
+every interaction. Each call goes through :meth:`~bot.core.pacing.Pacer.call` in the lane
 chat replies use (the channel), posts and final edits urgently, progress edits at edit
-priority. discord.py sleeps through short 429s itself; a longer one penalizes the channel's
-lane: a post raises :class:`~bot.core.errors.RetryLater`, a final edit is retried here, a
-progress edit is dropped (a newer one follows). Texts are sent verbatim, pinging nobody.
+priority. discord.py sleeps through short 429s itself; a longer one becomes
+:class:`~bot.core.errors.RetryLater`, which penalizes the channel's lane: a post (inside
+:meth:`DiscordOutbox.paced`) and a final edit are retried after it, a progress edit is
+dropped (a newer one follows). Texts are sent verbatim, pinging nobody.
 The buttons a message carries, and where their clicks go: :mod:`bot.platforms.discord.buttons`.
 """
 
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Any, Final
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
 
 import discord
 
-from bot.core.errors import PlatformUnavailable, RetryLater, SurfaceError
+from bot.core.errors import PlatformUnavailable, SurfaceError
 from bot.core.models import (
     ConversationKey,
     MediaFile,
@@ -71,6 +73,9 @@ def _failure(exc: BaseException, *, editing: bool = False) -> SurfaceError:
     return translate(exc, editing=editing)
 
 
+T = TypeVar("T")
+
+
 class DiscordOutbox:
     """Posts and edits in Discord channels by conversation key (see the module docstring)."""
 
@@ -83,8 +88,10 @@ class DiscordOutbox:
     def limits(self) -> MediaLimits:
         return self._limits
 
-    async def ready(self, key: ConversationKey) -> None:
-        await self._pacer.acquire(key.chat_id, DISCORD_CHANNEL, Priority.URGENT)
+    async def paced(
+        self, key: ConversationKey, call: Callable[[], Awaitable[T]], *, attempts: int
+    ) -> T:
+        return await self._pacer.call(key.chat_id, DISCORD_CHANNEL, call, attempts=attempts)
 
     async def post(
         self, key: ConversationKey, message: OutgoingMessage, *, reply_to: str | None = None
@@ -104,23 +111,17 @@ class DiscordOutbox:
         try:
             sent = await channel.send(clip(message.text) or None, **kwargs)
         except FAILURES as exc:
-            failure = _failure(exc)
-            if isinstance(failure, RetryLater):
-                self._pacer.penalize(key.chat_id, failure.retry_after)
-            raise failure from exc
+            raise _failure(exc) from exc
         return str(sent.id)
 
     async def edit(self, key: ConversationKey, message_id: str, view: StatusView) -> None:
         lane = key.chat_id
-        if not view.final and self._pacer.is_blocked(lane):
-            return  # an intermediate view is not worth waiting out a penalty for
-        priority = Priority.URGENT if view.final else Priority.EDIT
         embeds = [discord.Embed().set_image(url=view.preview_url)] if view.preview_url else []
         message = self._client.get_partial_messageable(int(lane)).get_partial_message(
             int(message_id)
         )
-        for _ in range(ATTEMPTS if view.final else 1):
-            await self._pacer.acquire(lane, DISCORD_CHANNEL, priority)
+
+        async def edit() -> None:
             try:
                 # view=None: a question's Answer button goes once its task runs (status
                 # messages carry no other buttons; results are new messages).
@@ -128,11 +129,13 @@ class DiscordOutbox:
                     content=clip(view.text), embeds=embeds, view=None, allowed_mentions=NO_PINGS
                 )
             except FAILURES as exc:
-                failure = _failure(exc, editing=True)
-                if isinstance(failure, RetryLater):
-                    self._pacer.penalize(lane, failure.retry_after)
-                    continue
-                raise failure from exc  # MessageGone included
-            return
-        if view.final:
-            raise PlatformUnavailable(f"Discord kept rate limiting channel {lane}")
+                raise _failure(exc, editing=True) from exc  # RetryLater, MessageGone included
+
+        await self._pacer.call(
+            lane,
+            DISCORD_CHANNEL,
+            edit,
+            priority=Priority.URGENT if view.final else Priority.EDIT,
+            attempts=ATTEMPTS if view.final else 1,
+            droppable=not view.final,  # an intermediate view is not worth waiting out a penalty for
+        )

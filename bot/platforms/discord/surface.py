@@ -20,6 +20,7 @@ decides.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import aiohttp
@@ -27,7 +28,7 @@ import discord
 
 from bot.core.chat.markdown import split_markdown
 from bot.core.errors import MessageGone, RetryLater, SurfaceError
-from bot.core.pacing import DISCORD_CHANNEL, Pacer, Priority
+from bot.core.pacing import DISCORD_CHANNEL, Pacer
 from bot.core.ports import Clock
 
 __all__ = [
@@ -257,21 +258,22 @@ async def say(
     pacer: Pacer, surface: ChannelSurface | InteractionSurface, text: str, *, attempts: int = 3
 ) -> list[str]:
     """Send a short, non-streamed answer (split at 2000 characters), within the channel's
-    budget when it goes to the channel; returns the ids of the messages sent. Failures are
-    logged, not raised. (Streamed answers always use the channel's lane: StreamingReply.)"""
+    budget when it goes to the channel; returns the ids of the messages sent. Failures (rate
+    limited ``attempts`` times included) are logged, not raised. (Streamed answers always use
+    the channel's lane: StreamingReply.)"""
     sent: list[str] = []
     for chunk in split_markdown(text, surface.max_len, surface.measure):
-        for _ in range(attempts):
-            if surface.paced or pacer.is_blocked(surface.lane):
-                await pacer.acquire(surface.lane, surface.lane_kind, Priority.URGENT)
-            try:
-                sent.append(await surface.send(chunk))
-                break
-            except RetryLater as exc:
-                pacer.penalize(surface.lane, exc.retry_after)
-            except SurfaceError as exc:
-                log.warning("discord channel %s: could not send: %s", surface.lane, exc)
-                return sent
-        else:
+        try:
+            sent.append(
+                await pacer.call(
+                    surface.lane,
+                    surface.lane_kind,
+                    functools.partial(surface.send, chunk),
+                    attempts=attempts,
+                    paced=surface.paced,  # an interaction webhook has a bucket of its own
+                )
+            )
+        except SurfaceError as exc:
+            log.warning("discord channel %s: could not send: %s", surface.lane, exc)
             return sent
     return sent

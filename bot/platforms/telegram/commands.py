@@ -7,18 +7,19 @@ answers; ``/ask`` and plain messages are the chat itself (:mod:`bot.platforms.te
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any, Final
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.error import RetryAfter, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.chat.commands import ChatCommands, Dialect, ModelChoice, Picker
 from bot.core.chat.service import ChatService
-from bot.core.errors import UserFacingError
-from bot.core.pacing import Pacer, Priority
+from bot.core.errors import PlatformUnavailable, UserFacingError
+from bot.core.pacing import Pacer
 from bot.platforms.telegram.generation import HELP as GENERATION_HELP
 from bot.platforms.telegram.messages import (
     Wrapper,
@@ -27,7 +28,7 @@ from bot.platforms.telegram.messages import (
     requester_of,
 )
 from bot.platforms.telegram.render import render
-from bot.platforms.telegram.surface import retry_seconds, surface_for, tell
+from bot.platforms.telegram.surface import retry_later, surface_for, tell
 
 __all__ = ["COMMANDS", "TelegramCommands"]
 
@@ -132,11 +133,17 @@ class TelegramCommands:
         answer = await self._commands.model(key)
         body, entities = render(answer.text)
         surface = surface_for(self._bot, message, reply=True)
-        await self._pacer.acquire(surface.lane, surface.lane_kind, Priority.URGENT)
-        try:
-            await message.reply_text(body, entities=entities, reply_markup=keyboard(answer.choices))
-        except RetryAfter as exc:
-            self._pacer.penalize(surface.lane, retry_seconds(exc))
+        with contextlib.suppress(PlatformUnavailable):  # rate limited: no menu this time
+            await self._pacer.call(
+                surface.lane,
+                surface.lane_kind,
+                lambda: retry_later(
+                    message.reply_text(
+                        body, entities=entities, reply_markup=keyboard(answer.choices)
+                    )
+                ),
+                attempts=1,
+            )
 
     async def model_chosen(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -151,10 +158,12 @@ class TelegramCommands:
         body, entities = render(answer.text)
         await query.answer(body[:200])
         surface = surface_for(self._bot, query.message, reply=False)
-        await self._pacer.acquire(surface.lane, surface.lane_kind, Priority.URGENT)
         try:
-            await query.edit_message_text(body, entities=entities)
-        except RetryAfter as exc:
-            self._pacer.penalize(surface.lane, retry_seconds(exc))
-        except TelegramError as exc:
-            log.info("telegram: could not update the model menu: %s", exc.message)
+            await self._pacer.call(
+                surface.lane,
+                surface.lane_kind,
+                lambda: retry_later(query.edit_message_text(body, entities=entities)),
+                attempts=1,
+            )
+        except (PlatformUnavailable, TelegramError) as exc:
+            log.info("telegram: could not update the model menu: %s", exc)

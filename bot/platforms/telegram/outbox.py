@@ -1,18 +1,20 @@
 """Telegram as the task poller reaches it: :class:`bot.core.ports.Outbox` by conversation key.
 
-Every call takes a slot of the same :class:`~bot.core.pacing.Pacer` chat replies use
-(posts and final edits urgently, progress edits at edit priority), so generation never
-pushes a chat over Telegram's budgets. A ``RetryAfter`` penalizes the chat's lane in the
-pacer (nothing at all goes to that chat until it passes): a post then raises
-:class:`~bot.core.errors.RetryLater` for the core to wait and retry, a final edit is
-retried here, and a progress edit is simply dropped (a newer one, or the final view,
-follows). Texts are plain: no parse mode, so a prompt can never break Telegram's parser.
+Every call goes through :meth:`~bot.core.pacing.Pacer.call` of the same pacer chat replies
+use (posts and final edits urgently, progress edits at edit priority), so generation never
+pushes a chat over Telegram's budgets. A ``RetryAfter`` becomes
+:class:`~bot.core.errors.RetryLater`, which penalizes the chat's lane in the pacer (nothing
+at all goes to that chat until it passes): a post (inside :meth:`TelegramOutbox.paced`) and
+a final edit are retried after it, and a progress edit is simply dropped (a newer one, or
+the final view, follows). Texts are plain: no parse mode, so a prompt can never break
+Telegram's parser.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
 
 from telegram import (
     Bot,
@@ -71,6 +73,8 @@ def _lane(key: ConversationKey) -> tuple[str, str]:
 
 
 def _translate(exc: TelegramError) -> SurfaceError:
+    if isinstance(exc, RetryAfter):
+        return RetryLater(retry_seconds(exc))
     if isinstance(exc, BadRequest):
         text = exc.message.lower()
         if any(marker in text for marker in GONE_MARKERS):
@@ -81,6 +85,9 @@ def _translate(exc: TelegramError) -> SurfaceError:
     if isinstance(exc, NetworkError) and "too large" not in exc.message.lower():
         return PlatformUnavailable(f"Telegram: {exc.message}")  # TimedOut included
     return SurfaceError(f"Telegram: {exc.message}")
+
+
+T = TypeVar("T")
 
 
 class TelegramOutbox:
@@ -95,35 +102,30 @@ class TelegramOutbox:
     def limits(self) -> MediaLimits:
         return self._limits
 
-    async def ready(self, key: ConversationKey) -> None:
+    async def paced(
+        self, key: ConversationKey, call: Callable[[], Awaitable[T]], *, attempts: int
+    ) -> T:
         lane, kind = _lane(key)
-        await self._pacer.acquire(lane, kind, Priority.URGENT)
+        return await self._pacer.call(lane, kind, call, attempts=attempts)
 
     async def post(
         self, key: ConversationKey, message: OutgoingMessage, *, reply_to: str | None = None
     ) -> str:
         try:
             sent = await self._send(key, message, reply_to)
-        except RetryAfter as exc:
-            seconds = retry_seconds(exc)
-            self._pacer.penalize(_lane(key)[0], seconds)
-            raise RetryLater(seconds) from exc
         except TelegramError as exc:
             raise _translate(exc) from exc
         return str(sent.message_id)
 
     async def edit(self, key: ConversationKey, message_id: str, view: StatusView) -> None:
         lane, kind = _lane(key)
-        if not view.final and self._pacer.is_blocked(lane):
-            return  # an intermediate view is not worth waiting out a penalty for
-        priority = Priority.URGENT if view.final else Priority.EDIT
         preview = (
             LinkPreviewOptions(url=view.preview_url, prefer_large_media=True, show_above_text=True)
             if view.preview_url
             else _NO_PREVIEW
         )
-        for _ in range(ATTEMPTS if view.final else 1):
-            await self._pacer.acquire(lane, kind, priority)
+
+        async def edit() -> None:
             try:
                 await self._bot.edit_message_text(
                     clip(view.text, int(MessageLimit.MAX_TEXT_LENGTH)),
@@ -131,18 +133,20 @@ class TelegramOutbox:
                     message_id=int(message_id),
                     link_preview_options=preview,
                 )
-            except RetryAfter as exc:
-                self._pacer.penalize(lane, retry_seconds(exc))
-                continue
             except BadRequest as exc:
-                if "message is not modified" in exc.message.lower():
-                    return
-                raise _translate(exc) from exc
+                if "message is not modified" not in exc.message.lower():
+                    raise _translate(exc) from exc
             except TelegramError as exc:
                 raise _translate(exc) from exc
-            return
-        if view.final:
-            raise PlatformUnavailable(f"Telegram kept rate limiting chat {key.chat_id}")
+
+        await self._pacer.call(
+            lane,
+            kind,
+            edit,
+            priority=Priority.URGENT if view.final else Priority.EDIT,
+            attempts=ATTEMPTS if view.final else 1,
+            droppable=not view.final,  # an intermediate view is not worth waiting out a penalty for
+        )
 
     async def _send(
         self, key: ConversationKey, message: OutgoingMessage, reply_to: str | None

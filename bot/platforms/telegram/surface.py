@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Final
+from typing import Final, TypeVar
 
 from telegram import Bot, LinkPreviewOptions, Message, ReplyParameters, Update
 from telegram.constants import ChatAction, ChatType, MessageLimit
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from bot.core.errors import MessageGone, RetryLater, SurfaceError
-from bot.core.pacing import TELEGRAM_GROUP, TELEGRAM_PRIVATE, Pacer, Priority
+from bot.core.pacing import TELEGRAM_GROUP, TELEGRAM_PRIVATE, Pacer
 from bot.platforms.telegram.messages import thread_id
 from bot.platforms.telegram.render import measure, render
 
@@ -32,6 +33,18 @@ def retry_seconds(exc: RetryAfter) -> float:
     """PTB gives an int or (with PTB_TIMEDELTA=1) a timedelta."""
     value = exc.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+T = TypeVar("T")
+
+
+async def retry_later(call: Awaitable[T]) -> T:
+    """Await a Telegram call with its 429 (``RetryAfter``) raised as :class:`RetryLater`, for
+    :meth:`~bot.core.pacing.Pacer.call`; other errors pass unchanged."""
+    try:
+        return await call
+    except RetryAfter as exc:
+        raise RetryLater(retry_seconds(exc)) from exc
 
 
 def translate(exc: TelegramError) -> Exception | None:
@@ -145,14 +158,12 @@ async def tell(pacer: Pacer, bot: Bot, update: Update, text: str) -> None:
 async def say(
     pacer: Pacer, surface: TelegramSurface, text: str, *, attempts: int = 3
 ) -> str | None:
-    """Send one short, non-streamed message (a command's answer) within the chat's budget."""
-    for _ in range(attempts):
-        await pacer.acquire(surface.lane, surface.lane_kind, Priority.URGENT)
-        try:
-            return await surface.send(text)
-        except RetryLater as exc:
-            pacer.penalize(surface.lane, exc.retry_after)
-        except SurfaceError as exc:
-            log.warning("telegram chat %s: could not send: %s", surface.chat_id, exc)
-            return None
-    return None
+    """Send one short, non-streamed message (a command's answer) within the chat's budget.
+    Failures (rate limited ``attempts`` times included) are logged, not raised."""
+    try:
+        return await pacer.call(
+            surface.lane, surface.lane_kind, lambda: surface.send(text), attempts=attempts
+        )
+    except SurfaceError as exc:
+        log.warning("telegram chat %s: could not send: %s", surface.chat_id, exc)
+        return None
