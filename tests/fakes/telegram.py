@@ -31,7 +31,6 @@ from tests.fakes.telegram_limits import (
     ApiError,
     Clock,
     FloodControl,
-    ManualClock,
     RateLimits,
     monotonic,
     too_many_requests,
@@ -99,7 +98,6 @@ __all__ = [
     "CallbackRecord",
     "FakeTelegram",
     "FilePart",
-    "ManualClock",
     "RateLimits",
     "StoredFile",
     "StoredMessage",
@@ -122,7 +120,8 @@ class FakeTelegram(
     - ``token``: the only token accepted (others get 401 Unauthorized).
     - ``bot_username`` / ``bot_first_name``: what getMe returns; the bot id is the token prefix.
     - ``clock``: monotonic clock for flood budgets, penalties, callback-query age and the
-      timeline (``ManualClock`` lets tests jump time). Long-poll waits use real time.
+      timeline (``tests.fakes.clock.FakeClock`` lets tests jump time). Long-poll waits use
+      real time.
     - ``rate_limits``: ``True`` (Telegram defaults), a ``RateLimits`` or ``False`` to disable
       the budgets (penalties from ``fail_next`` still apply).
     - ``callback_timeout``: seconds after which a callback query can no longer be answered.
