@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,9 @@ class FakeTelegram(
         self.allowed_updates: list[str] | None = None
         self.blocked: set[int | str] = set()
         self.spec_problems: list[str] = []
+        # Called with each accepted call (2xx) right after its handler ran, before the answer
+        # goes out: ``bench.streaming`` notes when each chat first shows its final text.
+        self.call_observers: list[Callable[[Call], None]] = []
         self.drafts: dict[int, list[tuple[int, str, list[dict[str, Any]]]]] = {}
 
         # counters
