@@ -181,7 +181,7 @@ class CometTaskBackend:
         try:
             if provider is Provider.MIDJOURNEY:
                 ids = [ref.upstream_id for ref in refs]
-                return [mj_snapshot(t) for t in await self._client.mj.list_by_condition(ids)]
+                return [mj_snapshot(t) for t in await self._client.midjourney.list_by_condition(ids)]
             if provider is Provider.SUNO:
                 ids = [ref.upstream_id for ref in refs]
                 return [suno_snapshot(t) for t in await self._client.suno.fetch_many(ids)]
