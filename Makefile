@@ -28,12 +28,15 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 
 test: lint
 	$(PY) -m pytest -q
 
+# Every benchmark with its default settings, each in its own process (a few minutes);
+# `make bench BENCH=poller` runs one. `python -m bench` lists them with quick settings.
 bench: $(VENV)/.installed
-	$(PY) -m bench
+	$(PY) -m bench $(or $(BENCH),all)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -33,12 +33,9 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from aiohttp import web
-
 from bot.platforms.telegram.render import render
-from tests.fakes.cometapi import ChatScript, FakeCometAPI, _body, _text_of
+from tests.fakes.cometapi import ChatScript, FakeCometAPI, message_text
 from tests.fakes.telegram import Call, FakeTelegram
-from tests.fakes.telegram_wire import load_spec
 
 FIRST_USER_ID = 100_001
 QUESTION = "Benchmark question from chat {n}: tell me about streaming."
@@ -102,19 +99,16 @@ class BenchCometAPI(FakeCometAPI):
         self.request_at: dict[int, float] = {}
         self.first_token_at: dict[int, float] = {}
 
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
-        messages = _body(request).get("messages") or []
+    def next_chat_script(self, body: dict[str, Any]) -> ChatScript:
+        messages = body.get("messages") or []
         users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-        match = _CHAT_RE.search(_text_of(users[-1])) if users else None
+        match = _CHAT_RE.search(message_text(users[-1])) if users else None
         n = int(match.group(1)) if match else None
-        if n is not None and n in self.plan:
-            self.request_at.setdefault(n, time.monotonic())
-            stamp = functools.partial(self._stamp, n)
-            # The base class pops the next script synchronously, before its first await.
-            self.chat_scripts.appendleft(
-                ChatScript(tokens=_Stamped(self.plan[n], stamp), delay=self.delay)
-            )
-        return await super()._chat(request)
+        if n is None or n not in self.plan:
+            return super().next_chat_script(body)
+        self.request_at.setdefault(n, time.monotonic())
+        stamp = functools.partial(self._stamp, n)
+        return ChatScript(tokens=_Stamped(self.plan[n], stamp), delay=self.delay)
 
     def _stamp(self, n: int) -> None:
         self.first_token_at.setdefault(n, time.monotonic())
@@ -128,24 +122,16 @@ class BenchTelegram(FakeTelegram):
         self.expected: dict[int, str] = {}
         self.first_send_at: dict[int, float] = {}
         self.final_at: dict[int, float] = {}
-        if self._spec_path is not None:  # loaded lazily on the first sendMessage otherwise,
-            self._spec = load_spec(self._spec_path)  # stalling the fakes' loop mid-run
+        self.preload_spec()  # read lazily on the first sendMessage otherwise, mid-run
+        self.call_observers.append(self._sent)
 
-    async def _send_message(self, params: dict[str, Any], call: Call) -> Any:
-        result = await super()._send_message(params, call)
-        self._sent(call, first=True)
-        return result
-
-    async def _edit_message_text(self, params: dict[str, Any], call: Call) -> Any:
-        result = await super()._edit_message_text(params, call)
-        self._sent(call, first=False)
-        return result
-
-    def _sent(self, call: Call, *, first: bool) -> None:
+    def _sent(self, call: Call) -> None:
+        """After each accepted sendMessage / editMessageText: stamp the chat's first message
+        and the moment it first showed exactly the expected answer."""
         chat = call.chat_id
-        if not isinstance(chat, int):
+        if call.method not in ("sendMessage", "editMessageText") or not isinstance(chat, int):
             return
-        if first:
+        if call.method == "sendMessage":
             self.first_send_at.setdefault(chat, call.time)
         expected = self.expected.get(chat)
         if (
@@ -161,7 +147,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-async def _recv(conn: Connection, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+async def recv(conn: Connection, timeout: float | None = None) -> Any:  # noqa: ASYNC109
     """``conn.recv()`` without blocking the event loop (waits on the pipe's fd)."""
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(timeout):
@@ -301,7 +287,7 @@ async def _serve(conn: Connection, options: dict[str, Any]) -> None:
         deadline = float(options["deadline"])
         while True:
             try:
-                command = await _recv(conn, timeout=deadline)
+                command = await recv(conn, timeout=deadline)
             except (EOFError, OSError, TimeoutError):
                 return  # the parent went away or never finished: stop by ourselves
             op = command.get("op")

@@ -72,8 +72,7 @@ async def _serve_async(conn: Connection, count: int, steps: int) -> None:
     from tests.fakes.cometapi import FakeCometAPI
 
     async with FakeCometAPI(task_steps=steps) as comet:
-        tasks = [comet._new_task("mj", "IMAGINE", {"prompt": f"bench {n}"}) for n in range(count)]
-        ids = [task.id for task in tasks]
+        ids = [comet.add_task("mj", "IMAGINE", {"prompt": f"bench {n}"}) for n in range(count)]
         conn.send({"base_url": comet.base_url, "api_key": comet.api_key, "ids": ids})
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # until "stop"
 

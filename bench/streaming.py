@@ -52,7 +52,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from bench._fakes_process import _recv, serve
+from bench._fakes_process import recv, serve
 from bench._report import (
     MAX_TOKENS,
     SHUTDOWN_BOUND,
@@ -97,7 +97,7 @@ async def _bot_run(
     from bot.app import open_core
     from bot.ops.runtime import settle_heap
 
-    hello = await _recv(conn, timeout=60)
+    hello = await recv(conn, timeout=60)
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
         settings = _settings(args.platform, hello, Path(tmp) / "bot.sqlite3")
         configure_logging(settings)
@@ -118,7 +118,7 @@ async def _bot_run(
             conn.send({"op": "run"})
             cpu_trace: list[list[float]] = []
             sampler = asyncio.create_task(_sample_cpu(cpu_trace, began, cpu0, chat))
-            running = await _recv(conn, timeout=60)
+            running = await recv(conn, timeout=60)
             timed_out = False
             try:
                 await asyncio.wait_for(chat.all_done.wait(), args.timeout)
@@ -141,7 +141,7 @@ async def _bot_run(
                 timed_out=timed_out,
             )
             conn.send({"op": "results"})
-            results = await _recv(conn, timeout=120)
+            results = await recv(conn, timeout=120)
             results["inject_s"] = running.get("inject_s", 0.0)
             results["bot_cpu_trace"] = cpu_trace
             results["bot_gc"] = gc_time.summary()

@@ -25,6 +25,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from bot.core.generation.records import DEFAULT_DEADLINES, Provider
+
 ENV_PREFIX = "BOT_"
 ENV_DELIMITER = "__"
 
@@ -202,9 +204,9 @@ class GenerationSettings(_Section):
     poll_jitter: float = Field(default=0.1, ge=0, le=0.5)
     poll_batch_window: float = Field(default=1.0, ge=0)
     poll_max_requests: int = Field(default=100, ge=1)
-    mj_deadline: float = Field(default=1800.0, gt=0)
-    suno_deadline: float = Field(default=900.0, gt=0)
-    kling_deadline: float = Field(default=1800.0, gt=0)
+    mj_deadline: float = Field(default=DEFAULT_DEADLINES[Provider.MIDJOURNEY], gt=0)
+    suno_deadline: float = Field(default=DEFAULT_DEADLINES[Provider.SUNO], gt=0)
+    kling_deadline: float = Field(default=DEFAULT_DEADLINES[Provider.KLING], gt=0)
     progress_edit_interval: float = Field(default=3.0, ge=0)
     mj_max_prompt_chars: int = Field(default=4000, ge=1)
     suno_max_prompt_chars: int = Field(default=500, ge=1)

@@ -58,3 +58,19 @@ async def test_virtual_clock_wait_follows_virtual_time() -> None:
     await clock.advance(1.0)
     event.set()
     assert await waiter is True
+
+
+async def test_the_fake_clock_is_also_a_plain_time_source() -> None:
+    clock = FakeClock(start=100.0)
+    assert clock() == clock.now() == 100.0
+    clock.set(40.0)  # a wall clock may step back
+    await clock.advance(5.0)
+    assert clock() == 45.0
+    sleeper = asyncio.create_task(clock.sleep(1.0))
+    await clock.advance(0)
+    with pytest.raises(RuntimeError, match="advance"):
+        clock.set(50.0)  # would skip a sleeper's wake-up
+    await clock.advance(1.0)
+    await sleeper
+    clock.set(50.0)
+    assert clock() == 50.0

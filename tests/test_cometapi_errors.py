@@ -215,7 +215,7 @@ async def test_the_key_never_leaks_into_errors_or_logs(
     async with CometAPI(api_key=key, base_url=fake.base_url, max_retries=1, sleep=sleep) as api:
         fake.fail_next(3, 500, path_prefix=MODELS, message=f"upstream rejected key {key}")
         fake.fail_next(2, 429, path_prefix="/mj/submit", message=f"busy {key}", retry_after=1)
-        for call in (api.list_models(), api.mj.imagine("a cat")):
+        for call in (api.list_models(), api.midjourney.imagine("a cat")):
             with pytest.raises(CometAPIError) as caught:
                 await call
             errors.append(caught.value)

@@ -147,6 +147,7 @@ def run_bot(
     )
 
 
+@pytest.mark.e2e
 def test_entry_point_with_example_config_exits_with_one_line() -> None:
     result = run_bot("--config", "config.example.toml")
     assert result.returncode == 2
@@ -156,6 +157,7 @@ def test_entry_point_with_example_config_exits_with_one_line() -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.e2e
 def test_entry_point_without_platform_tokens_says_what_to_set() -> None:
     result = run_bot(
         "--config", "config.example.toml", env_extra={"BOT_COMETAPI__API_KEY": "sk-test"}
@@ -167,6 +169,7 @@ def test_entry_point_without_platform_tokens_says_what_to_set() -> None:
     assert "sk-test" not in result.stderr
 
 
+@pytest.mark.e2e
 def test_entry_point_with_broken_file_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, "[chat]\ndefault_model = \n")
     result = run_bot("--config", str(path))

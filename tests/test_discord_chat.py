@@ -35,6 +35,8 @@ from tests.world import (
     history_of,
 )
 
+pytestmark = pytest.mark.e2e
+
 WAIT = 15.0
 
 

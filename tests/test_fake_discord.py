@@ -15,6 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 from discord.http import Route
 
+from tests.fakes.clock import FakeClock
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_payloads import JSON
 from tests.fakes.discord_rules import (
@@ -24,6 +25,8 @@ from tests.fakes.discord_rules import (
     check_embeds,
     load_spec_validator,
 )
+
+pytestmark = pytest.mark.e2e
 
 NO_PINGS = discord.AllowedMentions.none()
 HAS_SPEC = DEFAULT_SPEC_PATH.is_file()
@@ -521,11 +524,11 @@ def test_component_and_embed_rules() -> None:
 
 
 def test_fixed_window_limiter_uses_the_injected_clock() -> None:
-    now = [100.0]
-    limiter = FixedWindowLimiter(2, 5.0, lambda: now[0])
+    clock = FakeClock(start=100.0)
+    limiter = FixedWindowLimiter(2, 5.0, clock)
     assert [limiter.hit("c").allowed for _ in range(3)] == [True, True, False]
     assert limiter.hit("other").allowed
-    now[0] += 5.0
+    clock.set(105.0)
     state = limiter.hit("c")
     assert state.allowed and state.remaining == 1 and state.reset_after == 5.0
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import aiohttp
 
+from tests.fakes.clock import FakeClock
 from tests.fakes.discord import FakeDiscord
 
 
 async def test_the_51st_request_in_a_second_gets_a_global_429() -> None:
-    now = [100.0]
-    async with FakeDiscord(clock=lambda: now[0]) as dc, aiohttp.ClientSession() as http:
+    clock = FakeClock(start=100.0)
+    async with FakeDiscord(clock=clock) as dc, aiohttp.ClientSession() as http:
         headers = {"Authorization": "Bot test-token"}
         statuses = []
         for _ in range(51):
@@ -22,7 +23,7 @@ async def test_the_51st_request_in_a_second_gets_a_global_429() -> None:
         assert body["global"] is True and 0 < body["retry_after"] <= 1.0
         assert answer_headers["X-RateLimit-Global"] == "true"
         assert answer_headers["Via"]  # discord.py sleeps on it instead of assuming a ban
-        now[0] += 1.0  # a rolling second later the bot may go on
+        await clock.advance(1.0)  # a rolling second later the bot may go on
         async with http.get(f"{dc.api_base_url}/users/@me", headers=headers) as response:
             assert response.status == 200
         assert dc.rest.global_429s == 1

@@ -31,11 +31,15 @@ from telegram.ext import (
     filters,
 )
 
-from tests.fakes.telegram import FakeTelegram, ManualClock, RateLimits
+from tests.fakes.clock import FakeClock
+from tests.fakes.telegram import FakeTelegram, RateLimits
 from tests.fakes.telegram_wire import DEFAULT_SPEC
 
 # PTB 22 warns when int-valued durations are read; the fake is not the place to opt in.
-pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
+]
 
 TOKEN = "123456:TEST"
 USER = 42
@@ -51,12 +55,12 @@ def retry_seconds(exc: RetryAfter) -> float:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock() -> FakeClock:
+    return FakeClock(start=1000.0)
 
 
 @pytest.fixture
-async def tg(clock: ManualClock) -> AsyncIterator[FakeTelegram]:
+async def tg(clock: FakeClock) -> AsyncIterator[FakeTelegram]:
     async with FakeTelegram(token=TOKEN, clock=clock) as fake:
         yield fake
 
@@ -244,7 +248,7 @@ async def test_user_messages_cannot_be_edited(tg: FakeTelegram, bot: Bot) -> Non
 
 
 async def test_private_chat_budget_and_penalty(
-    tg: FakeTelegram, bot: Bot, clock: ManualClock
+    tg: FakeTelegram, bot: Bot, clock: FakeClock
 ) -> None:
     for i in range(3):  # the burst
         await bot.send_message(USER, f"m{i}")
@@ -253,7 +257,7 @@ async def test_private_chat_budget_and_penalty(
     assert retry_seconds(first.value) == 1
     assert tg.violations == 0
 
-    clock.advance(0.5)  # still inside the penalty: even a typing indicator is refused
+    await clock.advance(0.5)  # still inside the penalty: even a typing indicator is refused
     with pytest.raises(RetryAfter):
         await bot.send_chat_action(USER, "typing")
     assert tg.violations == 1
@@ -262,11 +266,11 @@ async def test_private_chat_budget_and_penalty(
     assert tg.chat_429s[USER] == 2
     assert [c.violation for c in tg.violation_calls()] == [True]
 
-    clock.advance(0.5)  # penalty over; one token refilled
+    await clock.advance(0.5)  # penalty over; one token refilled
     await bot.send_message(USER, "after")
     with pytest.raises(RetryAfter):
         await bot.send_message(USER, "too soon")
-    clock.advance(1)
+    await clock.advance(1)
     await bot.send_chat_action(USER, "typing")  # not counted against the budget
     await bot.send_message(USER, "steady")
     statuses = [(c.method, c.status) for c in tg.timeline(USER)]
@@ -285,29 +289,27 @@ async def test_private_chat_budget_and_penalty(
     assert tg.texts(USER) == ["m0", "m1", "m2", "after", "steady"]
 
 
-async def test_group_budget_twenty_per_minute(
-    tg: FakeTelegram, bot: Bot, clock: ManualClock
-) -> None:
+async def test_group_budget_twenty_per_minute(tg: FakeTelegram, bot: Bot, clock: FakeClock) -> None:
     first = await bot.send_message(GROUP, "start")
     for i in range(19):
-        clock.advance(0.5)
+        await clock.advance(0.5)
         await bot.edit_message_text(f"edit {i}", chat_id=GROUP, message_id=first.message_id)
     with pytest.raises(RetryAfter) as exc:
         await bot.send_message(GROUP, "21st")
     # The oldest call was 9.5 s ago, so the window frees a slot in 50.5 s.
     assert retry_seconds(exc.value) == 51
     await bot.send_message(GROUP - 1, "another group is unaffected")
-    clock.advance(50)
+    await clock.advance(50)
     with pytest.raises(RetryAfter):
         await bot.send_message(GROUP, "still penalised")
     assert tg.chat_violations[GROUP] == 1
-    clock.advance(1)
+    await clock.advance(1)
     await bot.send_message(GROUP, "allowed again")
     assert tg.chat_429s[GROUP] == 2
 
 
 async def test_overall_budget_thirty_per_second(
-    tg: FakeTelegram, bot: Bot, clock: ManualClock
+    tg: FakeTelegram, bot: Bot, clock: FakeClock
 ) -> None:
     for chat in range(1000, 1030):
         await bot.send_message(chat, "broadcast")
@@ -315,11 +317,11 @@ async def test_overall_budget_thirty_per_second(
         await bot.send_message(2000, "31st")
     assert retry_seconds(exc.value) == 1
     assert tg.chat_429s == {2000: 1}
-    clock.advance(1)
+    await clock.advance(1)
     await bot.send_message(2000, "next second")
 
 
-async def test_custom_budgets_and_disabled(clock: ManualClock) -> None:
+async def test_custom_budgets_and_disabled(clock: FakeClock) -> None:
     limits = RateLimits(private_burst=1, private_rate=0.5)
     async with (
         FakeTelegram(token=TOKEN, clock=clock, rate_limits=limits) as tg,
@@ -338,7 +340,7 @@ async def test_custom_budgets_and_disabled(clock: ManualClock) -> None:
         assert tg.total_429s == 0
 
 
-async def test_scripted_fail_next(tg: FakeTelegram, bot: Bot, clock: ManualClock) -> None:
+async def test_scripted_fail_next(tg: FakeTelegram, bot: Bot, clock: FakeClock) -> None:
     sent = await bot.send_message(USER, "x")
     tg.fail_next(USER, "editMessageText", retry_after=7)
     with pytest.raises(RetryAfter) as exc:
@@ -348,7 +350,7 @@ async def test_scripted_fail_next(tg: FakeTelegram, bot: Bot, clock: ManualClock
         await bot.send_chat_action(USER, "typing")
     assert retry_seconds(during.value) == 7
     assert tg.violations == 1
-    clock.advance(7)
+    await clock.advance(7)
     await bot.edit_message_text("y", chat_id=USER, message_id=sent.message_id)
 
     tg.fail_next(43, retry_after=3, times=2, penalty=False)
@@ -507,7 +509,7 @@ async def test_commands_roundtrip(tg: FakeTelegram, bot: Bot) -> None:
 # -- callback queries -----------------------------------------------------------------------------
 
 
-async def test_callback_query_answer_rules(tg: FakeTelegram, bot: Bot, clock: ManualClock) -> None:
+async def test_callback_query_answer_rules(tg: FakeTelegram, bot: Bot, clock: FakeClock) -> None:
     sent = await bot.send_message(USER, "pick", reply_markup=keyboard("again"))
     query_id = tg.inject_callback_query(USER, sent.message_id, "again")
     update = (await bot.get_updates())[0]
@@ -521,7 +523,7 @@ async def test_callback_query_answer_rules(tg: FakeTelegram, bot: Bot, clock: Ma
         await bot.answer_callback_query(query_id)
 
     late = tg.inject_callback_query(USER, sent.message_id, "again")
-    clock.advance(16)
+    await clock.advance(16)
     with pytest.raises(BadRequest, match=r"(?i)query is too old"):
         await bot.answer_callback_query(late)
     assert not tg.callback(late).answered

@@ -8,9 +8,19 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.adapters.task_backend import CometTaskBackend, button_kind
+from bot.adapters.midjourney import button_kind
+from bot.adapters.task_backend import CometTaskBackend
 from bot.core import errors as core
+from bot.core.generation.prompts import MusicSpec, VideoSpec
 from bot.core.generation.records import Provider
+from bot.core.generation.requests import (
+    ActionRequest,
+    DescribeRequest,
+    ImagineRequest,
+    ModalRequest,
+    MusicRequest,
+    VideoRequest,
+)
 from bot.core.models import ImageInput, Submitted, TaskRef, UpstreamState
 from bot.providers.cometapi import CometAPI
 from tests.fakes.cometapi import FakeCometAPI, RecordingSleep
@@ -41,13 +51,15 @@ async def poll_until_done(backend: CometTaskBackend, provider: Provider, ref: Ta
     raise AssertionError("never finished")
 
 
+def press(parent: str, custom_id: str) -> ActionRequest:
+    return ActionRequest(parent, custom_id, label="U2", prompt="a boat", modal="prompt")
+
+
 async def test_imagine_then_poll_a_batch_with_progress_preview_and_buttons(
     comet: FakeCometAPI, backend: CometTaskBackend
 ) -> None:
-    first = await backend.submit(
-        MJ, "imagine", {"prompt": "a boat --ar 16:9"}, images=[ImageInput(JPEG)]
-    )
-    second = await backend.submit(MJ, "imagine", {"prompt": "a cat"})
+    first = await backend.submit(ImagineRequest("a boat --ar 16:9", (ImageInput(JPEG),)))
+    second = await backend.submit(ImagineRequest("a cat"))
     body = comet.requests_to("/mj/submit/imagine")[0].json
     assert body == {
         "prompt": "a boat --ar 16:9",
@@ -74,11 +86,11 @@ async def test_imagine_then_poll_a_batch_with_progress_preview_and_buttons(
 async def test_an_upscale_keeps_its_buttons_but_vary_region(
     comet: FakeCometAPI, backend: CometTaskBackend
 ) -> None:
-    grid = await backend.submit(MJ, "imagine", {"prompt": "a boat"})
+    grid = await backend.submit(ImagineRequest("a boat"))
     done = await poll_until_done(backend, MJ, TaskRef(grid.upstream_id, "imagine"))
     assert done.result is not None
     u2 = done.result["buttons"][1]["custom_id"]
-    action = await backend.submit(MJ, "action", {"parent": grid.upstream_id, "custom_id": u2})
+    action = await backend.submit(press(grid.upstream_id, u2))
     assert comet.mj_actions == [(grid.upstream_id, u2)] and not action.waiting
     upscale = await poll_until_done(backend, MJ, TaskRef(action.upstream_id, "action"))
     assert upscale.result is not None
@@ -86,13 +98,9 @@ async def test_an_upscale_keeps_its_buttons_but_vary_region(
     assert "Vary (Region)" not in labels
     assert labels[:3] == ["Upscale (Subtle)", "Upscale (Creative)", "Vary (Strong)"]
     zoom = next(b for b in upscale.result["buttons"] if b["kind"] == "custom_zoom")
-    modal = await backend.submit(
-        MJ, "action", {"parent": action.upstream_id, "custom_id": zoom["custom_id"]}
-    )
+    modal = await backend.submit(press(action.upstream_id, zoom["custom_id"]))
     assert modal.waiting  # code 21: the task waits in MODAL for the zoom prompt
-    final = await backend.submit(
-        MJ, "modal", {"task_id": modal.upstream_id, "prompt": "x --zoom 2"}
-    )
+    final = await backend.submit(ModalRequest(modal.upstream_id, "x --zoom 2"))
     assert comet.requests_to("/mj/submit/modal")[0].json == {
         "taskId": modal.upstream_id,
         "prompt": "x --zoom 2",
@@ -101,7 +109,7 @@ async def test_an_upscale_keeps_its_buttons_but_vary_region(
 
 
 async def test_describe_yields_four_prompts(comet: FakeCometAPI, backend: CometTaskBackend) -> None:
-    by_link = await backend.submit(MJ, "describe", {"link": "https://img.test/a.png"})
+    by_link = await backend.submit(DescribeRequest(link="https://img.test/a.png"))
     assert comet.requests_to("/mj/submit/describe")[0].json == {"link": "https://img.test/a.png"}
     done = await poll_until_done(backend, MJ, TaskRef(by_link.upstream_id, "describe"))
     assert done.result == {
@@ -114,17 +122,17 @@ async def test_banned_words_and_moderation_are_told_apart(
     comet: FakeCometAPI, backend: CometTaskBackend
 ) -> None:
     with pytest.raises(core.PromptRefused) as banned:
-        await backend.submit(MJ, "imagine", {"prompt": "a gore scene"})
+        await backend.submit(ImagineRequest("a gore scene"))
     assert banned.value.message == (
         "Midjourney refused the prompt: it contains a banned word (“gore”). "
         "Please rephrase it and try again."
     )
-    moderated = await backend.submit(MJ, "imagine", {"prompt": "a forbidden-subject"})
+    moderated = await backend.submit(ImagineRequest("a forbidden-subject"))
     snap = await poll_until_done(backend, MJ, TaskRef(moderated.upstream_id, "imagine"))
     assert snap.state is UpstreamState.FAILED
     assert snap.error is not None and snap.error.startswith("Midjourney's moderation blocked")
     comet.fail_next_task("mj", "任务执行超时")
-    failed = await backend.submit(MJ, "imagine", {"prompt": "a boat"})
+    failed = await backend.submit(ImagineRequest("a boat"))
     snap = await poll_until_done(backend, MJ, TaskRef(failed.upstream_id, "imagine"))
     assert snap.error == (
         "Midjourney could not finish this image (it said: 任务执行超时). Please try again."
@@ -155,9 +163,9 @@ async def test_midjourney_submit_codes_become_sentences(  # noqa: PLR0917 (pytes
     text: str,
 ) -> None:
     comet.script_mj_submit(code, description="关联任务已失效")
-    request = {"prompt": "a boat", "parent": "1", "custom_id": "MJ::JOB::upsample::1::h"}
+    request = press("1", "MJ::JOB::upsample::1::h") if kind == "action" else ImagineRequest("x")
     with pytest.raises(error) as info:
-        await backend.submit(MJ, kind, request)
+        await backend.submit(request)
     assert type(info.value) is error and text in info.value.message
     assert isinstance(info.value.__cause__, Exception)  # converted `from` the SDK error
 
@@ -167,21 +175,15 @@ async def test_an_unclear_submit_is_reported_once_and_not_retried(
 ) -> None:
     comet.fail_next(1, 504, path_prefix="/suno/submit")
     with pytest.raises(core.SubmitUncertain):
-        await backend.submit(Provider.SUNO, "music", {"description": "a song", "mv": "chirp-v4"})
+        await backend.submit(MusicRequest(MusicSpec(description="a song"), "chirp-v4"))
     assert len(comet.requests_to("/suno/submit")) == 1
 
 
 async def test_suno_two_clips_in_one_batch(comet: FakeCometAPI, backend: CometTaskBackend) -> None:
-    a = await backend.submit(
-        Provider.SUNO,
-        "music",
-        {"description": "calm piano", "instrumental": True, "mv": "chirp-v4"},
-    )
-    b = await backend.submit(
-        Provider.SUNO,
-        "music",
-        {"lyrics": "[Verse]\nla", "style": "punk", "title": "City Lights", "mv": "chirp-auk"},
-    )
+    calm = MusicSpec(description="calm piano", instrumental=True)
+    a = await backend.submit(MusicRequest(calm, "chirp-v4"))
+    punk = MusicSpec(lyrics="[Verse]\nla", style="punk", title="City Lights")
+    b = await backend.submit(MusicRequest(punk, "chirp-auk"))
     bodies = [r.json for r in comet.requests_to("/suno/submit/music")]
     assert bodies == [
         {"gpt_description_prompt": "calm piano", "make_instrumental": True, "mv": "chirp-v4"},
@@ -207,14 +209,10 @@ async def test_suno_two_clips_in_one_batch(comet: FakeCometAPI, backend: CometTa
 async def test_kling_text_and_image_to_video(
     comet: FakeCometAPI, backend: CometTaskBackend
 ) -> None:
-    text = await backend.submit(
-        Provider.KLING,
-        "text2video",
-        {"prompt": "a boat", "duration": 10, "model": "kling-v2-1", "aspect_ratio": "9:16"},
-    )
-    image = await backend.submit(
-        Provider.KLING, "image2video", {"prompt": "", "duration": 5}, images=[ImageInput(JPEG)]
-    )
+    spec = VideoSpec("a boat", duration=10, aspect_ratio="9:16")
+    text = await backend.submit(VideoRequest(spec, "kling-v2-1"))
+    # no model configured: the SDK's default
+    image = await backend.submit(VideoRequest(VideoSpec(""), "", image=ImageInput(JPEG)))
     assert comet.requests_to("/kling/v1/videos/text2video")[0].json == {
         "prompt": "a boat",
         "model_name": "kling-v2-1",
@@ -239,7 +237,7 @@ async def test_poll_and_download_failures_are_upstream_errors(
     with pytest.raises(core.UpstreamError) as info:
         await backend.poll(MJ, [TaskRef("1", "imagine")])
     assert info.value.retry_after == 7
-    grid = await backend.submit(MJ, "imagine", {"prompt": "a boat"})
+    grid = await backend.submit(ImagineRequest("a boat"))
     url = f"{comet.base_url}/mj/image/{grid.upstream_id}"
     downloaded = await backend.download(url, max_bytes=10_000)
     assert downloaded.data.startswith(b"\x89PNG") and downloaded.content_type == "image/png"

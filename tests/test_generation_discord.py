@@ -32,6 +32,8 @@ from tests.generation_world import (
     running_discord_service,
 )
 
+pytestmark = pytest.mark.e2e
+
 WAIT = 15.0
 GRID = ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
 MP3 = b"ID3"

@@ -12,14 +12,15 @@ from bot.core.errors import PromptRefused, SubmitUncertain, UserFacingError
 from bot.core.generation.poller import PollerConfig, TaskPoller
 from bot.core.generation.prompts import MusicSpec, PromptLimits, VideoSpec
 from bot.core.generation.records import ButtonSpec, Provider, TaskStatus, TaskUpdate
-from bot.core.generation.service import (
-    DEAD_PARENT,
-    GONE,
-    MODAL_EXPIRED,
-    GenerationConfig,
-    GenerationService,
-    Origin,
+from bot.core.generation.requests import (
+    ActionRequest,
+    ImagineRequest,
+    ModalRequest,
+    MusicRequest,
+    VideoRequest,
 )
+from bot.core.generation.service import GenerationConfig, GenerationService, Origin
+from bot.core.generation.views import DEAD_PARENT, GONE, MODAL_EXPIRED
 from bot.core.models import ConversationKey, ImageInput, Platform
 from tests.fakes.clock import FakeClock
 from tests.fakes.tasks import FakeBackend, FakeOutbox, MemoryTaskStore
@@ -97,14 +98,10 @@ async def rig() -> AsyncIterator[Rig]:
 async def test_imagine_writes_the_row_shows_status_submits_and_schedules(rig: Rig) -> None:
     image = ImageInput(b"\xff\xd8\xffjpeg")
     task_id = await rig.service.imagine(ORIGIN, "  a paper   boat --ar 16:9 ", images=[image])
-    (submit,) = rig.backend.submits
-    assert submit == (
-        Provider.MIDJOURNEY,
-        "imagine",
-        {"prompt": "a paper boat --ar 16:9", "images": 1},
-        1,
-    )
+    assert rig.backend.submits == [ImagineRequest("a paper boat --ar 16:9", (image,))]
     task = rig.store.tasks[task_id]
+    assert (task.provider, task.kind) == (Provider.MIDJOURNEY, "imagine")
+    assert task.request == {"prompt": "a paper boat --ar 16:9", "images": 1}  # counted, not stored
     assert task.status is TaskStatus.SUBMITTED and task.upstream_id == "up1"
     assert task.deadline == 5000.0 + 600 and task.next_poll_at == 5000.0 + 2
     assert task.owner_id == "tg:42" and task.reply_to_id == "5"
@@ -184,9 +181,9 @@ async def test_a_button_submits_its_exact_custom_id_and_replies_to_its_message(r
     ref = await rig.service.button(token)
     posts_before = len(rig.outbox.posts)
     task_id = await rig.service.press(Origin(KEY, "tg:7", reply_to="900"), ref)
-    provider, kind, request, _ = rig.backend.submits[-1]
-    assert (provider, kind) == (Provider.MIDJOURNEY, "action")
-    assert request["parent"] == "up1" and request["custom_id"] == "MJ::JOB::upsample::2::h"
+    request = rig.backend.submits[-1]
+    assert isinstance(request, ActionRequest)
+    assert request.parent == "up1" and request.custom_id == "MJ::JOB::upsample::2::h"
     task = rig.store.tasks[task_id]
     assert task.parent_id == grid and task.owner_id == "tg:7" and task.reply_to_id == "900"
     status = rig.outbox.posts[posts_before]  # posted after the submit, replying to the grid
@@ -215,7 +212,7 @@ async def test_a_describe_button_imagines_its_prompt(rig: Rig) -> None:
     assert second.text == "🎨 2"
     ref = await rig.service.button(second.token)
     await rig.service.press(Origin(KEY, "tg:42", reply_to=prompts.id), ref)
-    assert rig.backend.submits[-1][1:3] == ("imagine", {"prompt": "a blue boat", "images": 0})
+    assert rig.backend.submits[-1] == ImagineRequest("a blue boat")
 
 
 async def test_custom_zoom_asks_then_completes_with_a_modal(rig: Rig) -> None:
@@ -239,8 +236,7 @@ async def test_custom_zoom_asks_then_completes_with_a_modal(rig: Rig) -> None:
         await rig.service.answer(answer_origin, question.id, "make it wider")
     assert rig.store.tasks[task_id].status is TaskStatus.WAITING
     assert await rig.service.answer(answer_origin, question.id, "1.5")
-    _provider, kind, request, _ = rig.backend.submits[-1]
-    assert (kind, request) == ("modal", {"task_id": "up2", "prompt": "a boat --zoom 1.5"})
+    assert rig.backend.submits[-1] == ModalRequest("up2", "a boat --zoom 1.5")
     task = rig.store.tasks[task_id]
     assert task.status is TaskStatus.SUBMITTED and task.upstream_id == "up3"
     await rig.clock.sleep(30)
@@ -261,15 +257,25 @@ async def test_a_late_answer_to_a_modal_expires_it(rig: Rig) -> None:
     task = rig.store.tasks[task_id]
     assert task.status is TaskStatus.EXPIRED and task.error == MODAL_EXPIRED
     assert rig.outbox.edits[-1][0] == question.id and MODAL_EXPIRED in rig.outbox.edits[-1][1].text
-    assert [s[1] for s in rig.backend.submits] == ["imagine", "action"]
+    assert [s.kind for s in rig.backend.submits] == ["imagine", "action"]
 
 
 async def test_music_and_video_requests_carry_the_configured_defaults(rig: Rig) -> None:
-    await rig.service.music(ORIGIN, MusicSpec(description="lofi beats", instrumental=True))
-    await rig.service.music(ORIGIN, MusicSpec(lyrics="[Verse]\nla", style="punk", title="City"))
-    await rig.service.video(ORIGIN, VideoSpec("a boat", duration=10, aspect_ratio="9:16"))
-    await rig.service.video(ORIGIN, VideoSpec(""), image=ImageInput(b"img"))
-    assert [(s[0], s[1], s[2]) for s in rig.backend.submits] == [
+    lofi = MusicSpec(description="lofi beats", instrumental=True)
+    punk = MusicSpec(lyrics="[Verse]\nla", style="punk", title="City")
+    wide = VideoSpec("a boat", duration=10, aspect_ratio="9:16")
+    image = ImageInput(b"img")
+    await rig.service.music(ORIGIN, lofi)
+    await rig.service.music(ORIGIN, punk)
+    await rig.service.video(ORIGIN, wide)
+    await rig.service.video(ORIGIN, VideoSpec(""), image=image)
+    assert rig.backend.submits == [
+        MusicRequest(lofi, "chirp-v4"),
+        MusicRequest(punk, "chirp-v4"),
+        VideoRequest(wide, "kling-v2-1"),
+        VideoRequest(VideoSpec(""), "kling-v2-1", image=image),
+    ]
+    assert [(t.provider, t.kind, t.request) for t in rig.store.tasks.values()] == [
         (
             Provider.SUNO,
             "music",

@@ -19,7 +19,10 @@ from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.telegram import FakeTelegram, StoredMessage
 from tests.generation_world import button_data, button_texts, buttons_of, generation_service
 
-pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
+]
 
 USER = 42
 GROUP = -100555

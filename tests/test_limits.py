@@ -30,19 +30,10 @@ ADMIN = "tg:99"
 KEY = ConversationKey(Platform.TELEGRAM, "1")
 
 
-class Wall:
-    """The store's and the limits' Unix clock, moved by hand."""
-
-    def __init__(self, now: float = NOON) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def wall() -> Wall:
-    return Wall()
+def wall() -> FakeClock:
+    """The store's and the limits' Unix clock."""
+    return FakeClock(start=NOON)
 
 
 @pytest.fixture
@@ -51,12 +42,12 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(wall: Wall) -> AsyncIterator[Store]:
+async def store(wall: FakeClock) -> AsyncIterator[Store]:
     async with Store.open(":memory:", clock=wall) as store:
         yield store
 
 
-def make(store: Store, clock: FakeClock, wall: Wall, **config: Any) -> Limits:
+def make(store: Store, clock: FakeClock, wall: FakeClock, **config: Any) -> Limits:
     return Limits(LimitsConfig(**config), store, clock=clock, wall=wall)
 
 
@@ -75,7 +66,7 @@ async def add_task(store: Store, owner: str = USER) -> int:
 # -- chat ----------------------------------------------------------------------------------------
 
 
-async def test_chat_cooldown(store: Store, clock: FakeClock, wall: Wall) -> None:
+async def test_chat_cooldown(store: Store, clock: FakeClock, wall: FakeClock) -> None:
     limits = make(store, clock, wall, chat_cooldown=12.0)
     await limits.admit_chat(USER)
     await clock.advance(0.5)
@@ -89,7 +80,7 @@ async def test_chat_cooldown(store: Store, clock: FakeClock, wall: Wall) -> None
 
 
 async def test_a_refused_request_does_not_extend_the_cooldown(
-    store: Store, clock: FakeClock, wall: Wall
+    store: Store, clock: FakeClock, wall: FakeClock
 ) -> None:
     limits = make(store, clock, wall, chat_cooldown=10.0)
     await limits.admit_chat(USER)
@@ -101,7 +92,7 @@ async def test_a_refused_request_does_not_extend_the_cooldown(
 
 
 async def test_chat_cooldown_holds_under_a_burst(
-    store: Store, clock: FakeClock, wall: Wall
+    store: Store, clock: FakeClock, wall: FakeClock
 ) -> None:
     limits = make(store, clock, wall, chat_cooldown=5.0, daily_chat_tokens=1000)
     ok, failed = await outcomes([limits.admit_chat(USER) for _ in range(20)])
@@ -110,7 +101,7 @@ async def test_chat_cooldown_holds_under_a_burst(
     assert all(isinstance(exc, CooldownActive) for exc in failed)
 
 
-async def test_chat_token_quota(store: Store, clock: FakeClock, wall: Wall) -> None:
+async def test_chat_token_quota(store: Store, clock: FakeClock, wall: FakeClock) -> None:
     limits = make(store, clock, wall, daily_chat_tokens=1000, exempt=frozenset({ADMIN}))
     await limits.admit_chat(USER)
     for user in (USER, ADMIN):
@@ -126,7 +117,7 @@ async def test_chat_token_quota(store: Store, clock: FakeClock, wall: Wall) -> N
         "You have used your 1,000 chat tokens for today; the quota resets at 00:00 UTC (in 12 h)."
     )
     await limits.admit_chat(ADMIN)  # exempt
-    wall.now += 12 * 3600  # a new UTC day
+    await wall.advance(12 * 3600)  # a new UTC day
     await limits.admit_chat(USER)
 
 
@@ -134,7 +125,7 @@ async def test_chat_token_quota(store: Store, clock: FakeClock, wall: Wall) -> N
 
 
 async def test_daily_quota_refuses_the_next_and_a_refund_restores_one(
-    store: Store, clock: FakeClock, wall: Wall
+    store: Store, clock: FakeClock, wall: FakeClock
 ) -> None:
     limits = make(store, clock, wall, daily_imagine=10)
     reservations = [await limits.admit_generation(USER, "imagine") for _ in range(10)]
@@ -155,7 +146,9 @@ async def test_daily_quota_refuses_the_next_and_a_refund_restores_one(
     assert (await store.usage_today(USER))["music"] == 1
 
 
-async def test_daily_quota_holds_under_a_burst(store: Store, clock: FakeClock, wall: Wall) -> None:
+async def test_daily_quota_holds_under_a_burst(
+    store: Store, clock: FakeClock, wall: FakeClock
+) -> None:
     limits = make(store, clock, wall, daily_video=5)
     ok, failed = await outcomes([limits.admit_generation(USER, "video") for _ in range(20)])
     assert len(ok) == 5
@@ -164,7 +157,7 @@ async def test_daily_quota_holds_under_a_burst(store: Store, clock: FakeClock, w
 
 
 async def test_generation_cooldown_holds_under_a_burst(
-    store: Store, clock: FakeClock, wall: Wall
+    store: Store, clock: FakeClock, wall: FakeClock
 ) -> None:
     limits = make(store, clock, wall, generation_cooldown=30.0)
     ok, failed = await outcomes([limits.admit_generation(USER, "imagine") for _ in range(20)])
@@ -177,7 +170,7 @@ async def test_generation_cooldown_holds_under_a_burst(
 
 
 async def test_concurrent_task_cap_holds_under_a_burst(
-    store: Store, clock: FakeClock, wall: Wall
+    store: Store, clock: FakeClock, wall: FakeClock
 ) -> None:
     limits = make(store, clock, wall, max_concurrent_tasks=2)
     ok, failed = await outcomes([limits.admit_generation(USER, "imagine") for _ in range(20)])
@@ -200,7 +193,7 @@ async def test_concurrent_task_cap_holds_under_a_burst(
 
 
 async def test_burst_while_rows_are_being_written(
-    store: Store, clock: FakeClock, wall: Wall
+    store: Store, clock: FakeClock, wall: FakeClock
 ) -> None:
     """Admission, row and submit interleave across 20 concurrent requests: never over the cap."""
     limits = make(store, clock, wall, max_concurrent_tasks=3, daily_imagine=100)
@@ -224,7 +217,7 @@ async def test_burst_while_rows_are_being_written(
 
 
 async def test_a_failed_submit_refunds_and_frees_its_slot(
-    store: Store, clock: FakeClock, wall: Wall
+    store: Store, clock: FakeClock, wall: FakeClock
 ) -> None:
     limits = make(store, clock, wall, daily_music=1, max_concurrent_tasks=1)
     with pytest.raises(RuntimeError):
@@ -237,7 +230,7 @@ async def test_a_failed_submit_refunds_and_frees_its_slot(
 
 
 async def test_a_refused_generation_starts_no_cooldown(
-    store: Store, clock: FakeClock, wall: Wall
+    store: Store, clock: FakeClock, wall: FakeClock
 ) -> None:
     limits = make(store, clock, wall, daily_imagine=1, generation_cooldown=10.0)
     first = await limits.admit_generation(USER, "imagine")
@@ -249,18 +242,20 @@ async def test_a_refused_generation_starts_no_cooldown(
 
 
 async def test_a_late_refund_goes_to_the_day_of_the_reservation(
-    store: Store, clock: FakeClock, wall: Wall
+    store: Store, clock: FakeClock, wall: FakeClock
 ) -> None:
     limits = make(store, clock, wall, daily_imagine=2)
-    wall.now = NOON + 12 * 3600 - 1  # 23:59:59 UTC
+    wall.set(NOON + 12 * 3600 - 1)  # 23:59:59 UTC
     reservation = await limits.admit_generation(USER, "imagine")
-    wall.now += 2  # the task fails after midnight
+    await wall.advance(2)  # the task fails after midnight
     await limits.refund(USER, "imagine", at=reservation.at)
     assert await store.usage_today(USER, day="2024-05-01") == {"imagine": 0}
     assert await store.usage_today(USER) == {}
 
 
-async def test_admins_are_exempt_but_counted(store: Store, clock: FakeClock, wall: Wall) -> None:
+async def test_admins_are_exempt_but_counted(
+    store: Store, clock: FakeClock, wall: FakeClock
+) -> None:
     config: dict[str, Any] = {
         "daily_imagine": 1,
         "generation_cooldown": 60.0,
@@ -279,7 +274,7 @@ async def test_admins_are_exempt_but_counted(store: Store, clock: FakeClock, wal
 
 
 async def test_unknown_kind_is_a_programming_error(
-    store: Store, clock: FakeClock, wall: Wall
+    store: Store, clock: FakeClock, wall: FakeClock
 ) -> None:
     with pytest.raises(ValueError, match="not a quota kind"):
         await make(store, clock, wall).admit_generation(USER, "upscale")
@@ -288,7 +283,7 @@ async def test_unknown_kind_is_a_programming_error(
 # -- /usage --------------------------------------------------------------------------------------
 
 
-async def test_usage_summary(store: Store, clock: FakeClock, wall: Wall) -> None:
+async def test_usage_summary(store: Store, clock: FakeClock, wall: FakeClock) -> None:
     limits = make(
         store,
         clock,
@@ -304,7 +299,7 @@ async def test_usage_summary(store: Store, clock: FakeClock, wall: Wall) -> None
     for kind in ("imagine", "imagine", "imagine", "video"):
         (await limits.admit_generation(USER, kind)).recorded()  # (finished tasks)
     await add_task(store)  # one still running
-    wall.now += 6 * 3600 + 57 * 60  # 18:57 UTC
+    await wall.advance(6 * 3600 + 57 * 60)  # 18:57 UTC
     text = await limits.usage_summary(USER)
     assert text.splitlines() == [
         "Your use today (UTC):",
@@ -330,7 +325,7 @@ def test_format_duration() -> None:
 
 
 async def test_refund_task_gives_back_the_providers_quota(
-    store: Store, clock: FakeClock, wall: Wall
+    store: Store, clock: FakeClock, wall: FakeClock
 ) -> None:
     limits = make(store, clock, wall, daily_music=1)
     (await limits.admit_generation(USER, quota_kind("suno"))).recorded()
@@ -339,7 +334,7 @@ async def test_refund_task_gives_back_the_providers_quota(
     )
     with pytest.raises(QuotaExceeded):
         await limits.admit_generation(USER, "music")
-    wall.now += 13 * 3600  # the poller sees it fail tomorrow
+    await wall.advance(13 * 3600)  # the poller sees it fail tomorrow
     task = await store.get_task(task_id)
     assert task is not None
     await limits.refund_task(task)

@@ -17,7 +17,10 @@ from tests.fakes.telegram import FakeTelegram
 from tests.generation_world import generation_settings, running_service
 from tests.world import chat_requests, discord_service
 
-pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
+]
 
 USER = 42
 OTHER = 7

@@ -19,7 +19,10 @@ from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.telegram import FakeTelegram
 from tests.world import rendered
 
-pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 USER = 42

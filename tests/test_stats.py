@@ -9,18 +9,19 @@ import pytest
 from bot.core.access.stats import FINISHED_STATUSES, collect_stats, format_stats
 from bot.core.models import ConversationKey, Platform, Role, Turn, Usage
 from bot.store import TERMINAL_STATUSES, Store, TaskStatus, TaskUpdate
-from tests.test_limits import NOON, Wall
+from tests.fakes.clock import FakeClock
+from tests.test_limits import NOON
 
 KEY = ConversationKey(Platform.DISCORD, "10")
 
 
 @pytest.fixture
-def wall() -> Wall:
-    return Wall()
+def wall() -> FakeClock:
+    return FakeClock(start=NOON)
 
 
 @pytest.fixture
-async def store(wall: Wall) -> AsyncIterator[Store]:
+async def store(wall: FakeClock) -> AsyncIterator[Store]:
     async with Store.open(":memory:", clock=wall) as store:
         yield store
 
@@ -29,7 +30,7 @@ async def test_finished_statuses_match_the_store() -> None:
     assert {s.value for s in TERMINAL_STATUSES} == FINISHED_STATUSES
 
 
-async def test_empty_store(store: Store, wall: Wall) -> None:
+async def test_empty_store(store: Store, wall: FakeClock) -> None:
     stats = await collect_stats(store, wall=wall)
     assert (stats.users_today, stats.users_total, stats.chat_turns, stats.tokens) == (0, 0, 0, 0)
     assert stats.queue_length == 0
@@ -40,11 +41,11 @@ async def test_empty_store(store: Store, wall: Wall) -> None:
     await store.ping()
 
 
-async def test_stats_count_today_and_the_queue(store: Store, wall: Wall) -> None:
+async def test_stats_count_today_and_the_queue(store: Store, wall: FakeClock) -> None:
     # Yesterday: counted in "ever", not today.
-    wall.now = NOON - 86_400
+    wall.set(NOON - 86_400)
     await store.record_usage("tg:old", "imagine")
-    wall.now = NOON
+    wall.set(NOON)
     for user, usage in (("dc:1", Usage(100, 20)), ("dc:2", Usage(50, 5)), ("dc:1", Usage(10, 1))):
         await store.add_turn(KEY, Turn(Role.ASSISTANT, "x"), user_id=user, usage=usage)
     await store.record_usage("dc:2", "imagine", 2)
@@ -57,7 +58,7 @@ async def test_stats_count_today_and_the_queue(store: Store, wall: Wall) -> None
     await store.update_task(TaskUpdate(ids[1], status=TaskStatus.SUCCEEDED))
     await store.update_task(TaskUpdate(ids[2], status=TaskStatus.RUNNING))
     await store.update_task(TaskUpdate(ids[3], status=TaskStatus.FAILED))
-    wall.now = NOON + 125
+    wall.set(NOON + 125)
 
     stats = await collect_stats(store, wall=wall)
     assert stats.day == "2024-05-01"

@@ -12,6 +12,7 @@ import pytest
 from bot.core.models import ChannelSettings, ConversationKey, Platform, Role, Turn, Usage
 from bot.store import Store, UsageKind
 from bot.store.conversations import RECENT_TURNS_SQL
+from tests.fakes.clock import FakeClock
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 DAY = 86_400.0
@@ -20,20 +21,9 @@ OTHER = ConversationKey(Platform.DISCORD, "555")
 TOPIC = ConversationKey(Platform.TELEGRAM, "-100123", "7")
 
 
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(start=T0)
 
 
 @pytest.fixture
@@ -50,7 +40,7 @@ async def test_turn_round_trip(store: Store, clock: FakeClock) -> None:
     user_id = await store.add_turn(
         KEY, Turn(Role.USER, "hello ⚡", speaker="Ann", tokens=7), user_id="tg:1"
     )
-    clock.advance(2)
+    await clock.advance(2)
     bot_id = await store.add_turn(
         KEY, Turn(Role.ASSISTANT, "hi Ann", tokens=3, created_at=T0 + 1.5), model="gpt-4o"
     )
@@ -148,7 +138,7 @@ async def test_usage_is_per_user_and_per_day(store: Store, clock: FakeClock) -> 
     assert await store.usage_today("nobody") == {}
     assert await store.usage_report() == {"dc:1": {"music": 1}, "tg:1": {"imagine": 3}}
 
-    clock.advance(DAY)
+    await clock.advance(DAY)
     assert await store.usage_today("tg:1") == {}
     assert await store.usage_today("tg:1", day="2023-11-14") == {"imagine": 3}
     with pytest.raises(ValueError, match="negative"):
@@ -163,7 +153,7 @@ async def test_quota_reserve_and_refund(store: Store, clock: FakeClock) -> None:
     assert await store.usage_today("tg:2") == {}
 
     reserved_at = clock()
-    clock.advance(DAY)  # the submit failed after midnight: the refund goes to the old day
+    await clock.advance(DAY)  # the submit failed after midnight: the refund goes to the old day
     await store.refund_quota("tg:1", "imagine", at=reserved_at)
     assert await store.usage_today("tg:1", day="2023-11-14") == {"imagine": 1}
     await store.refund_quota("tg:1", "imagine", amount=5, at=reserved_at)

@@ -1,4 +1,5 @@
-"""Generation tasks and button tokens against a real SQLite database."""
+"""Generation tasks and button tokens against a real SQLite database: rows and their updates
+(one by one and batched), the poller's and the restart's queries, modal questions, buttons."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import bot.store as store_package
+from bot.core.generation import records as core_records
 from bot.core.models import ConversationKey, Platform
 from bot.store import (
     ACTIVE_STATUSES,
@@ -22,6 +25,7 @@ from bot.store import (
     TaskUpdate,
 )
 from bot.store.tasks import DUE_TASKS_SQL
+from tests.fakes.clock import FakeClock
 
 T0 = 1_700_000_000.0
 KEY = ConversationKey(Platform.DISCORD, "42")
@@ -36,17 +40,9 @@ MJ_BUTTONS = [
 ]
 
 
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(start=T0)
 
 
 @pytest.fixture
@@ -64,6 +60,11 @@ async def _task(store: Store, **fields: object) -> int:
     }
     args.update(fields)
     return await store.create_task(**args)  # type: ignore[arg-type]
+
+
+def test_the_records_live_in_the_core_and_the_store_reexports_them() -> None:
+    assert store_package.Task is core_records.Task
+    assert store_package.TaskUpdate is core_records.TaskUpdate
 
 
 async def test_task_round_trip(store: Store) -> None:
@@ -111,7 +112,7 @@ async def test_task_round_trip(store: Store) -> None:
 
 async def test_update_task_changes_only_given_fields(store: Store, clock: FakeClock) -> None:
     task_id = await _task(store, upstream_id="u", next_poll_at=T0 + 1, status=TaskStatus.RUNNING)
-    clock.now = T0 + 10
+    await clock.advance(10)
     update = TaskUpdate(task_id, progress=45, attempts=3, result={"imageUrl": "https://x/1.png"})
     assert await store.update_task(update)
     task = await store.get_task(task_id)
@@ -177,6 +178,22 @@ async def test_update_tasks_applies_a_batch(store: Store) -> None:
     assert await store.update_tasks([]) == 0
 
 
+async def test_update_tasks_groups_alike_updates_and_keeps_order_per_task(store: Store) -> None:
+    ids = [await _task(store) for _ in range(5)]
+    changed = await store.update_tasks(
+        [TaskUpdate(i, attempts=1, next_poll_at=5.0) for i in ids[:3]]
+        + [TaskUpdate(ids[3], status=TaskStatus.RUNNING, progress=40)]
+    )
+    assert changed == 4
+    assert [(await store.get_task(i)).attempts for i in ids] == [1, 1, 1, 0, 0]  # type: ignore[union-attr]
+    # the same task twice in one batch: applied in order, the later update wins
+    await store.update_tasks(
+        [TaskUpdate(ids[4], progress=10), TaskUpdate(ids[4], progress=20, attempts=3)]
+    )
+    last = await store.get_task(ids[4])
+    assert last is not None and (last.progress, last.attempts) == (20, 3)
+
+
 async def test_update_tasks_is_all_or_nothing(store: Store) -> None:
     a = await _task(store, status=TaskStatus.RUNNING)
     bad = TaskUpdate(a, upstream_id=object())  # type: ignore[arg-type]
@@ -185,6 +202,25 @@ async def test_update_tasks_is_all_or_nothing(store: Store) -> None:
     task = await store.get_task(a)
     assert task is not None and task.progress == 0
     assert await store.update_task(TaskUpdate(a, progress=90))  # the store is still usable
+
+
+async def test_pending_rows_of_an_earlier_process(store: Store, clock: FakeClock) -> None:
+    old = await _task(store)
+    await _task(store, status=TaskStatus.SUBMITTED, upstream_id="u")
+    await clock.advance(10)
+    await _task(store)  # pending, but created by "this" process
+    found = await store.pending_tasks(created_before=clock() - 5)
+    assert [t.id for t in found] == [old]
+
+
+async def test_waiting_task_by_owner_and_question(store: Store) -> None:
+    waiting = await _task(store, status=TaskStatus.WAITING, status_message_id="77")
+    await _task(store, owner_id="dc:8", status=TaskStatus.WAITING, status_message_id="78")
+    await _task(store, status=TaskStatus.SUBMITTED, status_message_id="79")
+    found = await store.waiting_task("dc:7", "77")
+    assert found is not None and found.id == waiting
+    assert await store.waiting_task("dc:8", "77") is None  # someone else's question
+    assert await store.waiting_task("dc:7", "79") is None  # not waiting
 
 
 async def test_mark_delivered_is_idempotent(store: Store) -> None:

@@ -15,7 +15,10 @@ from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.telegram import FakeTelegram
 from tests.world import chat_requests, history_of, rendered, telegram_service
 
-pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
+]
 
 USER = 42
 GROUP = -100777

@@ -19,13 +19,13 @@ from bot.core.generation.records import (
     TaskStatus,
     TaskUpdate,
 )
+from bot.core.generation.requests import GenerationRequest
 from bot.core.models import (
     ChannelSettings,
     ChatDelta,
     ChatMessage,
     ConversationKey,
     Downloaded,
-    ImageInput,
     MediaLimits,
     OutgoingMessage,
     StatusView,
@@ -265,14 +265,7 @@ class TaskBackend(Protocol):
         """How many tasks one :meth:`poll` request may carry (1: one request per task)."""
         ...
 
-    async def submit(
-        self,
-        provider: Provider,
-        kind: str,
-        request: Mapping[str, Any],
-        *,
-        images: Sequence[ImageInput] = (),
-    ) -> Submitted:
+    async def submit(self, request: GenerationRequest) -> Submitted:
         """One paid submit, never retried after an unclear outcome."""
         ...
 

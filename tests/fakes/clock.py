@@ -1,6 +1,15 @@
-"""Virtual time for asyncio tests: a Clock whose sleeps end only when the test moves time.
+"""Virtual time for tests: the one fake clock, whose sleeps end only when the test moves time.
 
-Two ways to drive it:
+It serves two roles, so every test moves time the same way:
+
+- the core's :class:`bot.core.ports.Clock` (``now``/``sleep``/``wait``), for pacing, cooldowns,
+  streaming and the poller;
+- a plain ``() -> float`` time source (``clock()``): the store's and the limits' Unix clock,
+  the fake platforms' monotonic clock for flood budgets. Start it where the test needs
+  (``FakeClock(start=NOON)``) and move it with ``await clock.advance(...)``, or ``clock.set(t)``
+  from code that cannot await (a wall clock may also be set back).
+
+Two ways to drive the sleepers:
 
 - ``await clock.advance(2.5)``: wakes every sleeper due within the next 2.5 virtual seconds, in
   deadline order, letting the woken tasks run to their next wait after each wake-up; then time
@@ -42,6 +51,10 @@ class FakeClock:
     # -- Clock protocol -------------------------------------------------------------------------
 
     def now(self) -> float:
+        return self._now
+
+    def __call__(self) -> float:
+        """The time, as a plain ``() -> float`` clock (``Store(clock=...)``, ``wall=...``)."""
         return self._now
 
     async def sleep(self, seconds: float) -> None:
@@ -86,6 +99,16 @@ class FakeClock:
 
     async def advance_to(self, when: float) -> None:
         await self.advance(max(0.0, when - self._now))
+
+    def set(self, when: float) -> None:
+        """Put the time at ``when``, forward or back (a wall clock may step), waking no one.
+
+        Only for a clock nothing sleeps on: with a sleeper parked, moving time without waking
+        it would break the order of wake-ups, so use :meth:`advance` then.
+        """
+        if self.pending:
+            raise RuntimeError("FakeClock.set: tasks sleep on this clock; use advance()")
+        self._now = when
 
     @asynccontextmanager
     async def auto(self) -> AsyncIterator[FakeClock]:

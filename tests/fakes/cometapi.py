@@ -38,7 +38,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from tests.fakes.cometapi_chat import ChatRoutes
+from tests.fakes.cometapi_chat import ChatRoutes, message_text
 from tests.fakes.cometapi_common import (
     _JSON,
     DEFAULT_MODELS,
@@ -56,29 +56,13 @@ from tests.fakes.cometapi_common import (
 from tests.fakes.cometapi_mj import MidjourneyRoutes
 from tests.fakes.cometapi_tasks import TaskRoutes
 
-# Names this module defined before it was split up; re-exported so imports keep working.
-from tests.fakes.cometapi_chat import (  # isort: skip
-    _echo,  # noqa: F401
-    _text_of,  # noqa: F401
-)
-from tests.fakes.cometapi_common import (  # isort: skip
-    KLING_KINDS,  # noqa: F401
-    MJ_GRID,  # noqa: F401
-    MJ_MODAL_KINDS,  # noqa: F401
-    _body,  # noqa: F401
-)
-from tests.fakes.cometapi_mj import (  # isort: skip
-    _mj_action_kind,  # noqa: F401
-    _mj_buttons,  # noqa: F401
-    _Refused,  # noqa: F401
-)
-
 __all__ = [
     "TEST_KEY",
     "ChatScript",
     "FakeCometAPI",
     "RecordedRequest",
     "RecordingSleep",
+    "message_text",
     "tiny_png",
 ]
 
@@ -204,6 +188,11 @@ class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes):
         """The next MJ submit answers ``code``: 1/21/22 still create a task (21: in MODAL);
         other codes create nothing. ``status`` 400/429 sends the upstream_error body."""
         self._mj_submits.append(_MJSubmit(code, description, properties or {}, status))
+
+    def add_task(self, family: str, kind: str, body: dict[str, Any]) -> str:
+        """Create a task as if ``body`` had just been submitted (no request); its id.
+        ``bench.poller`` starts with thousands of tasks rendering this way."""
+        return self._new_task(family, kind, body).id
 
     def fail_next_task(self, family: str, reason: str = "任务执行超时") -> None:
         """The next task created for ``family`` ("mj", "suno", "kling") ends in failure."""

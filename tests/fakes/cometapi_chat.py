@@ -38,9 +38,15 @@ class ChatRoutes(CometBase):
         ]
         return _json({"success": True, "page": 0, "page_size": 0, "total": len(data), "data": data})
 
+    def next_chat_script(self, body: dict[str, Any]) -> ChatScript:
+        """The script for a chat request whose JSON is ``body``: the next queued one (FIFO),
+        else the echo. A subclass may choose per request instead (``bench.streaming`` answers
+        each chat with its own script)."""
+        return self.chat_scripts.popleft() if self.chat_scripts else ChatScript()
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = _body(request)
-        script = self.chat_scripts.popleft() if self.chat_scripts else ChatScript()
+        script = self.next_chat_script(body)
         model = body.get("model")
         if not model:
             script = ChatScript(status=400, message="model name is required")
@@ -57,7 +63,7 @@ class ChatRoutes(CometBase):
             return self._error_response(request.path, failure)
         messages = body.get("messages") or []
         tokens = script.tokens if script.tokens is not None else _echo(messages)
-        prompt_tokens = sum(len(_text_of(m).split()) for m in messages if isinstance(m, dict))
+        prompt_tokens = sum(len(message_text(m).split()) for m in messages if isinstance(m, dict))
         prompt, completion = script.usage or (prompt_tokens, len(tokens) + len(script.reasoning))
         usage = {
             "prompt_tokens": prompt,
@@ -151,7 +157,8 @@ class ChatRoutes(CometBase):
         return response
 
 
-def _text_of(message: dict[str, Any]) -> str:
+def message_text(message: dict[str, Any]) -> str:
+    """A chat message's text (text parts joined, images counted), as the fake reads it."""
     content = message.get("content")
     if isinstance(content, list):
         texts = [
@@ -166,5 +173,5 @@ def _text_of(message: dict[str, Any]) -> str:
 
 def _echo(messages: list[Any]) -> list[str]:
     users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-    text = _text_of(users[-1]) if users else ""
+    text = message_text(users[-1]) if users else ""
     return re.findall(r"\S+\s*", f"Echo: {text}")

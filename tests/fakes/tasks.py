@@ -23,10 +23,10 @@ from bot.core.generation.records import (
     TaskStatus,
     TaskUpdate,
 )
+from bot.core.generation.requests import GenerationRequest
 from bot.core.models import (
     ConversationKey,
     Downloaded,
-    ImageInput,
     MediaLimits,
     OutgoingMessage,
     StatusView,
@@ -259,7 +259,7 @@ class FakeBackend:
         self.clock = clock
         self.limits = {Provider.MIDJOURNEY: 100, Provider.SUNO: 50, Provider.KLING: 1}
         self.upstream: dict[str, Upstream] = {}
-        self.submits: list[tuple[Provider, str, dict[str, Any], int]] = []
+        self.submits: list[GenerationRequest] = []
         self.submit_errors: deque[Exception] = deque()
         self.submit_waiting: deque[bool] = deque()
         self.polls: list[tuple[Provider, list[str], float]] = []
@@ -285,16 +285,9 @@ class FakeBackend:
             TaskSnapshot(upstream_id, UpstreamState.SUCCEEDED, 100, result=self.result),
         ]
 
-    async def submit(
-        self,
-        provider: Provider,
-        kind: str,
-        request: Mapping[str, Any],
-        *,
-        images: Sequence[ImageInput] = (),
-    ) -> Submitted:
+    async def submit(self, request: GenerationRequest) -> Submitted:
         await asyncio.sleep(0)
-        self.submits.append((provider, kind, dict(request), len(images)))
+        self.submits.append(request)
         if self.submit_errors:
             raise self.submit_errors.popleft()
         upstream_id = f"up{next(self._ids)}"

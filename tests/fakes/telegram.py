@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,6 @@ from tests.fakes.telegram_limits import (
     ApiError,
     Clock,
     FloodControl,
-    ManualClock,
     RateLimits,
     monotonic,
     too_many_requests,
@@ -99,7 +99,6 @@ __all__ = [
     "CallbackRecord",
     "FakeTelegram",
     "FilePart",
-    "ManualClock",
     "RateLimits",
     "StoredFile",
     "StoredMessage",
@@ -122,7 +121,8 @@ class FakeTelegram(
     - ``token``: the only token accepted (others get 401 Unauthorized).
     - ``bot_username`` / ``bot_first_name``: what getMe returns; the bot id is the token prefix.
     - ``clock``: monotonic clock for flood budgets, penalties, callback-query age and the
-      timeline (``ManualClock`` lets tests jump time). Long-poll waits use real time.
+      timeline (``tests.fakes.clock.FakeClock`` lets tests jump time). Long-poll waits use
+      real time.
     - ``rate_limits``: ``True`` (Telegram defaults), a ``RateLimits`` or ``False`` to disable
       the budgets (penalties from ``fail_next`` still apply).
     - ``callback_timeout``: seconds after which a callback query can no longer be answered.
@@ -195,6 +195,9 @@ class FakeTelegram(
         self.allowed_updates: list[str] | None = None
         self.blocked: set[int | str] = set()
         self.spec_problems: list[str] = []
+        # Called with each accepted call (2xx) right after its handler ran, before the answer
+        # goes out: ``bench.streaming`` notes when each chat first shows its final text.
+        self.call_observers: list[Callable[[Call], None]] = []
         self.drafts: dict[int, list[tuple[int, str, list[dict[str, Any]]]]] = {}
 
         # counters

@@ -86,6 +86,7 @@ class TelegramBase:
     allowed_updates: list[str] | None
     blocked: set[int | str]
     spec_problems: list[str]
+    call_observers: list[Callable[[Call], None]]
     drafts: dict[int, list[tuple[int, str, list[dict[str, Any]]]]]
 
     # counters

@@ -53,6 +53,8 @@ class HttpMixin(TelegramBase):
         else:
             call.status = 200
             call.result = result
+            for observe in self.call_observers:
+                observe(call)
             return _json_response({"ok": True, "result": result})
         finally:
             if not polling:

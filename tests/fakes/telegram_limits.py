@@ -276,21 +276,6 @@ def check_commands(commands: Any) -> list[dict[str, Any]]:
 # -- flood control ------------------------------------------------------------------------------
 
 
-class ManualClock:
-    """A monotonic clock that only moves when told to; pass it as ``FakeTelegram(clock=...)``."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("a monotonic clock cannot go back")
-        self.now += seconds
-
-
 def monotonic() -> float:
     return time.monotonic()
 

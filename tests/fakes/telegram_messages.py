@@ -117,12 +117,17 @@ class MessageMethods(TelegramBase):
         msg.edit_count += 1
         msg.edit_date = int(time.time())
 
+    def preload_spec(self) -> None:
+        """Read the OpenAPI file now rather than on the first sendMessage, where reading it
+        stalls the fake's loop for a moment (``bench.streaming`` preloads before its run)."""
+        if self._spec_path is not None and self._spec is None:
+            self._spec = load_spec(self._spec_path)
+
     def _check_spec(self, method: str, params: dict[str, Any]) -> None:
         if method not in SPEC_CHECKED_METHODS or self._spec_path is None:
             return
-        if self._spec is None:
-            self._spec = load_spec(self._spec_path)
-        known = self._spec.get(method)
+        self.preload_spec()
+        known = (self._spec or {}).get(method)
         if known is None:
             return
         names, required = known

@@ -13,6 +13,8 @@ the ``check_*`` functions):
   lines is custom mode. Options come first; each value runs to the end of its line or the
   next ``--option``.
 * ``/video [--duration 5|10] [--aspect 16:9|9:16|1:1] PROMPT`` — options anywhere.
+* the answer to a Midjourney modal (:func:`modal_prompt`): a prompt, or for Custom Zoom a
+  factor from 1 to 2.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from bot.core.errors import UserFacingError
+from bot.core.generation.records import Task
 
 __all__ = [
     "ASPECT_RATIOS",
@@ -32,6 +35,7 @@ __all__ = [
     "check_imagine",
     "check_music",
     "check_video",
+    "modal_prompt",
     "parse_music",
     "parse_video",
 ]
@@ -39,6 +43,8 @@ __all__ = [
 DURATIONS: Final = (5, 10)
 ASPECT_RATIOS: Final = ("16:9", "9:16", "1:1")
 _OPTION = re.compile(r"--([A-Za-z][\w-]*)")
+_ZOOM = re.compile(r"(?:--zoom\s+)?([12](?:\.\d+)?)x?", re.IGNORECASE)
+_OLD_ZOOM = re.compile(r"\s*--zoom\s+\S+", re.IGNORECASE)
 _SPEED_FLAGS: Final = frozenset({"fast", "relax", "turbo"})
 # Midjourney parameters whose values are easy to get wrong: name -> (pattern, hint).
 _MJ_CHECKS: Final = {
@@ -119,6 +125,22 @@ def check_imagine(prompt: str, limits: PromptLimits) -> str:
     if not _has_words(tokens):
         raise UserFacingError("Add some words to the prompt, not only parameters or links.")
     return prompt
+
+
+def modal_prompt(task: Task, text: str, limits: PromptLimits) -> str:
+    """The prompt for ``/mj/submit/modal`` from the user's answer (Custom Zoom: a factor
+    from 1 to 2 is added to the parent's prompt as ``--zoom``)."""
+    text = " ".join(text.split())
+    if task.request.get("modal") == "custom_zoom":
+        match = _ZOOM.fullmatch(text)
+        if match is not None:
+            base = _OLD_ZOOM.sub("", str(task.request.get("prompt") or "")).strip()
+            text = f"{base} --zoom {match[1]}".strip()
+        elif "--zoom" not in text.lower():
+            raise UserFacingError(
+                "Reply with a zoom factor from 1 to 2 (e.g. 1.5), or a prompt ending in --zoom 1.5."
+            )
+    return check_imagine(text, limits)
 
 
 def _is_url(token: str) -> bool:

@@ -9,14 +9,17 @@ come back as plain ``dict`` values; treat them as read-only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, StrEnum
+from types import MappingProxyType
 from typing import Any, Final
 
 from bot.core.models import ConversationKey
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "DEFAULT_DEADLINES",
     "TERMINAL_STATUSES",
     "UNSET",
     "ButtonRef",
@@ -36,6 +39,13 @@ class Provider(StrEnum):
     MIDJOURNEY = "mj"
     SUNO = "suno"
     KLING = "kling"
+
+
+#: Seconds a submitted task may take before it expires, per provider: the defaults of the
+#: ``[generation] *_deadline`` keys and of the generation and poller configs.
+DEFAULT_DEADLINES: Final[Mapping[Provider, float]] = MappingProxyType(
+    {Provider.MIDJOURNEY: 1800.0, Provider.SUNO: 900.0, Provider.KLING: 1800.0}
+)
 
 
 class TaskStatus(StrEnum):

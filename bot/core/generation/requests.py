@@ -1,43 +1,35 @@
-"""What the generation use cases share with the platforms: who asked (:class:`Origin`), the
-settings (:class:`GenerationConfig`), the sentences users see, and Midjourney modal input."""
+"""What a generation asks for: who asked (:class:`Origin`) and one typed request per kind.
+
+:class:`~bot.core.generation.service.GenerationService` builds a request from checked input,
+stores :meth:`row` as the task row's ``request`` (the JSON that status views and modal
+prompts read back later) and hands the request itself to
+:meth:`TaskBackend.submit <bot.core.ports.TaskBackend.submit>`, whose adapter matches on its
+type. A renamed field is then a type error, not a failure on the paid-submit path.
+
+Images travel inside the request (they are never stored: the row counts them).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, ClassVar, Literal
 
-from bot.core.errors import UserFacingError
-from bot.core.generation.prompts import PromptLimits, check_imagine
-from bot.core.generation.records import Provider, Task
-from bot.core.generation.views import headline
-from bot.core.models import ConversationKey
+from bot.core.generation.prompts import MusicSpec, VideoSpec
+from bot.core.generation.records import Provider
+from bot.core.models import ConversationKey, ImageInput
 
 __all__ = [
-    "BROKEN",
-    "DEAD_PARENT",
-    "GONE",
-    "MODAL_EXPIRED",
-    "GenerationConfig",
-    "OpenAdmission",
+    "ActionRequest",
+    "BlendRequest",
+    "DescribeRequest",
+    "GenerationRequest",
+    "ImagineRequest",
+    "ModalRequest",
+    "MusicRequest",
+    "NewTaskRequest",
     "Origin",
-    "modal_prompt",
-    "modal_question",
+    "VideoRequest",
 ]
-
-GONE: Final = "This button is no longer available."
-DEAD_PARENT: Final = (
-    "That task failed or expired, so its buttons no longer work. Start a new one with /imagine."
-)
-MODAL_EXPIRED: Final = (
-    "That request expired (Midjourney waits about half an hour for an answer). "
-    "Press the button again."
-)
-BROKEN: Final = "Something went wrong while sending this request. Please try again."
-_ZOOM = re.compile(r"(?:--zoom\s+)?([12](?:\.\d+)?)x?", re.IGNORECASE)
-_OLD_ZOOM = re.compile(r"\s*--zoom\s+\S+", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,55 +42,135 @@ class Origin:
 
 
 @dataclass(frozen=True, slots=True)
-class GenerationConfig:
-    limits: PromptLimits = dataclasses.field(default_factory=PromptLimits)
-    deadlines: Mapping[Provider, float] = dataclasses.field(
-        default_factory=lambda: {
-            Provider.MIDJOURNEY: 1800.0,
-            Provider.SUNO: 900.0,
-            Provider.KLING: 1800.0,
+class ImagineRequest:
+    """Midjourney text (+ reference images) -> a grid."""
+
+    provider: ClassVar[Provider] = Provider.MIDJOURNEY
+    kind: ClassVar[str] = "imagine"
+
+    prompt: str
+    images: tuple[ImageInput, ...] = ()
+
+    def row(self) -> dict[str, Any]:
+        return {"prompt": self.prompt, "images": len(self.images)}
+
+
+@dataclass(frozen=True, slots=True)
+class BlendRequest:
+    """Midjourney: 2 to 5 images -> one grid."""
+
+    provider: ClassVar[Provider] = Provider.MIDJOURNEY
+    kind: ClassVar[str] = "blend"
+
+    images: tuple[ImageInput, ...]
+    dimensions: str = "SQUARE"
+
+    def row(self) -> dict[str, Any]:
+        return {"dimensions": self.dimensions, "images": len(self.images)}
+
+
+@dataclass(frozen=True, slots=True)
+class DescribeRequest:
+    """Midjourney: one image, or one image link -> four prompts."""
+
+    provider: ClassVar[Provider] = Provider.MIDJOURNEY
+    kind: ClassVar[str] = "describe"
+
+    image: ImageInput | None = None
+    link: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {"link": self.link} if self.link else {"images": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRequest:
+    """A Midjourney button pressed on the finished task ``parent`` (its upstream id).
+
+    ``label`` and ``prompt`` are for the status views; ``modal`` says what to ask the user
+    should Midjourney answer with a modal (a zoom factor, or a whole prompt).
+    """
+
+    provider: ClassVar[Provider] = Provider.MIDJOURNEY
+    kind: ClassVar[str] = "action"
+
+    parent: str
+    custom_id: str
+    label: str
+    prompt: str
+    modal: Literal["custom_zoom", "prompt"]
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "parent": self.parent,
+            "custom_id": self.custom_id,
+            "label": self.label,
+            "prompt": self.prompt,
+            "modal": self.modal,
         }
-    )
-    first_interval: float = 3.0
-    suno_model: str = "chirp-v4"
-    kling_model: str = "kling-v2-1"
-    kling_duration: int = 5
-    kling_aspect_ratio: str = "16:9"
-    modal_timeout: float = 1500.0
-    """How long a Midjourney modal waits for the user's answer (upstream drops it ~30 min)."""
 
 
-class OpenAdmission:
-    """The admission used when no limits are configured."""
+@dataclass(frozen=True, slots=True)
+class ModalRequest:
+    """The user's answer to a Midjourney modal; it completes the waiting task ``task_id``
+    (its upstream id) and writes no row of its own."""
 
-    def recorded(self) -> None:
-        return None
+    provider: ClassVar[Provider] = Provider.MIDJOURNEY
+    kind: ClassVar[str] = "modal"
 
-    async def refund(self) -> bool:
-        return False
-
-
-def modal_prompt(task: Task, text: str, limits: PromptLimits) -> str:
-    """The prompt for ``/mj/submit/modal`` from the user's answer (Custom Zoom: a factor
-    from 1 to 2 is added to the parent's prompt as ``--zoom``)."""
-    text = " ".join(text.split())
-    if task.request.get("modal") == "custom_zoom":
-        match = _ZOOM.fullmatch(text)
-        if match is not None:
-            base = _OLD_ZOOM.sub("", str(task.request.get("prompt") or "")).strip()
-            text = f"{base} --zoom {match[1]}".strip()
-        elif "--zoom" not in text.lower():
-            raise UserFacingError(
-                "Reply with a zoom factor from 1 to 2 (e.g. 1.5), or a prompt ending in --zoom 1.5."
-            )
-    return check_imagine(text, limits)
+    task_id: str
+    prompt: str
 
 
-def modal_question(task: Task) -> str:
-    """The question a waiting task asks (answered by replying to it)."""
-    if task.request.get("modal") == "custom_zoom":
-        return (
-            f"{headline(task)}\n🔍 Reply to this message with a zoom factor from 1 to 2 "
-            "(e.g. 1.5), or with a whole prompt ending in --zoom 1.5."
-        )
-    return f"{headline(task)}\n✏️ Reply to this message with the prompt to use."
+@dataclass(frozen=True, slots=True)
+class MusicRequest:
+    """Suno: two clips, in inspiration mode or custom mode (see :class:`MusicSpec`)."""
+
+    provider: ClassVar[Provider] = Provider.SUNO
+    kind: ClassVar[str] = "music"
+
+    spec: MusicSpec
+    model: str
+
+    def row(self) -> dict[str, Any]:
+        spec = self.spec
+        row: dict[str, Any] = {"instrumental": spec.instrumental, "mv": self.model}
+        if spec.custom:
+            row.update(lyrics=spec.lyrics, style=spec.style, title=spec.title)
+        else:
+            row["description"] = spec.description
+        return row
+
+
+@dataclass(frozen=True, slots=True)
+class VideoRequest:
+    """Kling text-to-video, or image-to-video with an ``image``."""
+
+    provider: ClassVar[Provider] = Provider.KLING
+
+    spec: VideoSpec
+    model: str
+    image: ImageInput | None = None
+
+    @property
+    def kind(self) -> str:
+        """The Kling route, which is also needed to query the task later."""
+        return "text2video" if self.image is None else "image2video"
+
+    def row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "prompt": self.spec.prompt,
+            "duration": self.spec.duration,
+            "model": self.model,
+        }
+        if self.image is None:
+            row["aspect_ratio"] = self.spec.aspect_ratio
+        return row
+
+
+NewTaskRequest = (
+    ImagineRequest | BlendRequest | DescribeRequest | ActionRequest | MusicRequest | VideoRequest
+)
+"""A request that starts a task (and writes its row)."""
+GenerationRequest = NewTaskRequest | ModalRequest
+"""Every paid submit :class:`~bot.core.ports.TaskBackend` takes."""

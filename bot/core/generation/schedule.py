@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from bot.core.generation.records import Provider
+from bot.core.generation.records import DEFAULT_DEADLINES, Provider
 
 __all__ = ["MODAL_DURING_POLL", "UNCERTAIN_AFTER_RESTART", "CycleStats", "PollerConfig"]
 
@@ -28,13 +28,7 @@ class PollerConfig:
     jitter: float = 0.1
     batch_window: float = 1.0
     max_requests: int = 100
-    deadlines: Mapping[Provider, float] = field(
-        default_factory=lambda: {
-            Provider.MIDJOURNEY: 1800.0,
-            Provider.SUNO: 900.0,
-            Provider.KLING: 1800.0,
-        }
-    )
+    deadlines: Mapping[Provider, float] = field(default_factory=lambda: dict(DEFAULT_DEADLINES))
     progress_edit_interval: float = 3.0
 
     def interval(self, attempts: int) -> float:

@@ -27,50 +27,85 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
 
-from bot.core.errors import (
-    GenerationError,
-    SubmitUncertain,
-    SurfaceError,
-    UserFacingError,
-)
+from bot.core.errors import GenerationError, SubmitUncertain, SurfaceError, UserFacingError
 from bot.core.generation.poller import TaskPoller
 from bot.core.generation.progress import post_paced
 from bot.core.generation.prompts import (
     MusicSpec,
+    PromptLimits,
     VideoSpec,
     check_imagine,
     check_music,
     check_video,
+    modal_prompt,
 )
-from bot.core.generation.records import ButtonRef, Provider, Task, TaskStatus, TaskUpdate
+from bot.core.generation.records import (
+    DEFAULT_DEADLINES,
+    ButtonRef,
+    Provider,
+    Task,
+    TaskStatus,
+    TaskUpdate,
+)
 from bot.core.generation.requests import (
+    ActionRequest,
+    BlendRequest,
+    DescribeRequest,
+    GenerationRequest,
+    ImagineRequest,
+    ModalRequest,
+    MusicRequest,
+    NewTaskRequest,
+    Origin,
+    VideoRequest,
+)
+from bot.core.generation.views import (
     BROKEN,
     DEAD_PARENT,
     GONE,
     MODAL_EXPIRED,
-    GenerationConfig,
-    OpenAdmission,
-    Origin,
-    modal_prompt,
     modal_question,
+    progress_view,
+    submitting_view,
 )
-from bot.core.generation.views import progress_view, submitting_view
 from bot.core.models import ImageInput, OutgoingMessage, Platform, Submitted
 from bot.core.ports import Admission, Admitted, Outbox, TaskBackend, TaskStore
 
 __all__ = [
-    "BROKEN",
-    "DEAD_PARENT",
-    "GONE",
-    "MODAL_EXPIRED",
     "GenerationConfig",
     "GenerationService",
+    "OpenAdmission",
     "Origin",
 ]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationConfig:
+    limits: PromptLimits = dataclasses.field(default_factory=PromptLimits)
+    deadlines: Mapping[Provider, float] = dataclasses.field(
+        default_factory=lambda: dict(DEFAULT_DEADLINES)
+    )
+    first_interval: float = 3.0
+    suno_model: str = "chirp-v4"
+    kling_model: str = "kling-v2-1"
+    kling_duration: int = 5
+    kling_aspect_ratio: str = "16:9"
+    modal_timeout: float = 1500.0
+    """How long a Midjourney modal waits for the user's answer (upstream drops it ~30 min)."""
+
+
+class OpenAdmission:
+    """The admission used when no limits are configured."""
+
+    def recorded(self) -> None:
+        return None
+
+    async def refund(self) -> bool:
+        return False
 
 
 class GenerationService:
@@ -110,10 +145,7 @@ class GenerationService:
     ) -> int:
         """Midjourney text (+ reference images) -> a grid. Parameters pass through."""
         prompt = check_imagine(prompt, self._config.limits)
-        request = {"prompt": prompt, "images": len(images)}
-        return await self._start(
-            origin, Provider.MIDJOURNEY, "imagine", request, quota="imagine", images=images
-        )
+        return await self._start(origin, ImagineRequest(prompt, tuple(images)), quota="imagine")
 
     async def blend(
         self, origin: Origin, images: Sequence[ImageInput], *, dimensions: str = "SQUARE"
@@ -122,10 +154,8 @@ class GenerationService:
             raise UserFacingError("Blend needs 2 to 5 images: send them as one album.")
         if dimensions not in ("PORTRAIT", "SQUARE", "LANDSCAPE"):
             raise UserFacingError("The shape must be portrait, square or landscape.")
-        request = {"dimensions": dimensions, "images": len(images)}
-        return await self._start(
-            origin, Provider.MIDJOURNEY, "blend", request, quota="imagine", images=images
-        )
+        request = BlendRequest(tuple(images), dimensions)
+        return await self._start(origin, request, quota="imagine")
 
     async def describe(
         self, origin: Origin, *, image: ImageInput | None = None, link: str | None = None
@@ -135,39 +165,21 @@ class GenerationService:
             raise UserFacingError("Send one image (or one image link) to describe.")
         if link is not None and not link.startswith(("http://", "https://")):
             raise UserFacingError("That does not look like an image link (http/https).")
-        request: dict[str, Any] = {"link": link} if link else {"images": 1}
-        images = (image,) if image is not None else ()
-        return await self._start(
-            origin, Provider.MIDJOURNEY, "describe", request, quota="imagine", images=images
-        )
+        return await self._start(origin, DescribeRequest(image, link), quota="imagine")
 
     async def music(self, origin: Origin, spec: MusicSpec) -> int:
         """Suno: two clips (inspiration mode, or custom lyrics + style + title)."""
         spec = check_music(spec, self._config.limits)
-        request: dict[str, Any] = {"instrumental": spec.instrumental, "mv": self._config.suno_model}
-        if spec.custom:
-            request.update(lyrics=spec.lyrics, style=spec.style, title=spec.title)
-        else:
-            request["description"] = spec.description
-        return await self._start(origin, Provider.SUNO, "music", request, quota="music")
+        request = MusicRequest(spec, self._config.suno_model)
+        return await self._start(origin, request, quota="music")
 
     async def video(
         self, origin: Origin, spec: VideoSpec, *, image: ImageInput | None = None
     ) -> int:
         """Kling text-to-video, or image-to-video with an image."""
         spec = check_video(spec, self._config.limits, image=image is not None)
-        request: dict[str, Any] = {
-            "prompt": spec.prompt,
-            "duration": spec.duration,
-            "model": self._config.kling_model,
-        }
-        kind = "image2video" if image is not None else "text2video"
-        if image is None:
-            request["aspect_ratio"] = spec.aspect_ratio
-        images = (image,) if image is not None else ()
-        return await self._start(
-            origin, Provider.KLING, kind, request, quota="video", images=images
-        )
+        request = VideoRequest(spec, self._config.kling_model, image)
+        return await self._start(origin, request, quota="video")
 
     async def button(self, token: str) -> ButtonRef:
         """The button behind a token, if it can still be pressed (fast: answer the click
@@ -194,21 +206,15 @@ class GenerationService:
             if not 0 <= index < len(prompts):
                 raise UserFacingError(GONE)
             return await self.imagine(origin, str(prompts[index]))
-        request = {
-            "parent": parent.upstream_id,
-            "custom_id": ref.custom_id,
-            "label": " ".join(p for p in (ref.emoji, ref.label) if p) or "Button",
-            "prompt": str(result.get("prompt") or parent.request.get("prompt") or ""),
-            "modal": "custom_zoom" if ref.kind == "custom_zoom" else "prompt",
-        }
+        request = ActionRequest(
+            parent=parent.upstream_id or "",
+            custom_id=ref.custom_id,
+            label=" ".join(p for p in (ref.emoji, ref.label) if p) or "Button",
+            prompt=str(result.get("prompt") or parent.request.get("prompt") or ""),
+            modal="custom_zoom" if ref.kind == "custom_zoom" else "prompt",
+        )
         return await self._start(
-            origin,
-            Provider.MIDJOURNEY,
-            "action",
-            request,
-            quota="imagine",
-            parent_id=parent.id,
-            status_first=False,
+            origin, request, quota="imagine", parent_id=parent.id, status_first=False
         )
 
     async def answer(self, origin: Origin, question_id: str, text: str) -> bool:
@@ -222,8 +228,7 @@ class GenerationService:
         prompt = modal_prompt(task, text, self._config.limits)
         # Row first: should the process die during the paid submit, the row says "unknown".
         await self._store.update_task(TaskUpdate(task.id, status=TaskStatus.PENDING))
-        modal = {"task_id": task.upstream_id, "prompt": prompt}
-        submitted = await self._submit(task, Provider.MIDJOURNEY, "modal", modal)
+        submitted = await self._submit(task, ModalRequest(task.upstream_id or "", prompt))
         if submitted is not None:
             await self._submitted(task, submitted)
         return True
@@ -233,12 +238,9 @@ class GenerationService:
     async def _start(
         self,
         origin: Origin,
-        provider: Provider,
-        kind: str,
-        request: dict[str, Any],
+        request: NewTaskRequest,
         *,
         quota: str,
-        images: Sequence[ImageInput] = (),
         parent_id: int | None = None,
         status_first: bool = True,
     ) -> int:
@@ -246,13 +248,14 @@ class GenerationService:
         if outbox is None:
             raise UserFacingError("Generation is not available here.")
         admitted = await self._admit(origin.user_id, quota)
+        row = request.row()
         try:
             task_id = await self._store.create_task(
-                provider=provider,
-                kind=kind,
+                provider=request.provider,
+                kind=request.kind,
                 owner_id=origin.user_id,
                 conversation=origin.key,
-                request=request,
+                request=row,
                 parent_id=parent_id,
                 reply_to_id=origin.reply_to,
             )
@@ -263,12 +266,12 @@ class GenerationService:
         now = self._wall()
         task = Task(
             id=task_id,
-            provider=provider,
-            kind=kind,
+            provider=request.provider,
+            kind=request.kind,
             owner_id=origin.user_id,
             conversation=origin.key,
             status=TaskStatus.PENDING,
-            request=request,
+            request=row,
             created_at=now,
             updated_at=now,
             parent_id=parent_id,
@@ -279,26 +282,18 @@ class GenerationService:
             if message_id is not None:
                 await self._store.update_task(TaskUpdate(task_id, status_message_id=message_id))
                 task = dataclasses.replace(task, status_message_id=message_id)
-        submitted = await self._submit(
-            task, provider, kind, request, images=images, admitted=admitted
-        )
+        submitted = await self._submit(task, request, admitted=admitted)
         if submitted is not None:
             await self._submitted(task, submitted)
         return task_id
 
     async def _submit(
-        self,
-        task: Task,
-        provider: Provider,
-        kind: str,
-        request: Mapping[str, Any],
-        *,
-        images: Sequence[ImageInput] = (),
-        admitted: Admitted | None = None,
+        self, task: Task, request: GenerationRequest, *, admitted: Admitted | None = None
     ) -> Submitted | None:
         """One paid submit; on any failure the row is failed and the user told (None)."""
+        provider = request.provider
         try:
-            return await self._backend.submit(provider, kind, request, images=images)
+            return await self._backend.submit(request)
         except asyncio.CancelledError:
             raise  # the row stays pending: the next start reports it as uncertain
         except GenerationError as exc:

@@ -14,11 +14,16 @@ from bot.core.models import ButtonView, StatusView
 
 __all__ = [
     "BAR_WIDTH",
+    "BROKEN",
+    "DEAD_PARENT",
+    "GONE",
+    "MODAL_EXPIRED",
     "button_rows",
     "done_view",
     "expired_message",
     "failed_view",
     "headline",
+    "modal_question",
     "progress_bar",
     "progress_view",
     "submitting_view",
@@ -26,6 +31,16 @@ __all__ = [
 
 BAR_WIDTH: Final = 10
 PROMPT_EXCERPT: Final = 120
+# What the use cases answer when a button, a modal or a submit cannot go ahead.
+GONE: Final = "This button is no longer available."
+DEAD_PARENT: Final = (
+    "That task failed or expired, so its buttons no longer work. Start a new one with /imagine."
+)
+MODAL_EXPIRED: Final = (
+    "That request expired (Midjourney waits about half an hour for an answer). "
+    "Press the button again."
+)
+BROKEN: Final = "Something went wrong while sending this request. Please try again."
 _TITLES: Final = {
     (Provider.MIDJOURNEY, "imagine"): "🎨 Imagine",
     (Provider.MIDJOURNEY, "blend"): "🧪 Blend",
@@ -140,3 +155,13 @@ def button_rows(buttons: Sequence[ButtonView]) -> tuple[tuple[ButtonView, ...], 
     if current:
         rows.append(current)
     return tuple(tuple(row) for row in rows)
+
+
+def modal_question(task: Task) -> str:
+    """The question a waiting task asks (answered by replying to it)."""
+    if task.request.get("modal") == "custom_zoom":
+        return (
+            f"{headline(task)}\n🔍 Reply to this message with a zoom factor from 1 to 2 "
+            "(e.g. 1.5), or with a whole prompt ending in --zoom 1.5."
+        )
+    return f"{headline(task)}\n✏️ Reply to this message with the prompt to use."

@@ -6,10 +6,10 @@ raises is a :class:`CometAPIError` (the tree is drawn in ``errors.py``).
 
 from __future__ import annotations
 
-from bot.providers.cometapi.chat import (
+from bot.providers.cometapi.chat import ChatStream
+from bot.providers.cometapi.chat_payloads import (
     ChatCompletion,
     ChatDelta,
-    ChatStream,
     Message,
     Usage,
     image_part,
@@ -18,10 +18,6 @@ from bot.providers.cometapi.chat import (
 from bot.providers.cometapi.client import (
     DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT,
-    INITIAL_RETRY_DELAY,
-    MAX_RETRIES,
-    MAX_RETRY_AFTER,
-    MAX_RETRY_DELAY,
     CatalogModel,
     CometAPI,
     Download,
@@ -63,6 +59,12 @@ from bot.providers.cometapi.kling import (
 )
 from bot.providers.cometapi.media import data_uri, raw_base64
 from bot.providers.cometapi.midjourney import MJButton, MJTask, MJTaskStatus, SubmitResult
+from bot.providers.cometapi.retries import (
+    INITIAL_RETRY_DELAY,
+    MAX_RETRIES,
+    MAX_RETRY_AFTER,
+    MAX_RETRY_DELAY,
+)
 from bot.providers.cometapi.suno import (
     DEFAULT_SUNO_MODEL,
     SunoClip,

@@ -48,10 +48,9 @@ import aiohttp
 import httpx
 from yarl import URL
 
-__all__ = ["READ_INTERVAL", "AiohttpStream", "AiohttpTransport"]
+from bot.providers.cometapi.requester import READ_INTERVAL
 
-READ_INTERVAL = "read_interval"
-"""Request extension: ``() -> float``, seconds to let a streamed body gather between reads."""
+__all__ = ["AiohttpStream", "AiohttpTransport"]
 
 _URL_PATH = re.compile(r"(https?://[^/\s'\"]+)[^\s'\"]*")
 

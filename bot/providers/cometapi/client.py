@@ -1,29 +1,23 @@
 """The CometAPI client: one httpx.AsyncClient, auth, timeouts, retries, error mapping.
 
 Every HTTP call of every family goes through :meth:`CometAPI._send`, the one
-place that retries. The rules (cometapi.md §5):
+place that retries, by the rules of :mod:`bot.providers.cometapi.retries`. A stream is
+retried only until its response headers arrive; nothing that has started yielding is ever
+retried.
 
-* retried: 429, 500 (unless ``error.code == "invalid_request"``), 503, 504, 524,
-  timeouts and connection errors, with exponential backoff plus jitter, or the
-  server's Retry-After when it is at most :data:`MAX_RETRY_AFTER`;
-* never retried: other 4xx, HTML pages and redirects (a wrong base URL);
-* paid submits (Midjourney submit/*, Suno submit/*, Kling create) are retried
-  only when the request cannot have reached the server (connect errors) or on
-  429. After a timeout, a broken connection, 504 or 524 the task may exist
-  upstream, so they raise :class:`SubmitUncertainError` instead;
-* a stream is retried only until its response headers arrive; nothing that
-  has started yielding is ever retried.
+The API families (``client.chat``, ``.midjourney``, ``.suno``, ``.kling``) reach the client
+through :class:`~bot.providers.cometapi.requester.Requester`, which :class:`CometAPI`
+implements.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,31 +26,19 @@ from pydantic import Field
 from bot.providers.cometapi._base import LenientModel
 from bot.providers.cometapi._mapping import check_response, parse_retry_after, transport_error
 from bot.providers.cometapi.chat import Chat
-from bot.providers.cometapi.errors import (
-    APIConnectionError,
-    APIResponseError,
-    APIStatusError,
-    APITimeoutError,
-    CometAPIError,
-    SubmitUncertainError,
-    redact,
-)
+from bot.providers.cometapi.errors import APIResponseError, CometAPIError, redact
 from bot.providers.cometapi.kling import Kling
 from bot.providers.cometapi.midjourney import Midjourney
+from bot.providers.cometapi.retries import MAX_RETRIES, next_delay
 from bot.providers.cometapi.suno import Suno
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_TIMEOUT",
-    "INITIAL_RETRY_DELAY",
-    "MAX_RETRIES",
-    "MAX_RETRY_AFTER",
-    "MAX_RETRY_DELAY",
     "CatalogModel",
     "CometAPI",
     "Download",
     "parse_retry_after",
-    "retry_delay",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,40 +50,16 @@ DEFAULT_STREAM_READ_TIMEOUT = 60.0
 """Longest silence allowed between two chunks of a stream (and before its headers)."""
 DEFAULT_TIMEOUT = httpx.Timeout(DEFAULT_READ_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
 """The defaults above as one httpx.Timeout, e.g. for an injected ``http_client``."""
-MAX_RETRIES = 4
-"""Retries after the first attempt: five attempts in all, as CometAPI's guide does."""
-INITIAL_RETRY_DELAY = 1.0
-MAX_RETRY_DELAY = 30.0
-MAX_RETRY_AFTER = 60.0
-"""A longer Retry-After is not waited out; the RateLimitError goes to the caller."""
 DEFAULT_MAX_DOWNLOAD = 50 * 1024 * 1024
 # A chat stream holds its connection for the whole answer: httpx's default pool of 100 would
 # queue every stream past the hundredth (measured: 2.5 s extra first-token delay at 200 chats).
 MAX_CONNECTIONS = 1000
 MAX_KEEPALIVE_CONNECTIONS = 100
 
-_RETRY_STATUSES = frozenset({429, 500, 503, 504, 524})
-# The gateway itself never retries these because the upstream may still be working
-# (cometapi.md §5.3), so for a paid submit they mean "maybe created".
-_UNCERTAIN_STATUSES = frozenset({504, 524})
 # Failures that prove the request never left this process.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 Sleep = Callable[[float], Awaitable[None]]
-_Verdict = Literal["retry", "stop", "uncertain"]
-
-
-def retry_delay(attempt: int, retry_after: float | None = None) -> float:
-    """Seconds to wait before retry number ``attempt`` (0-based).
-
-    The server's ``retry_after`` wins; otherwise exponential backoff from
-    :data:`INITIAL_RETRY_DELAY`, capped at :data:`MAX_RETRY_DELAY`, plus up to
-    25 % jitter so that many clients do not retry in lockstep.
-    """
-    if retry_after is not None:
-        return max(0.0, retry_after)
-    base = min(MAX_RETRY_DELAY, INITIAL_RETRY_DELAY * 2.0**attempt)
-    return min(MAX_RETRY_DELAY, base + random.uniform(0.0, base / 4))
 
 
 class CatalogModel(LenientModel):
@@ -187,7 +145,6 @@ class CometAPI:
         self._sleep: Sleep = sleep or asyncio.sleep
         self.chat = Chat(self)
         self.midjourney = Midjourney(self)
-        self.mj = self.midjourney
         self.suno = Suno(self)
         self.kling = Kling(self)
 
@@ -324,7 +281,15 @@ class CometAPI:
                 error: CometAPIError = transport_error(exc, method, label, self._api_key)
                 error.__cause__ = exc
                 reached = not isinstance(exc, _NOT_SENT)
-                delay = self._next_delay(error, attempt, method, label, paid=paid, reached=reached)
+                delay = next_delay(
+                    error,
+                    attempt,
+                    method,
+                    label,
+                    max_retries=self.max_retries,
+                    paid=paid,
+                    reached=reached,
+                )
                 if delay is None:
                     raise error from exc
             else:
@@ -342,73 +307,16 @@ class CometAPI:
                     raise
                 if checked is None:
                     return response
-                delay = self._next_delay(checked, attempt, method, label, paid=paid, reached=True)
+                delay = next_delay(
+                    checked,
+                    attempt,
+                    method,
+                    label,
+                    max_retries=self.max_retries,
+                    paid=paid,
+                    reached=True,
+                )
                 if delay is None:
                     raise checked
             await self._sleep(delay)
             attempt += 1
-
-    def _next_delay(
-        self,
-        error: CometAPIError,
-        attempt: int,
-        method: str,
-        path: str,
-        *,
-        paid: bool,
-        reached: bool,
-    ) -> float | None:
-        """Seconds to wait before retrying, or None to raise ``error`` now."""
-        verdict, reason = _classify(error, paid=paid, reached=reached)
-        if verdict == "uncertain":
-            log.debug("Not resubmitting paid %s %s: %s", method, path, reason)
-            raise SubmitUncertainError(
-                f"{method} {path}: {reason}; the task may have been created upstream, "
-                "check before submitting again",
-                path=path,
-            ) from error
-        if verdict == "stop":
-            log.debug("Not retrying %s %s: %s", method, path, reason)
-            return None
-        if attempt >= self.max_retries:
-            log.debug("Giving up on %s %s after %d retries: %s", method, path, attempt, reason)
-            return None
-        retry_after = error.retry_after if isinstance(error, APIStatusError) else None
-        if retry_after is not None and retry_after > MAX_RETRY_AFTER:
-            log.debug(
-                "Not retrying %s %s: Retry-After %.0fs is too long", method, path, retry_after
-            )
-            return None
-        delay = retry_delay(attempt, retry_after)
-        log.debug(
-            "Retrying %s %s in %.2fs (retry %d of %d): %s",
-            method,
-            path,
-            delay,
-            attempt + 1,
-            self.max_retries,
-            reason,
-        )
-        return delay
-
-
-def _classify(error: CometAPIError, *, paid: bool, reached: bool) -> tuple[_Verdict, str]:
-    if isinstance(error, APIStatusError):
-        status = error.status_code
-        if status == 429:
-            return "retry", "HTTP 429"
-        if paid and status in _UNCERTAIN_STATUSES:
-            return "uncertain", f"HTTP {status}"
-        if paid:
-            return "stop", f"HTTP {status} on a paid submit"
-        if status == 500 and error.code == "invalid_request":
-            return "stop", "HTTP 500 invalid_request is a malformed request"
-        if status in _RETRY_STATUSES:
-            return "retry", f"HTTP {status}"
-        return "stop", f"HTTP {status} is not retryable"
-    if isinstance(error, APIConnectionError):
-        kind = "timed out" if isinstance(error, APITimeoutError) else "connection failed"
-        if paid and reached:
-            return "uncertain", kind
-        return "retry", kind
-    return "stop", type(error).__name__

@@ -9,16 +9,14 @@ created with; timestamps are Unix milliseconds.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
 from bot.providers.cometapi._base import LenientModel, as_dict, as_float
 from bot.providers.cometapi.errors import APIResponseError, KlingAPIError
 from bot.providers.cometapi.media import raw_base64
-
-if TYPE_CHECKING:
-    from bot.providers.cometapi.client import CometAPI
+from bot.providers.cometapi.requester import Requester
 
 __all__ = [
     "DEFAULT_KLING_MODEL",
@@ -127,7 +125,7 @@ class KlingTask(LenientModel):
 class Kling:
     """``client.kling``: text-to-video and image-to-video."""
 
-    def __init__(self, client: CometAPI) -> None:
+    def __init__(self, client: Requester) -> None:
         self._client = client
 
     async def text2video(

@@ -11,16 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field, field_validator
 
 from bot.providers.cometapi._base import LenientModel, as_dict, parse_percent
 from bot.providers.cometapi.errors import APIResponseError, midjourney_submit_error
 from bot.providers.cometapi.media import data_uri
-
-if TYPE_CHECKING:
-    from bot.providers.cometapi.client import CometAPI
+from bot.providers.cometapi.requester import Requester
 
 __all__ = [
     "MJButton",
@@ -158,9 +156,9 @@ class MJTask(LenientModel):
 
 
 class Midjourney:
-    """``client.midjourney`` (alias ``client.mj``)."""
+    """``client.midjourney``."""
 
-    def __init__(self, client: CometAPI) -> None:
+    def __init__(self, client: Requester) -> None:
         self._client = client
 
     async def imagine(

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
 from bot.providers.cometapi._base import LenientModel, as_dict, as_float, parse_percent
 from bot.providers.cometapi.errors import APIResponseError, SunoAPIError
-
-if TYPE_CHECKING:
-    from bot.providers.cometapi.client import CometAPI
+from bot.providers.cometapi.requester import Requester
 
 __all__ = [
     "DEFAULT_SUNO_MODEL",
@@ -175,7 +173,7 @@ def _status_from_clips(clips: list[dict[str, Any]]) -> str:
 class Suno:
     """``client.suno``."""
 
-    def __init__(self, client: CometAPI) -> None:
+    def __init__(self, client: Requester) -> None:
         self._client = client
 
     async def music(
