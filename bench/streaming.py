@@ -235,6 +235,8 @@ def _settings(platform: str, hello: dict[str, Any], db: Path) -> Any:
 
 def _platform_bot(platform: str, settings: Any, core: Any, chat: _CountingChat) -> Any:
     """The platform adapter as the service wires it (``async with`` starts it)."""
+    from bot.platforms.common import Services
+
     if platform == "discord":
         from bot.app import platform_pacer
         from bot.core.models import Platform
@@ -242,10 +244,7 @@ def _platform_bot(platform: str, settings: Any, core: Any, chat: _CountingChat) 
 
         return DiscordBot(
             settings.discord,
-            chat=chat,
-            gatekeeper=core.gatekeeper,
-            pacer=platform_pacer(core, Platform.DISCORD),
-            clock=core.clock,
+            Services(chat, core.gatekeeper, platform_pacer(core, Platform.DISCORD), core.clock),
             # No guilds: READY is followed by no GUILD_CREATE, so do not wait 2 s for one.
             guild_ready_timeout=0.05,
         )
@@ -254,10 +253,7 @@ def _platform_bot(platform: str, settings: Any, core: Any, chat: _CountingChat) 
 
     return TelegramBot(
         settings.telegram,
-        chat=chat,
-        gatekeeper=core.gatekeeper,
-        pacer=Pacer(telegram_rules(), clock=core.clock),
-        clock=core.clock,
+        Services(chat, core.gatekeeper, Pacer(telegram_rules(), clock=core.clock), core.clock),
     )
 
 

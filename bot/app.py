@@ -33,6 +33,7 @@ from bot.core.ports import Outbox
 from bot.ops.metrics import Metrics
 from bot.ops.runtime import loop_name, settle_heap
 from bot.ops.wiring import access_policy, limits_config, open_ops_server
+from bot.platforms.common import Services
 from bot.providers.cometapi import CometAPI
 from bot.providers.cometapi.aiohttp_transport import AiohttpTransport
 from bot.store import Store, StoreError
@@ -210,6 +211,21 @@ def platform_pacer(core: Core, platform: Platform) -> Pacer:
     )
 
 
+def platform_services(
+    core: Core, settings: Settings, platform: Platform, pacer: Pacer | None = None
+) -> Services:
+    """What a platform adapter is given: the core's services, the platform's pacer (a new
+    :func:`platform_pacer` unless one is passed) and its upload limits."""
+    return Services(
+        chat=core.chat,
+        gatekeeper=core.gatekeeper,
+        pacer=pacer or platform_pacer(core, platform),
+        clock=core.clock,
+        generation=core.generation,
+        media_limits=media_limits(settings, platform),
+    )
+
+
 def _stop_event() -> asyncio.Event:
     """Set on SIGTERM or SIGINT, so the service stops taking work and shuts down cleanly."""
     stop = asyncio.Event()
@@ -232,12 +248,7 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
         if settings.telegram.enabled:
             telegram = TelegramBot(
                 settings.telegram,
-                chat=core.chat,
-                gatekeeper=core.gatekeeper,
-                pacer=platform_pacer(core, Platform.TELEGRAM),
-                clock=core.clock,
-                generation=core.generation,
-                media_limits=media_limits(settings, Platform.TELEGRAM),
+                platform_services(core, settings, Platform.TELEGRAM),
                 drain_timeout=SHUTDOWN.handlers,
             )
             # Before the start: queued updates are handled as soon as polling begins.
@@ -255,13 +266,8 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
 
             discord_bot = DiscordBot(
                 settings.discord,
-                chat=core.chat,
-                gatekeeper=core.gatekeeper,
-                pacer=platform_pacer(core, Platform.DISCORD),
-                clock=core.clock,
+                platform_services(core, settings, Platform.DISCORD),
                 drain_timeout=SHUTDOWN.handlers,
-                generation=core.generation,
-                media_limits=media_limits(settings, Platform.DISCORD),
             )
             # Before the start: interactions may arrive while discord.py waits for guilds.
             core.outboxes[Platform.DISCORD] = discord_bot.outbox

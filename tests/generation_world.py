@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.app import Core, media_limits, open_core, run_service
+from bot.app import Core, open_core, platform_services, run_service
 from bot.config import DiscordSettings, Settings
 from bot.core.models import Platform
 from bot.core.pacing import (
@@ -96,13 +96,7 @@ async def generation_service(
     async with open_core(settings) as core:
         pacer = Pacer(fast_rules() if fast else telegram_rules(), clock=core.clock)
         bot = TelegramBot(
-            settings.telegram,
-            chat=core.chat,
-            gatekeeper=core.gatekeeper,
-            pacer=pacer,
-            clock=core.clock,
-            generation=core.generation,
-            media_limits=media_limits(settings, Platform.TELEGRAM),
+            settings.telegram, platform_services(core, settings, Platform.TELEGRAM, pacer)
         )
         core.outboxes[Platform.TELEGRAM] = bot.outbox  # before polling starts, as in run_service
         async with bot, core.tasks:
@@ -205,13 +199,8 @@ async def discord_generation_service(
         pacer = Pacer(fast_discord_rules() if fast else discord_rules(), clock=core.clock)
         bot = DiscordBot(
             settings.discord,
-            chat=core.chat,
-            gatekeeper=core.gatekeeper,
-            pacer=pacer,
-            clock=core.clock,
+            platform_services(core, settings, Platform.DISCORD, pacer),
             guild_ready_timeout=0.05,
-            generation=core.generation,
-            media_limits=media_limits(settings, Platform.DISCORD),
         )
         async with bot:
             core.outboxes[Platform.DISCORD] = bot.outbox

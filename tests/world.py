@@ -20,6 +20,7 @@ from typing import Any
 from bot.app import Core, open_core
 from bot.config import DiscordSettings, Settings
 from bot.core.pacing import Pacer, discord_rules, telegram_rules
+from bot.platforms.common import Services
 from bot.platforms.discord.bot import DiscordBot
 from bot.platforms.telegram.bot import TelegramBot
 from bot.platforms.telegram.render import render
@@ -78,11 +79,7 @@ async def telegram_service(
     async with open_core(settings) as core:
         pacer = Pacer(telegram_rules(), clock=core.clock)
         bot = TelegramBot(
-            settings.telegram,
-            chat=core.chat,
-            gatekeeper=core.gatekeeper,
-            pacer=pacer,
-            clock=core.clock,
+            settings.telegram, Services(core.chat, core.gatekeeper, pacer, core.clock)
         )
         async with bot:
             yield TelegramService(core=core, bot=bot, pacer=pacer)
@@ -144,10 +141,7 @@ async def discord_service(
         pacer = Pacer(discord_rules(), clock=core.clock)
         bot = DiscordBot(
             settings.discord,
-            chat=core.chat,
-            gatekeeper=core.gatekeeper,
-            pacer=pacer,
-            clock=core.clock,
+            Services(core.chat, core.gatekeeper, pacer, core.clock),
             guild_ready_timeout=0.05,
             drain_timeout=drain_timeout,
         )

@@ -17,15 +17,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Final
 
 from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.policy import Requester
+from bot.core.chat.service import ChatService
 from bot.core.errors import UserFacingError
+from bot.core.generation.service import GenerationService
 from bot.core.lifecycle import RESTARTING, SHUTDOWN
-from bot.core.models import Platform
+from bot.core.models import MediaLimits, Platform
+from bot.core.pacing import Pacer
+from bot.core.ports import Clock
 
-__all__ = ["BUTTON_PREFIX", "GENERIC_APOLOGY", "RESTARTING", "Guard", "Report", "Work"]
+__all__ = [
+    "BUTTON_PREFIX",
+    "GENERIC_APOLOGY",
+    "RESTARTING",
+    "Guard",
+    "Report",
+    "Services",
+    "Work",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +46,23 @@ GENERIC_APOLOGY: Final = "Sorry, something went wrong on my side. Please try aga
 BUTTON_PREFIX: Final = "mj:"
 """A result button's Telegram ``callback_data`` and Discord ``custom_id``: ``mj:<token>``
 (the token names the stored button; Telegram allows 64 bytes, Discord 100 characters)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What a platform adapter serves and paces with, handed over as one object by the
+    composition root (``bot.app``) or a test."""
+
+    chat: ChatService
+    gatekeeper: Gatekeeper
+    pacer: Pacer
+    """The platform's own shared send/edit budget."""
+    clock: Clock
+    generation: GenerationService | None = None
+    """``None``: the platform offers chat only."""
+    media_limits: MediaLimits | None = None
+    """``None``: the platform's own upload limits."""
+
 
 Work = Callable[[], Awaitable[object]]
 Report = Callable[[str], Awaitable[object]]

@@ -30,15 +30,10 @@ import yarl
 from discord import app_commands
 
 from bot.config import DiscordSettings
-from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.policy import Requester
-from bot.core.chat.service import ChatService
-from bot.core.generation.service import GenerationService
 from bot.core.lifecycle import SHUTDOWN
-from bot.core.models import Incoming, MediaLimits, Platform, qualify
-from bot.core.pacing import Pacer
-from bot.core.ports import Clock
-from bot.platforms.common import GENERIC_APOLOGY
+from bot.core.models import Incoming, Platform, qualify
+from bot.platforms.common import GENERIC_APOLOGY, Services
 from bot.platforms.discord.buttons import ButtonClient
 from bot.platforms.discord.commands import SlashCommands
 from bot.platforms.discord.context import DiscordContext
@@ -72,21 +67,17 @@ class DiscordBot:
     def __init__(
         self,
         settings: DiscordSettings,
+        services: Services,
         *,
-        chat: ChatService,
-        gatekeeper: Gatekeeper,
-        pacer: Pacer,
-        clock: Clock,
         guild_ready_timeout: float = 2.0,
         ready_timeout: float | None = None,
         drain_timeout: float = SHUTDOWN.alone,
-        generation: GenerationService | None = None,
-        media_limits: MediaLimits | None = None,
     ) -> None:
         self._settings = settings
-        self._chat = chat
-        self._gatekeeper = gatekeeper
-        self._pacer = pacer
+        self._chat = services.chat
+        self._gatekeeper = services.gatekeeper
+        self._pacer = pacer = services.pacer
+        generation = services.generation
         self._ready_timeout = ready_timeout
         self._drain_timeout = drain_timeout
         intents = discord.Intents.default()
@@ -100,9 +91,11 @@ class DiscordBot:
         self.tree = app_commands.CommandTree(self.client)
         self._gateway: asyncio.Task[None] | None = None
         self._saved_urls: tuple[str, yarl.URL] | None = None
-        self._context = DiscordContext(self.client, gatekeeper=gatekeeper, pacer=pacer, clock=clock)
+        self._context = DiscordContext(
+            self.client, gatekeeper=services.gatekeeper, pacer=pacer, clock=services.clock
+        )
         # Generation: the outbox reaches channels by key alone (the task poller uses it).
-        self.outbox = DiscordOutbox(self.client, pacer, media_limits or MEDIA_LIMITS)
+        self.outbox = DiscordOutbox(self.client, pacer, services.media_limits or MEDIA_LIMITS)
         self._generation = (
             DiscordGeneration(generation, self._context) if generation is not None else None
         )

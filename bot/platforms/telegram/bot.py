@@ -24,16 +24,11 @@ from telegram.ext import (
 )
 
 from bot.config import TelegramSettings
-from bot.core.access.gatekeeper import Gatekeeper
-from bot.core.chat.service import ChatService
 from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import UserFacingError
-from bot.core.generation.service import GenerationService
 from bot.core.lifecycle import SHUTDOWN
-from bot.core.models import ImageInput, Incoming, MediaLimits, Platform, qualify
-from bot.core.pacing import Pacer
-from bot.core.ports import Clock
-from bot.platforms.common import Guard
+from bot.core.models import ImageInput, Incoming, Platform, qualify
+from bot.platforms.common import Guard, Services
 from bot.platforms.telegram.commands import COMMANDS, TelegramCommands
 from bot.platforms.telegram.generation import COMMANDS as GENERATION_COMMANDS
 from bot.platforms.telegram.generation import TelegramGeneration
@@ -60,21 +55,17 @@ class TelegramBot:
     def __init__(
         self,
         settings: TelegramSettings,
+        services: Services,
         *,
-        chat: ChatService,
-        gatekeeper: Gatekeeper,
-        pacer: Pacer,
-        clock: Clock,
         concurrent_updates: int = 4096,
         drain_timeout: float = SHUTDOWN.alone,
-        generation: GenerationService | None = None,
-        media_limits: MediaLimits | None = None,
     ) -> None:
         self._settings = settings
-        self._chat = chat
-        self._gatekeeper = gatekeeper
-        self._pacer = pacer
-        self._clock = clock
+        self._chat = chat = services.chat
+        self._gatekeeper = gatekeeper = services.gatekeeper
+        self._pacer = pacer = services.pacer
+        self._clock = services.clock
+        generation = services.generation
         self._drain_timeout = drain_timeout
         self._guard = Guard(gatekeeper, Platform.TELEGRAM)
         self.application: Application[Any, Any, Any, Any, Any, Any] = (
@@ -91,7 +82,9 @@ class TelegramBot:
         self._username = ""
         self._bot_id = 0
         # Generation: the outbox reaches chats by key alone (the task poller uses it).
-        self.outbox = TelegramOutbox(self.application.bot, pacer, media_limits or MEDIA_LIMITS)
+        self.outbox = TelegramOutbox(
+            self.application.bot, pacer, services.media_limits or MEDIA_LIMITS
+        )
         self._generation = (
             TelegramGeneration(generation, self.outbox) if generation is not None else None
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -28,6 +30,25 @@ class LenientModel(BaseModel):
         if isinstance(data, dict):
             return {key: value for key, value in data.items() if value is not None}
         return data
+
+
+S = TypeVar("S", bound=StrEnum)
+
+
+def parse_status(
+    value: Any, statuses: type[S], *, empty: S, unknown: S, aliases: Mapping[str, S] | None = None
+) -> S:
+    """An upstream status string -> ``statuses`` (case and blanks ignored): an empty one is
+    ``empty``, an alias maps through ``aliases``, anything unrecognised is ``unknown``."""
+    text = str(value or "").strip().upper()
+    if not text:
+        return empty
+    if aliases and text in aliases:
+        return aliases[text]
+    try:
+        return statuses(text)
+    except ValueError:
+        return unknown
 
 
 def parse_percent(value: Any) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from bot.providers.cometapi._base import LenientModel, as_dict, parse_percent
+from bot.providers.cometapi._base import LenientModel, as_dict, parse_percent, parse_status
 from bot.providers.cometapi.errors import APIResponseError, midjourney_submit_error
 from bot.providers.cometapi.media import data_uri
 from bot.providers.cometapi.requester import Requester
@@ -114,15 +114,13 @@ class MJTask(LenientModel):
     @field_validator("status", mode="before")
     @classmethod
     def _status(cls, value: Any) -> MJTaskStatus:
-        text = str(value or "").strip().upper()
-        if not text:
-            return MJTaskStatus.NOT_START
-        if text == "QUEUED":
-            return MJTaskStatus.SUBMITTED
-        try:
-            return MJTaskStatus(text)
-        except ValueError:
-            return MJTaskStatus.UNKNOWN
+        return parse_status(
+            value,
+            MJTaskStatus,
+            empty=MJTaskStatus.NOT_START,
+            unknown=MJTaskStatus.UNKNOWN,
+            aliases={"QUEUED": MJTaskStatus.SUBMITTED},
+        )
 
     @field_validator("progress", mode="before")
     @classmethod

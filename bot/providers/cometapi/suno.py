@@ -13,7 +13,13 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from bot.providers.cometapi._base import LenientModel, as_dict, as_float, parse_percent
+from bot.providers.cometapi._base import (
+    LenientModel,
+    as_dict,
+    as_float,
+    parse_percent,
+    parse_status,
+)
 from bot.providers.cometapi.errors import APIResponseError, SunoAPIError
 from bot.providers.cometapi.requester import Requester
 
@@ -132,13 +138,9 @@ class SunoTask(LenientModel):
     @field_validator("status", mode="before")
     @classmethod
     def _status(cls, value: Any) -> SunoTaskStatus:
-        text = str(value or "").strip().upper()
-        if not text:
-            return SunoTaskStatus.NOT_START
-        try:
-            return SunoTaskStatus(text)
-        except ValueError:
-            return SunoTaskStatus.UNKNOWN
+        return parse_status(
+            value, SunoTaskStatus, empty=SunoTaskStatus.NOT_START, unknown=SunoTaskStatus.UNKNOWN
+        )
 
     @field_validator("progress", mode="before")
     @classmethod
