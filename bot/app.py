@@ -297,7 +297,8 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
 
 async def run_console(settings: Settings) -> int:
     """Chat in this terminal with the same core (needs only the API key)."""
-    from bot.platforms.console import Console
+    from bot.platforms.console import Console, unpaced
 
     async with open_core(settings) as core:
-        return await Console(core.chat, gatekeeper=core.gatekeeper, clock=core.clock).run()
+        services = Services(core.chat, core.gatekeeper, unpaced(core.clock), core.clock)
+        return await Console(services).run()

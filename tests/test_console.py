@@ -6,7 +6,8 @@ import io
 from pathlib import Path
 
 from bot.app import open_core
-from bot.platforms.console import Console
+from bot.platforms.common import Services
+from bot.platforms.console import Console, unpaced
 from tests.fakes.cometapi import FakeCometAPI
 from tests.world import chat_requests, history_of, settings_for
 
@@ -15,9 +16,7 @@ async def run_console(tmp_path: Path, comet: FakeCometAPI, lines: list[str]) -> 
     out = io.StringIO()
     async with open_core(settings_for(tmp_path, comet)) as core:
         console = Console(
-            core.chat,
-            gatekeeper=core.gatekeeper,
-            clock=core.clock,
+            Services(core.chat, core.gatekeeper, unpaced(core.clock), core.clock),
             stdin=io.StringIO("".join(f"{line}\n" for line in lines)),
             stdout=out,
         )

@@ -12,15 +12,14 @@ import asyncio
 import sys
 from typing import TextIO
 
-from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.policy import Requester
 from bot.core.chat.commands import Answer, ChatCommands, Dialect, Picker
-from bot.core.chat.service import ChatService
 from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import UserFacingError
 from bot.core.models import ConversationKey, Incoming, Platform, qualify
 from bot.core.pacing import Pacer, PacerRules
 from bot.core.ports import Clock
+from bot.platforms.common import Services
 
 CONSOLE_KEY = ConversationKey(Platform.CONSOLE, "local")
 LANE_KIND = "console"
@@ -71,22 +70,24 @@ class ConsoleSurface:
         self._out.flush()
 
 
+def unpaced(clock: Clock) -> Pacer:
+    """A pacer that grants at once: the console's lane kind has no windows."""
+    return Pacer(PacerRules(lanes={LANE_KIND: ()}), clock=clock)
+
+
 class Console:
+    """A chat in a terminal: ``services.pacer`` is best :func:`unpaced` (a terminal has no
+    rate limit); generation is not offered."""
+
     def __init__(
-        self,
-        chat: ChatService,
-        *,
-        gatekeeper: Gatekeeper,
-        clock: Clock,
-        stdin: TextIO | None = None,
-        stdout: TextIO | None = None,
+        self, services: Services, *, stdin: TextIO | None = None, stdout: TextIO | None = None
     ) -> None:
-        self._chat = chat
-        self._commands = ChatCommands(chat, gatekeeper, DIALECT)
-        self._clock = clock
+        self._chat = services.chat
+        self._commands = ChatCommands(services.chat, services.gatekeeper, DIALECT)
+        self._clock = services.clock
+        self._pacer = services.pacer
         self._in = stdin or sys.stdin
         self._out = stdout or sys.stdout
-        self._pacer = Pacer(PacerRules(lanes={LANE_KIND: ()}), clock=clock)
 
     async def run(self) -> int:
         self._print(WELCOME)
