@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from bot.core.access.limits import QUOTA_KINDS, format_duration
+from bot.core.access.usage import QUOTA_KINDS, format_duration
 from bot.core.generation.records import TERMINAL_STATUSES
 from bot.core.ports import StatsStore
 
