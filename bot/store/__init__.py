@@ -8,6 +8,7 @@ records it returns are in :mod:`bot.core.generation.records`.
 
 from __future__ import annotations
 
+from bot.core.access.usage import UsageKind
 from bot.core.generation.records import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -19,7 +20,6 @@ from bot.core.generation.records import (
     TaskStatus,
     TaskUpdate,
     Unset,
-    UsageKind,
 )
 from bot.store.errors import SchemaTooNewError, StoreError
 from bot.store.migrations import SCHEMA_VERSION

@@ -7,7 +7,7 @@ from typing import Final
 
 import aiosqlite
 
-from bot.core.generation.records import UsageKind
+from bot.core.access.usage import UsageKind
 from bot.core.models import ChannelSettings, ConversationKey, Role, Turn, Usage
 from bot.store._base import Row, StoreBase, utc_day
 from bot.store.usage import add_usage

@@ -38,13 +38,14 @@ from typing import Final
 
 from bot.core.access.usage import (
     QUOTA_KINDS,
+    UsageKind,
     UserUsage,
     format_duration,
     format_usage,
     quantity,
 )
 from bot.core.errors import UserFacingError
-from bot.core.generation.records import Provider, Task, UsageKind
+from bot.core.generation.records import Provider, Task
 from bot.core.locks import KeyedLocks
 from bot.core.ports import Clock, LimitsStore, Telemetry
 from bot.core.telemetry import NullTelemetry

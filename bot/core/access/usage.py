@@ -1,20 +1,31 @@
-"""What a user's daily use means to people: the quota kinds, the /usage text, durations.
+"""A user's daily use: the counters' kinds, the quota kinds, the /usage text, durations.
 
-The counters themselves live in the store (``usage_daily``: prompt and completion tokens,
-chat turns, and one counter per generation kind); :mod:`bot.core.access.limits` enforces the
-limits on them and fills a :class:`UserUsage`; this module only names and words them, so
-/usage, /stats and the limits' refusals say the same things.
+The counters live in the store (``usage_daily``, one row per user, UTC day and
+:class:`UsageKind`); :mod:`bot.core.access.limits` enforces the limits on them and fills a
+:class:`UserUsage`. This module only names and words them, so /usage, /stats and the limits'
+refusals say the same things.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final
 
-from bot.core.generation.records import UsageKind
+__all__ = ["QUOTA_KINDS", "UsageKind", "UserUsage", "format_duration", "format_usage", "quantity"]
 
-__all__ = ["QUOTA_KINDS", "UserUsage", "format_duration", "format_usage", "quantity"]
+
+class UsageKind(StrEnum):
+    """Counters kept per user per UTC day; amounts are tokens or generations."""
+
+    PROMPT_TOKENS = "prompt_tokens"
+    COMPLETION_TOKENS = "completion_tokens"
+    CHAT = "chat"
+    IMAGINE = "imagine"
+    MUSIC = "music"
+    VIDEO = "video"
+
 
 #: Generation kinds with a daily quota (``[limits] daily_<kind>``); also their usage labels.
 QUOTA_KINDS: Final = (UsageKind.IMAGINE.value, UsageKind.MUSIC.value, UsageKind.VIDEO.value)

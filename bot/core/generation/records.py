@@ -1,4 +1,10 @@
-"""Value objects of the task queue and button tokens, as the store returns them.
+"""The generation feature's stored rows: tasks and their buttons, as the store keeps them.
+
+A :class:`Task` (with its :class:`Provider` and :class:`TaskStatus`) is written before the paid
+submit and changed only through a :class:`TaskUpdate`; a finished task's buttons go in as
+:class:`ButtonSpec` and come back by token as :class:`ButtonRef`. Only what the task store
+keeps belongs here: values that merely pass through a port (what a provider answers, what a
+platform shows) are in :mod:`bot.core.models`.
 
 Stdlib-only frozen dataclasses owned by the core (the generation use cases and the
 poller work on them); :mod:`bot.store` implements the queries that return them.
@@ -26,7 +32,6 @@ __all__ = [
     "TaskStatus",
     "TaskUpdate",
     "Unset",
-    "UsageKind",
 ]
 
 
@@ -67,17 +72,6 @@ ACTIVE_STATUSES: Final = (TaskStatus.PENDING, TaskStatus.SUBMITTED, TaskStatus.R
 TERMINAL_STATUSES: Final = frozenset(
     {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.EXPIRED, TaskStatus.CANCELLED}
 )
-
-
-class UsageKind(StrEnum):
-    """Counters kept per user per UTC day; amounts are tokens or generations."""
-
-    PROMPT_TOKENS = "prompt_tokens"
-    COMPLETION_TOKENS = "completion_tokens"
-    CHAT = "chat"
-    IMAGINE = "imagine"
-    MUSIC = "music"
-    VIDEO = "video"
 
 
 class Unset(Enum):

@@ -1,7 +1,9 @@
-"""What a generation task looks like to a user: status texts, failure sentences, button rows.
+"""What a generation task's status message says: status texts, failure sentences, button rows.
 
-Pure functions over :class:`~bot.core.generation.records.Task` rows, shared by every platform. Texts
-are plain (no Markdown): prompts are user input and are shown verbatim.
+Pure functions over :class:`~bot.core.generation.records.Task` rows, shared by every platform;
+they only word things. Sending is elsewhere: :mod:`bot.core.generation.progress` edits the
+views in while a task runs, :mod:`bot.core.generation.delivery` posts the final one and the
+result. Texts are plain (no Markdown): prompts are user input and are shown verbatim.
 """
 
 from __future__ import annotations
@@ -38,10 +40,6 @@ _NAMES: Final = {Provider.MIDJOURNEY: "Midjourney", Provider.SUNO: "Suno", Provi
 #: Buttons per row: Discord allows 5, Telegram 8; labelled buttons get fewer so they stay legible.
 _ROW: Final = 5
 _ROW_LABELLED: Final = 3
-
-
-def provider_name(provider: Provider) -> str:
-    return _NAMES[provider]
 
 
 def excerpt(text: str, limit: int = PROMPT_EXCERPT) -> str:
