@@ -18,7 +18,7 @@ import discord
 import pytest
 
 from bot.core.errors import MessageGone, RetryLater, SurfaceError
-from bot.core.generation.records import ButtonSpec, Provider, TaskStatus, TaskUpdate
+from bot.core.generation.records import ButtonSpec, NewTask, Provider, TaskStatus, TaskUpdate
 from bot.core.models import ButtonView, ConversationKey, OutgoingMessage, Platform, StatusView
 from bot.platforms.discord.outbox import button_grid
 from tests.fakes.cometapi import FakeCometAPI, tiny_png
@@ -248,11 +248,13 @@ async def test_a_button_of_a_failed_or_unknown_task_says_so(tmp_path: Path) -> N
             dm = dm_of(dc)
             store = world.core.store
             task_id = await store.create_task(
-                provider=Provider.MIDJOURNEY,
-                kind="imagine",
-                owner_id="dc:1",
-                conversation=ConversationKey(Platform.DISCORD, str(dm)),
-                request={"prompt": "a boat"},
+                NewTask(
+                    Provider.MIDJOURNEY,
+                    "imagine",
+                    "dc:1",
+                    ConversationKey(Platform.DISCORD, str(dm)),
+                    {"prompt": "a boat"},
+                )
             )
             (token,) = await store.add_buttons(
                 task_id, [ButtonSpec("MJ::JOB::upsample::1::x", "U1", "", "upscale")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +16,7 @@ from bot.store import (
     ACTIVE_STATUSES,
     UNSET,
     ButtonSpec,
+    NewTask,
     Provider,
     Store,
     StoreError,
@@ -55,15 +57,24 @@ async def store(clock: FakeClock) -> AsyncIterator[Store]:
         yield opened
 
 
+_NEW_TASK_FIELDS = {f.name for f in dataclasses.fields(NewTask)}
+
+
 async def _task(store: Store, **fields: object) -> int:
+    """A new task with ``fields``; those a new row cannot have go in a :class:`TaskUpdate`
+    right after, as the use cases do after the submit."""
     args: dict[str, object] = {
         "provider": Provider.MIDJOURNEY,
         "kind": "imagine",
         "owner_id": "dc:7",
         "conversation": KEY,
     }
-    args.update(fields)
-    return await store.create_task(**args)  # type: ignore[arg-type]
+    args.update((k, v) for k, v in fields.items() if k in _NEW_TASK_FIELDS)
+    task_id = await store.create_task(NewTask(**args))  # type: ignore[arg-type]
+    changes = {k: v for k, v in fields.items() if k not in _NEW_TASK_FIELDS}
+    if changes:
+        await store.update_task(TaskUpdate(task_id, **changes))  # type: ignore[arg-type]
+    return task_id
 
 
 async def test_task_round_trip(store: Store) -> None:

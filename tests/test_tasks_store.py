@@ -10,7 +10,7 @@ import pytest
 import bot.store as store_package
 from bot.core.generation import records as core_records
 from bot.core.models import ConversationKey, Platform
-from bot.store import Provider, Store, TaskStatus, TaskUpdate
+from bot.store import NewTask, Provider, Store, TaskStatus, TaskUpdate
 
 KEY = ConversationKey(Platform.TELEGRAM, "42")
 
@@ -30,14 +30,12 @@ async def store() -> AsyncIterator[tuple[Store, Clock]]:
         yield opened, clock
 
 
-async def _task(store: Store, owner: str = "tg:1", **fields: object) -> int:
-    return await store.create_task(
-        provider=Provider.MIDJOURNEY,
-        kind="imagine",
-        owner_id=owner,
-        conversation=KEY,
-        **fields,  # type: ignore[arg-type]
-    )
+async def _task(store: Store, owner: str = "tg:1", **changes: object) -> int:
+    """A new task, then ``changes`` as a :class:`TaskUpdate` (as after its submit)."""
+    task_id = await store.create_task(NewTask(Provider.MIDJOURNEY, "imagine", owner, KEY))
+    if changes:
+        await store.update_task(TaskUpdate(task_id, **changes))  # type: ignore[arg-type]
+    return task_id
 
 
 def test_the_records_live_in_the_core_and_the_store_reexports_them() -> None:

@@ -14,9 +14,9 @@ from typing import Any, Protocol
 from bot.core.generation.records import (
     ButtonRef,
     ButtonSpec,
+    NewTask,
     Provider,
     Task,
-    TaskStatus,
     TaskUpdate,
 )
 from bot.core.models import (
@@ -207,22 +207,9 @@ class Telemetry(Protocol):
 class TaskStore(Protocol):
     """The part of the store the generation use cases and the task poller use."""
 
-    async def create_task(
-        self,
-        *,
-        provider: Provider | str,
-        kind: str,
-        owner_id: str,
-        conversation: ConversationKey,
-        request: Mapping[str, Any] | None = None,
-        status: TaskStatus = TaskStatus.PENDING,
-        upstream_id: str | None = None,
-        parent_id: int | None = None,
-        status_message_id: str | None = None,
-        reply_to_id: str | None = None,
-        deadline: float | None = None,
-        next_poll_at: float | None = None,
-    ) -> int: ...
+    async def create_task(self, task: NewTask) -> int:
+        """Write ``task`` as a ``pending`` row; its id."""
+        ...
 
     async def get_task(self, task_id: int) -> Task | None: ...
 

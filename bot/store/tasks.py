@@ -15,6 +15,7 @@ from bot.core.generation.records import (
     UNSET,
     ButtonRef,
     ButtonSpec,
+    NewTask,
     Provider,
     Task,
     TaskStatus,
@@ -135,41 +136,22 @@ def _update_sql(names: tuple[str, ...]) -> str:
 class TaskQueries(StoreBase):
     """Task rows, written before the submit and updated by the poller in batches."""
 
-    async def create_task(
-        self,
-        *,
-        provider: Provider | str,
-        kind: str,
-        owner_id: str,
-        conversation: ConversationKey,
-        request: Mapping[str, Any] | None = None,
-        status: TaskStatus = TaskStatus.PENDING,
-        upstream_id: str | None = None,
-        parent_id: int | None = None,
-        status_message_id: str | None = None,
-        reply_to_id: str | None = None,
-        deadline: float | None = None,
-        next_poll_at: float | None = None,
-    ) -> int:
-        """Insert a task and return its id. ``next_poll_at`` None: not polled yet."""
+    async def create_task(self, task: NewTask) -> int:
+        """Insert ``task`` as a ``pending`` row, not polled yet, and return its id."""
         now = self._clock()
         _, task_id = await self._write(
             "INSERT INTO tasks (provider, kind, owner_id, conversation, request, status,"
-            " upstream_id, parent_id, status_message_id, reply_to_id, deadline, next_poll_at,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " parent_id, reply_to_id, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                Provider(provider).value,
-                kind,
-                owner_id,
-                str(conversation),
-                _dump(request or {}),
-                TaskStatus(status).value,
-                upstream_id,
-                parent_id,
-                status_message_id,
-                reply_to_id,
-                deadline,
-                next_poll_at,
+                Provider(task.provider).value,
+                task.kind,
+                task.owner_id,
+                str(task.conversation),
+                _dump(task.request),
+                TaskStatus.PENDING.value,
+                task.parent_id,
+                task.reply_to_id,
                 now,
                 now,
             ),

@@ -1,8 +1,9 @@
 """The generation feature's stored rows: tasks and their buttons, as the store keeps them.
 
-A :class:`Task` (with its :class:`Provider` and :class:`TaskStatus`) is written before the paid
-submit and changed only through a :class:`TaskUpdate`; a finished task's buttons go in as
-:class:`ButtonSpec` and come back by token as :class:`ButtonRef`. Only what the task store
+A :class:`Task` (with its :class:`Provider` and :class:`TaskStatus`) is written as a
+:class:`NewTask` before the paid submit and changed only through a :class:`TaskUpdate`; a
+finished task's buttons go in as :class:`ButtonSpec` and come back by token as
+:class:`ButtonRef`. Only what the task store
 keeps belongs here: values that merely pass through a port (what a provider answers, what a
 platform shows) are in :mod:`bot.core.models`.
 
@@ -15,7 +16,8 @@ come back as plain ``dict`` values; treat them as read-only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, Final
 
@@ -27,6 +29,7 @@ __all__ = [
     "UNSET",
     "ButtonRef",
     "ButtonSpec",
+    "NewTask",
     "Provider",
     "Task",
     "TaskStatus",
@@ -116,6 +119,21 @@ class Task:
     result: dict[str, Any] | None = None
     error: str | None = None
     delivered_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task as the use cases write it, before the paid submit: the row starts ``pending`` and
+    unpolled; what the submit returns (upstream id, deadline, first poll) and everything after
+    arrive as :class:`TaskUpdate`\\ s. ``parent_id``: the task whose button this action is."""
+
+    provider: Provider
+    kind: str
+    owner_id: str
+    conversation: ConversationKey
+    request: Mapping[str, Any] = field(default_factory=dict)
+    parent_id: int | None = None
+    reply_to_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from bot.core.generation.prompts import (
     check_music,
     check_video,
 )
-from bot.core.generation.records import ButtonRef, Provider, Task, TaskStatus, TaskUpdate
+from bot.core.generation.records import ButtonRef, NewTask, Provider, Task, TaskStatus, TaskUpdate
 from bot.core.generation.requests import (
     BROKEN,
     DEAD_PARENT,
@@ -248,13 +248,15 @@ class GenerationService:
         admitted = await self._admit(origin.user_id, quota)
         try:
             task_id = await self._store.create_task(
-                provider=provider,
-                kind=kind,
-                owner_id=origin.user_id,
-                conversation=origin.key,
-                request=request,
-                parent_id=parent_id,
-                reply_to_id=origin.reply_to,
+                NewTask(
+                    provider=provider,
+                    kind=kind,
+                    owner_id=origin.user_id,
+                    conversation=origin.key,
+                    request=request,
+                    parent_id=parent_id,
+                    reply_to_id=origin.reply_to,
+                )
             )
         except BaseException:
             await admitted.refund()
