@@ -116,8 +116,6 @@ async def test_task_round_trip(store: Store) -> None:
     )
     assert (task.result, task.error, task.delivered_at) == (None, None, None)
     assert await store.get_task(9999) is None
-    assert await store.task_by_upstream("suno", "up-1") == task
-    assert await store.task_by_upstream("mj", "up-1") is None
 
 
 async def test_update_task_changes_only_given_fields(store: Store, clock: FakeClock) -> None:
@@ -215,15 +213,14 @@ async def test_concurrent_mark_delivered_has_one_winner(store: Store) -> None:
     assert sorted(results) == [False] * 7 + [True]
 
 
-async def test_active_tasks_and_counts(store: Store) -> None:
-    mine = await _task(store, status=TaskStatus.RUNNING)
-    waiting = await _task(store, status=TaskStatus.WAITING)
+async def test_count_active_tasks_counts_the_unfinished_per_owner(store: Store) -> None:
+    await _task(store, status=TaskStatus.RUNNING)
+    await _task(store, status=TaskStatus.WAITING)
     await _task(store, status=TaskStatus.FAILED)
-    other = await _task(store, owner_id="tg:1", status=TaskStatus.PENDING)
+    await _task(store, owner_id="tg:1", status=TaskStatus.PENDING)
     assert await store.count_active_tasks("dc:7") == 2
+    assert await store.count_active_tasks("tg:1") == 1
     assert await store.count_active_tasks("nobody") == 0
-    assert [t.id for t in await store.active_tasks()] == [mine, waiting, other]
-    assert [t.id for t in await store.active_tasks(owner_id="tg:1")] == [other]
 
 
 async def test_button_tokens_are_short_unique_and_resolvable(store: Store) -> None:
@@ -244,7 +241,6 @@ async def test_button_tokens_are_short_unique_and_resolvable(store: Store) -> No
             spec.kind,
         )
         assert ref.created_at == T0
-    assert [b.token for b in await store.task_buttons(task_id)] == tokens
     assert await store.get_button("nope") is None
 
 
@@ -261,7 +257,11 @@ async def test_add_buttons_is_idempotent_per_task(store: Store) -> None:
     first = await store.add_buttons(task_id, MJ_BUTTONS[:3])
     again = await store.add_buttons(task_id, MJ_BUTTONS)
     assert again[:3] == first
-    assert len(await store.task_buttons(task_id)) == len(MJ_BUTTONS)
+    assert len(set(again)) == len(MJ_BUTTONS)
+    refs = [await store.get_button(token) for token in again]
+    assert [(r.task_id, r.custom_id) for r in refs if r] == [
+        (task_id, b.custom_id) for b in MJ_BUTTONS
+    ]
 
 
 def _tokens(*values: str) -> Iterator[str]:
@@ -280,7 +280,7 @@ async def test_token_exhaustion_raises_and_rolls_back(clock: FakeClock) -> None:
         task_id = await _task(store, status=TaskStatus.SUCCEEDED)
         with pytest.raises(StoreError):
             await store.add_buttons(task_id, MJ_BUTTONS[:2])
-        assert await store.task_buttons(task_id) == []
+        assert await store.get_button("SAME") is None  # the first button's insert rolled back
 
 
 async def test_tasks_and_buttons_survive_a_restart(tmp_path: Path) -> None:

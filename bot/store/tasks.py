@@ -164,15 +164,6 @@ class TaskQueries(StoreBase):
         row = await self._fetchone(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
         return None if row is None else _task(row)
 
-    async def task_by_upstream(self, provider: Provider | str, upstream_id: str) -> Task | None:
-        """The newest task the provider knows as ``upstream_id`` (webhooks, list-by-condition)."""
-        row = await self._fetchone(
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE provider = ? AND upstream_id = ?"
-            " ORDER BY id DESC LIMIT 1",
-            (Provider(provider).value, upstream_id),
-        )
-        return None if row is None else _task(row)
-
     async def update_task(self, update: TaskUpdate) -> bool:
         """Apply one change; whether the task exists."""
         sql, params = _update_statement(update, self._clock())
@@ -244,15 +235,6 @@ class TaskQueries(StoreBase):
         )
         return None if row is None else _task(row)
 
-    async def active_tasks(self, *, owner_id: str | None = None, limit: int = 100) -> list[Task]:
-        """Unfinished tasks (any non-terminal status), oldest first: the operators' queue view."""
-        where = f"NOT {_TERMINAL}" + (" AND owner_id = ?" if owner_id is not None else "")
-        params: tuple[Any, ...] = (owner_id, limit) if owner_id is not None else (limit,)
-        rows = await self._fetchall(
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {where} ORDER BY id LIMIT ?", params
-        )
-        return [_task(row) for row in rows]
-
     async def count_active_tasks(self, owner_id: str) -> int:
         """How many unfinished tasks the user has (for a per-user concurrency limit)."""
         row = await self._fetchone(
@@ -285,13 +267,6 @@ class TaskQueries(StoreBase):
             f"SELECT {_BUTTON_COLUMNS} FROM buttons WHERE token = ?", (token,)
         )
         return None if row is None else _button(row)
-
-    async def task_buttons(self, task_id: int) -> list[ButtonRef]:
-        """The task's buttons in the order they were added."""
-        rows = await self._fetchall(
-            f"SELECT {_BUTTON_COLUMNS} FROM buttons WHERE task_id = ? ORDER BY rowid", (task_id,)
-        )
-        return [_button(row) for row in rows]
 
     async def _button_token(
         self, db: aiosqlite.Connection, task_id: int, spec: ButtonSpec, now: float
