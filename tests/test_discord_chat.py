@@ -93,13 +93,13 @@ async def shows_in_original(dc: FakeDiscord, inter: FakeInteraction, text: str) 
 
 
 async def stored_turns(svc: DiscordService, key: ConversationKey, count: int) -> int:
-    """Waits for the answer to be stored (right after its final edit)."""
+    """Waits for the answer to be stored (right after its final edit); the turns in context."""
     for _ in range(200):
-        stored = await svc.core.store.count_turns(key)
+        stored = len(await svc.core.store.recent_turns(key, limit=100))
         if stored >= count:
             return stored
         await asyncio.sleep(0.02)
-    return await svc.core.store.count_turns(key)
+    return len(await svc.core.store.recent_turns(key, limit=100))
 
 
 def guild_with(dc: FakeDiscord, *channels: str, threads: tuple[str, ...] = ()) -> JSON:
@@ -308,14 +308,17 @@ async def test_reset_is_per_channel(tmp_path: Path) -> None:
                 await stored_turns(svc, conversation_key(channel["id"]), 2)
             inter = await dc.interact(dc.slash("reset", channel=general))
             await dc.wait_for(lambda: "fresh conversation" in original(dc, inter).content)
-            for channel, text in ((general, "second here"), (rand, "second there")):
+            for channel, text, in_context in (
+                (general, "second here", 2),
+                (rand, "second there", 4),
+            ):
                 await dc.say(text, channel=channel, mention_bot=True)
-                await stored_turns(svc, conversation_key(channel["id"]), 4)
-            stored = await svc.core.store.count_turns(conversation_key(general["id"]))
+                await stored_turns(svc, conversation_key(channel["id"]), in_context)
+            stored = await stored_turns(svc, conversation_key(general["id"]), 2)
         here, there = (history_of(r) for r in chat_requests(comet)[2:])
         assert [role for role, _ in here] == ["system", "user"]
         assert [role for role, _ in there] == ["system", "user", "assistant", "user"]
-        assert stored == 4  # history stays stored, only out of context
+        assert stored == 2  # the turns before the reset are out of context
         assert dc.interaction_responses(inter.id)[0] == {"type": 5}
 
 

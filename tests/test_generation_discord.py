@@ -18,7 +18,7 @@ import discord
 import pytest
 
 from bot.core.errors import MessageGone, PlatformUnavailable, RetryLater, SurfaceError
-from bot.core.generation.records import ButtonSpec, Provider, TaskStatus, TaskUpdate
+from bot.core.generation.records import ButtonSpec, NewTask, Provider, TaskStatus, TaskUpdate
 from bot.core.models import ButtonView, ConversationKey, OutgoingMessage, Platform, StatusView
 from bot.platforms.discord.buttons import button_grid
 from tests.fakes.cometapi import FakeCometAPI, tiny_png
@@ -250,11 +250,13 @@ async def test_a_button_of_a_failed_or_unknown_task_says_so(tmp_path: Path) -> N
             dm = dm_of(dc)
             store = world.core.store
             task_id = await store.create_task(
-                provider=Provider.MIDJOURNEY,
-                kind="imagine",
-                owner_id="dc:1",
-                conversation=ConversationKey(Platform.DISCORD, str(dm)),
-                request={"prompt": "a boat"},
+                NewTask(
+                    Provider.MIDJOURNEY,
+                    "imagine",
+                    "dc:1",
+                    ConversationKey(Platform.DISCORD, str(dm)),
+                    {"prompt": "a boat"},
+                )
             )
             (token,) = await store.add_buttons(
                 task_id, [ButtonSpec("MJ::JOB::upsample::1::x", "U1", "", "upscale")]
@@ -514,8 +516,8 @@ async def test_bad_requests_are_answered_before_anything_is_submitted(tmp_path: 
             for name, options, reply in cases:
                 inter = await dc.interact(dc.slash(name, options))
                 await dc.wait_for(lambda i=inter, r=reply: r in anchor(dc, i).content, timeout=WAIT)
-            active = await world.core.store.active_tasks()
-        assert active == []
+            created = await world.core.store.get_task(1)
+        assert created is None  # refused before any row was written
         assert [r.path for r in comet.requests if "/submit" in r.path] == []
         assert with_file(dc, dm, ".png") == []
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.generation.poller import UNCERTAIN_AFTER_RESTART
-from bot.core.generation.records import Provider, TaskStatus
+from bot.core.generation.records import NewTask, Provider, TaskStatus
 from bot.core.models import ConversationKey, Platform
 from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.telegram import FakeTelegram, StoredMessage
@@ -108,11 +108,13 @@ async def test_a_submit_cut_short_by_a_crash_is_reported_not_resubmitted(tmp_pat
         settings = generation_settings(tmp_path, comet, tg)
         async with open_store(tmp_path) as store:  # what a crash during the submit leaves
             await store.create_task(
-                provider=Provider.SUNO,
-                kind="music",
-                owner_id=f"tg:{USER}",
-                conversation=ConversationKey(Platform.TELEGRAM, str(USER)),
-                request={"description": "a song"},
+                NewTask(
+                    Provider.SUNO,
+                    "music",
+                    f"tg:{USER}",
+                    ConversationKey(Platform.TELEGRAM, str(USER)),
+                    {"description": "a song"},
+                )
             )
         async with running_service(settings, tg):
             notice = await tg.wait_for_message(USER, "restarted", timeout=10)

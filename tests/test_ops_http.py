@@ -15,7 +15,7 @@ from bot.core.models import ConversationKey, Platform
 from bot.ops.http import OpsServer
 from bot.ops.metrics import Metrics
 from bot.ops.wiring import access_policy, limits_config, open_ops_server
-from bot.store import Store, TaskStatus, TaskUpdate
+from bot.store import NewTask, Provider, Store, TaskStatus, TaskUpdate
 
 KEY = ConversationKey(Platform.TELEGRAM, "1")
 
@@ -137,7 +137,7 @@ async def test_metrics_scrape_matches_what_was_recorded(store: Store) -> None:
     metrics.task_state("mj", "succeeded")
     metrics.refused("quota")
     ids = [
-        await store.create_task(provider="mj", kind="imagine", owner_id="tg:1", conversation=KEY)
+        await store.create_task(NewTask(Provider.MIDJOURNEY, "imagine", "tg:1", KEY))
         for _ in range(3)
     ]
     await store.update_task(TaskUpdate(ids[0], status=TaskStatus.SUCCEEDED))

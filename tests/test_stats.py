@@ -8,7 +8,7 @@ import pytest
 
 from bot.core.access.stats import FINISHED_STATUSES, collect_stats, format_stats
 from bot.core.models import ConversationKey, Platform, Role, Turn, Usage
-from bot.store import TERMINAL_STATUSES, Store, TaskStatus, TaskUpdate
+from bot.store import TERMINAL_STATUSES, NewTask, Provider, Store, TaskStatus, TaskUpdate
 from tests.fakes.clock import FakeClock
 from tests.test_limits import NOON
 
@@ -52,8 +52,8 @@ async def test_stats_count_today_and_the_queue(store: Store, wall: FakeClock) ->
     await store.record_usage("dc:3", "video")
     await store.refund_quota("dc:3", "video")  # refunded: dc:3 used nothing today
     ids = [
-        await store.create_task(provider=p, kind="k", owner_id="dc:1", conversation=KEY)
-        for p in ("mj", "mj", "suno", "kling")
+        await store.create_task(NewTask(p, "k", "dc:1", KEY))
+        for p in (Provider.MIDJOURNEY, Provider.MIDJOURNEY, Provider.SUNO, Provider.KLING)
     ]
     await store.update_task(TaskUpdate(ids[1], status=TaskStatus.SUCCEEDED))
     await store.update_task(TaskUpdate(ids[2], status=TaskStatus.RUNNING))

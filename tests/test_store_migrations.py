@@ -9,7 +9,7 @@ import aiosqlite
 import pytest
 
 from bot.core.models import ConversationKey, Platform, Role, Turn
-from bot.store import SCHEMA_VERSION, SchemaTooNewError, Store
+from bot.store import SCHEMA_VERSION, NewTask, Provider, SchemaTooNewError, Store
 from bot.store.migrations import migrate, user_version
 
 KEY = ConversationKey(Platform.TELEGRAM, "100")
@@ -54,7 +54,7 @@ async def test_foreign_keys_are_enforced() -> None:
     async with Store.open(":memory:") as store:
         with pytest.raises(sqlite3.IntegrityError):
             await store.create_task(
-                provider="mj", kind="action", owner_id="tg:1", conversation=KEY, parent_id=999
+                NewTask(Provider.MIDJOURNEY, "action", "tg:1", KEY, parent_id=999)
             )
 
 

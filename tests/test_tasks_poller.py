@@ -14,7 +14,7 @@ import pytest
 
 from bot.core.errors import PlatformUnavailable
 from bot.core.generation.poller import UNCERTAIN_AFTER_RESTART, PollerConfig, TaskPoller
-from bot.core.generation.records import Provider, TaskStatus, TaskUpdate
+from bot.core.generation.records import NewTask, Provider, TaskStatus, TaskUpdate
 from bot.core.models import (
     ConversationKey,
     MediaKind,
@@ -73,20 +73,20 @@ class Rig:
         if snapshots is not None:
             self.backend.add(upstream, snapshots)
         now = self.clock.now()
-        return await self.store.create_task(
-            provider=provider,
-            kind=kind,
-            owner_id="tg:42",
-            conversation=KEY,
-            request={"prompt": "a paper boat"},
-            status=status,
-            upstream_id=upstream,
-            status_message_id=status_message,
-            reply_to_id="5",
-            deadline=now + DEADLINES[provider],
-            next_poll_at=None if due_in is None else now + due_in,
-            **fields,
+        new = NewTask(provider, kind, "tg:42", KEY, {"prompt": "a paper boat"}, reply_to_id="5")
+        task_id = await self.store.create_task(new)
+        await self.store.update_task(
+            TaskUpdate(
+                task_id,
+                status=status,
+                upstream_id=upstream,
+                status_message_id=status_message,
+                deadline=now + DEADLINES[provider],
+                next_poll_at=None if due_in is None else now + due_in,
+                **fields,
+            )
         )
+        return task_id
 
 
 @pytest.fixture
@@ -146,7 +146,8 @@ async def test_due_tasks_are_batched_per_provider_within_the_request_budget(rig:
     assert polled == [100, 100, 50, 50, 50, 20, 1, 1, 1]
     assert sorted({p for p, _, _ in rig.backend.polls}) == sorted(Provider)
     assert await poller.run_cycle() == type(first)()  # nothing due any more
-    assert rig.store.writes == 373 + 3  # the creates, then one batched write per cycle
+    # Each task's row and its submit's update, then one batched write per cycle.
+    assert rig.store.writes == 2 * 373 + 3
 
 
 async def test_upstream_errors_delay_only_their_tasks_and_honour_retry_after(rig: Rig) -> None:
@@ -237,14 +238,10 @@ async def test_oversized_results_become_documents_or_links(rig: Rig) -> None:
 async def test_rows_left_pending_by_a_dead_process_fail_and_are_never_resubmitted(
     rig: Rig,
 ) -> None:
-    await rig.store.create_task(
-        provider=Provider.MIDJOURNEY,
-        kind="imagine",
-        owner_id="tg:42",
-        conversation=KEY,
-        request={"prompt": "a paper boat"},
-        status_message_id="7",
+    task_id = await rig.store.create_task(
+        NewTask(Provider.MIDJOURNEY, "imagine", "tg:42", KEY, {"prompt": "a paper boat"})
     )
+    await rig.store.update_task(TaskUpdate(task_id, status_message_id="7"))
     await rig.clock.sleep(1)
     async with rig.poller():
         await rig.clock.sleep(5)

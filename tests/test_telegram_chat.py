@@ -180,14 +180,16 @@ async def test_reset_empties_the_next_requests_history(tmp_path: Path) -> None:
             tg.inject_private_message("second question", user_id=USER)
             await final_text(tg, USER, "second answer")
             for _ in range(100):  # the answer is stored right after its final edit
-                stored = await svc.core.store.count_turns(_key(USER))
-                if stored == 4:
+                stored = await svc.core.store.recent_turns(_key(USER), limit=10)
+                if len(stored) == 2:
                     break
                 await asyncio.sleep(0.02)
+            used = await svc.core.store.usage_today(f"tg:{USER}")
         second = history_of(chat_requests(comet)[1])
         assert [role for role, _ in second] == ["system", "user"]
         assert second[-1] == ("user", "second question")
-        assert stored == 4  # history is kept, only out of context
+        assert [t.content for t in stored] == ["second question", "second answer"]
+        assert used["chat"] == 2  # both answers are stored; the first is out of context
 
 
 def _key(chat_id: int, thread: str | None = None):  # type: ignore[no-untyped-def]

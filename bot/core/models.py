@@ -1,4 +1,11 @@
-"""Value objects that cross the boundary between platforms, core and store.
+"""Value objects that cross a port, shared by the features and the layers around the core.
+
+What a platform hands the core (:class:`ConversationKey`, :class:`Incoming`), a chat's stored
+turns and settings, what the chat model streams back (:class:`ChatDelta`, :class:`Usage`),
+what the core asks a platform to show (:class:`OutgoingMessage`, :class:`StatusView`,
+:class:`MediaFile`, :class:`ButtonView`) and what the task backend answers
+(:class:`Submitted`, :class:`TaskSnapshot`, :class:`Downloaded`). The rows the generation
+feature keeps (a task, its buttons) are in :mod:`bot.core.generation.records`.
 
 Platforms build these from their own update types; nothing platform-specific
 (a ``telegram.Update``, a ``discord.Message``) ever enters ``bot.core``.
@@ -92,10 +99,6 @@ class ChannelSettings:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass(frozen=True, slots=True)

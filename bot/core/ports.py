@@ -8,15 +8,15 @@ and results); ``bot.adapters.chat_model`` maps the CometAPI SDK onto :class:`Cha
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from typing import Protocol, TypeVar
 
 from bot.core.generation.records import (
     ButtonRef,
     ButtonSpec,
+    NewTask,
     Provider,
     Task,
-    TaskStatus,
     TaskUpdate,
 )
 from bot.core.generation.requests import GenerationRequest
@@ -207,22 +207,9 @@ class Telemetry(Protocol):
 class TaskStore(Protocol):
     """The part of the store the generation use cases and the task poller use."""
 
-    async def create_task(
-        self,
-        *,
-        provider: Provider | str,
-        kind: str,
-        owner_id: str,
-        conversation: ConversationKey,
-        request: Mapping[str, Any] | None = None,
-        status: TaskStatus = TaskStatus.PENDING,
-        upstream_id: str | None = None,
-        parent_id: int | None = None,
-        status_message_id: str | None = None,
-        reply_to_id: str | None = None,
-        deadline: float | None = None,
-        next_poll_at: float | None = None,
-    ) -> int: ...
+    async def create_task(self, task: NewTask) -> int:
+        """Write ``task`` as a ``pending`` row; its id."""
+        ...
 
     async def get_task(self, task_id: int) -> Task | None: ...
 

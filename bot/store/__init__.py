@@ -8,18 +8,19 @@ records it returns are in :mod:`bot.core.generation.records`.
 
 from __future__ import annotations
 
+from bot.core.access.usage import UsageKind
 from bot.core.generation.records import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     UNSET,
     ButtonRef,
     ButtonSpec,
+    NewTask,
     Provider,
     Task,
     TaskStatus,
     TaskUpdate,
     Unset,
-    UsageKind,
 )
 from bot.store.errors import SchemaTooNewError, StoreError
 from bot.store.migrations import SCHEMA_VERSION
@@ -32,6 +33,7 @@ __all__ = [
     "UNSET",
     "ButtonRef",
     "ButtonSpec",
+    "NewTask",
     "Provider",
     "SchemaTooNewError",
     "Store",

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Final
 
 import aiosqlite
 
-from bot.core.generation.records import UsageKind
+from bot.core.access.usage import UsageKind
 from bot.core.models import ChannelSettings, ConversationKey, Role, Turn, Usage
 from bot.store._base import Row, StoreBase, utc_day
 from bot.store.usage import add_usage
@@ -135,37 +134,6 @@ class ConversationQueries(StoreBase):
             "  WHERE conversation_id = conversations.id)",
             (str(key), key.platform.value, now, now),
         )
-
-    async def count_turns(self, key: ConversationKey, *, since_reset: bool = False) -> int:
-        """How many turns the conversation has stored (all of them unless ``since_reset``)."""
-        row = await self._fetchone(
-            f"SELECT count(*) FROM {_TURNS} WHERE t.conversation_id = {_CONVERSATION_ID}"
-            " AND t.id > (SELECT CASE WHEN ?2 THEN reset_turn_id ELSE 0 END"
-            "  FROM conversations WHERE key = ?1)",
-            (str(key), int(since_reset)),
-        )
-        return int(row[0]) if row is not None else 0
-
-    async def iter_turns(
-        self, key: ConversationKey, *, batch_size: int = 500
-    ) -> AsyncIterator[Turn]:
-        """Every stored turn of the conversation, oldest first, resets included (export).
-
-        Reads in pages of ``batch_size`` so other queries run between pages.
-        """
-        after = 0
-        while True:
-            rows = await self._fetchall(
-                f"SELECT {_TURN_COLUMNS} FROM {_TURNS}"
-                f" WHERE t.conversation_id = {_CONVERSATION_ID} AND t.id > ?2"
-                " ORDER BY t.id LIMIT ?3",
-                (str(key), after, batch_size),
-            )
-            for row in rows:
-                yield _turn(row)
-            if len(rows) < batch_size:
-                return
-            after = rows[-1][0]
 
     async def _set_setting(self, key: ConversationKey, column: str, value: str | None) -> None:
         if column not in _SETTING_COLUMNS:  # column names cannot be parameters

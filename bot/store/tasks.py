@@ -15,6 +15,7 @@ from bot.core.generation.records import (
     UNSET,
     ButtonRef,
     ButtonSpec,
+    NewTask,
     Provider,
     Task,
     TaskStatus,
@@ -135,41 +136,22 @@ def _update_sql(names: tuple[str, ...]) -> str:
 class TaskQueries(StoreBase):
     """Task rows, written before the submit and updated by the poller in batches."""
 
-    async def create_task(
-        self,
-        *,
-        provider: Provider | str,
-        kind: str,
-        owner_id: str,
-        conversation: ConversationKey,
-        request: Mapping[str, Any] | None = None,
-        status: TaskStatus = TaskStatus.PENDING,
-        upstream_id: str | None = None,
-        parent_id: int | None = None,
-        status_message_id: str | None = None,
-        reply_to_id: str | None = None,
-        deadline: float | None = None,
-        next_poll_at: float | None = None,
-    ) -> int:
-        """Insert a task and return its id. ``next_poll_at`` None: not polled yet."""
+    async def create_task(self, task: NewTask) -> int:
+        """Insert ``task`` as a ``pending`` row, not polled yet, and return its id."""
         now = self._clock()
         _, task_id = await self._write(
             "INSERT INTO tasks (provider, kind, owner_id, conversation, request, status,"
-            " upstream_id, parent_id, status_message_id, reply_to_id, deadline, next_poll_at,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " parent_id, reply_to_id, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                Provider(provider).value,
-                kind,
-                owner_id,
-                str(conversation),
-                _dump(request or {}),
-                TaskStatus(status).value,
-                upstream_id,
-                parent_id,
-                status_message_id,
-                reply_to_id,
-                deadline,
-                next_poll_at,
+                Provider(task.provider).value,
+                task.kind,
+                task.owner_id,
+                str(task.conversation),
+                _dump(task.request),
+                TaskStatus.PENDING.value,
+                task.parent_id,
+                task.reply_to_id,
                 now,
                 now,
             ),
@@ -180,15 +162,6 @@ class TaskQueries(StoreBase):
     async def get_task(self, task_id: int) -> Task | None:
         """The task with this id, if any."""
         row = await self._fetchone(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
-        return None if row is None else _task(row)
-
-    async def task_by_upstream(self, provider: Provider | str, upstream_id: str) -> Task | None:
-        """The newest task the provider knows as ``upstream_id`` (webhooks, list-by-condition)."""
-        row = await self._fetchone(
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE provider = ? AND upstream_id = ?"
-            " ORDER BY id DESC LIMIT 1",
-            (Provider(provider).value, upstream_id),
-        )
         return None if row is None else _task(row)
 
     async def update_task(self, update: TaskUpdate) -> bool:
@@ -262,15 +235,6 @@ class TaskQueries(StoreBase):
         )
         return None if row is None else _task(row)
 
-    async def active_tasks(self, *, owner_id: str | None = None, limit: int = 100) -> list[Task]:
-        """Unfinished tasks (any non-terminal status), oldest first: the operators' queue view."""
-        where = f"NOT {_TERMINAL}" + (" AND owner_id = ?" if owner_id is not None else "")
-        params: tuple[Any, ...] = (owner_id, limit) if owner_id is not None else (limit,)
-        rows = await self._fetchall(
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {where} ORDER BY id LIMIT ?", params
-        )
-        return [_task(row) for row in rows]
-
     async def count_active_tasks(self, owner_id: str) -> int:
         """How many unfinished tasks the user has (for a per-user concurrency limit)."""
         row = await self._fetchone(
@@ -303,13 +267,6 @@ class TaskQueries(StoreBase):
             f"SELECT {_BUTTON_COLUMNS} FROM buttons WHERE token = ?", (token,)
         )
         return None if row is None else _button(row)
-
-    async def task_buttons(self, task_id: int) -> list[ButtonRef]:
-        """The task's buttons in the order they were added."""
-        rows = await self._fetchall(
-            f"SELECT {_BUTTON_COLUMNS} FROM buttons WHERE task_id = ? ORDER BY rowid", (task_id,)
-        )
-        return [_button(row) for row in rows]
 
     async def _button_token(
         self, db: aiosqlite.Connection, task_id: int, spec: ButtonSpec, now: float

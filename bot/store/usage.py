@@ -52,17 +52,6 @@ class UsageQueries(StoreBase):
         )
         return {row[0]: int(row[1]) for row in rows}
 
-    async def usage_report(self, day: str | None = None) -> dict[str, dict[str, int]]:
-        """Every user's counters for a day (default today, UTC): user -> kind -> amount."""
-        rows = await self._fetchall(
-            "SELECT user_id, kind, amount FROM usage_daily WHERE day = ? ORDER BY user_id, kind",
-            (day or utc_day(self._clock()),),
-        )
-        report: dict[str, dict[str, int]] = {}
-        for user_id, kind, amount in rows:
-            report.setdefault(user_id, {})[kind] = int(amount)
-        return report
-
     async def reserve_quota(self, user_id: str, kind: str, *, limit: int, amount: int = 1) -> bool:
         """Count ``amount`` now if today's total stays within ``limit``; whether it did.
 

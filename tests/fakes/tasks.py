@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import itertools
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -18,6 +18,7 @@ from bot.core.generation.records import (
     UNSET,
     ButtonRef,
     ButtonSpec,
+    NewTask,
     Provider,
     Task,
     TaskStatus,
@@ -52,41 +53,22 @@ class MemoryTaskStore:
         self._tokens = itertools.count(1)
         self.writes = 0  # write calls (update_tasks counts once)
 
-    async def create_task(
-        self,
-        *,
-        provider: Provider | str,
-        kind: str,
-        owner_id: str,
-        conversation: ConversationKey,
-        request: Mapping[str, Any] | None = None,
-        status: TaskStatus = TaskStatus.PENDING,
-        upstream_id: str | None = None,
-        parent_id: int | None = None,
-        status_message_id: str | None = None,
-        reply_to_id: str | None = None,
-        deadline: float | None = None,
-        next_poll_at: float | None = None,
-    ) -> int:
+    async def create_task(self, task: NewTask) -> int:
         await asyncio.sleep(0)
         now = self.clock.now()
         task_id = next(self._ids)
         self.tasks[task_id] = Task(
             id=task_id,
-            provider=Provider(provider),
-            kind=kind,
-            owner_id=owner_id,
-            conversation=conversation,
-            status=status,
-            request=dict(request or {}),
+            provider=Provider(task.provider),
+            kind=task.kind,
+            owner_id=task.owner_id,
+            conversation=task.conversation,
+            status=TaskStatus.PENDING,
+            request=dict(task.request),
             created_at=now,
             updated_at=now,
-            upstream_id=upstream_id,
-            parent_id=parent_id,
-            status_message_id=status_message_id,
-            reply_to_id=reply_to_id,
-            deadline=deadline,
-            next_poll_at=next_poll_at,
+            parent_id=task.parent_id,
+            reply_to_id=task.reply_to_id,
         )
         self.writes += 1
         return task_id

@@ -1,4 +1,4 @@
-"""Per-user limits: cooldowns, daily quotas, a concurrent-task cap, and the /usage text.
+"""Per-user limits: cooldowns, daily quotas and a concurrent-task cap, enforced at admission.
 
 ::
 
@@ -29,22 +29,28 @@ Admins (``exempt`` users) pass every limit, but their use is still counted.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
 
+from bot.core.access.usage import (
+    QUOTA_KINDS,
+    UsageKind,
+    UserUsage,
+    format_duration,
+    format_usage,
+    quantity,
+)
 from bot.core.errors import UserFacingError
-from bot.core.generation.records import Provider, Task, UsageKind
+from bot.core.generation.records import Provider, Task
+from bot.core.locks import KeyedLocks
 from bot.core.ports import Clock, LimitsStore, Telemetry
 from bot.core.telemetry import NullTelemetry
 
 __all__ = [
-    "QUOTA_KINDS",
     "CooldownActive",
     "LimitExceeded",
     "Limits",
@@ -52,18 +58,9 @@ __all__ = [
     "QuotaExceeded",
     "Reservation",
     "TooManyTasks",
-    "UserUsage",
-    "format_duration",
     "quota_kind",
 ]
 
-#: Generation kinds with a daily quota (``[limits] daily_<kind>``); also their usage labels.
-QUOTA_KINDS: Final = (UsageKind.IMAGINE.value, UsageKind.MUSIC.value, UsageKind.VIDEO.value)
-_NOUNS: Final = {
-    UsageKind.IMAGINE.value: ("image", "images"),
-    UsageKind.MUSIC.value: ("song", "songs"),
-    UsageKind.VIDEO.value: ("video", "videos"),
-}
 _PROVIDER_KINDS: Final = {
     Provider.MIDJOURNEY: UsageKind.IMAGINE.value,
     Provider.SUNO: UsageKind.MUSIC.value,
@@ -94,7 +91,7 @@ class QuotaExceeded(LimitExceeded):
     reason = "quota"
 
     def __init__(self, kind: str, limit: int, *, resets_in: float) -> None:
-        what = f"{limit:,} chat tokens" if kind == "chat_tokens" else _count(kind, limit)
+        what = f"{limit:,} chat tokens" if kind == "chat_tokens" else quantity(kind, limit)
         super().__init__(
             f"You have used your {what} for today; the quota resets at 00:00 UTC "
             f"(in {format_duration(resets_in)})."
@@ -139,24 +136,6 @@ class LimitsConfig:
         return limit
 
 
-@dataclass(frozen=True, slots=True)
-class UserUsage:
-    """A user's use today and the limits that apply (0: unlimited); for /usage."""
-
-    user: str
-    exempt: bool
-    chat_turns: int
-    chat_tokens: int
-    chat_token_limit: int
-    generations: tuple[tuple[str, int, int], ...]
-    """``(kind, used, limit)`` for each of :data:`QUOTA_KINDS`."""
-    active_tasks: int
-    task_limit: int
-    chat_cooldown: float
-    generation_cooldown: float
-    resets_in: float
-
-
 class _Cooldown:
     """When each user may next be admitted; entries older than the wait are pruned."""
 
@@ -198,10 +177,6 @@ class Reservation:
         """Wall time of the reservation (a refund goes back to that UTC day)."""
         self._slot = slot
         self._refunded = False
-
-    @property
-    def refunded(self) -> bool:
-        return self._refunded
 
     def recorded(self) -> None:
         """The task row is written (it now counts itself); release the admission's slot."""
@@ -255,7 +230,7 @@ class Limits:
         self._chat = _Cooldown(config.chat_cooldown)
         self._generation = _Cooldown(config.generation_cooldown)
         self._pending: dict[str, int] = {}
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._locks = KeyedLocks()  # one per user: admissions of a user go one at a time
 
     @property
     def config(self) -> LimitsConfig:
@@ -293,7 +268,7 @@ class Limits:
             await self._store.record_usage(user, kind, amount)
             return Reservation(self, user, kind, amount, at=self._wall(), slot=False)
         try:
-            async with self._user_lock(user):
+            async with self._locks.hold(user):
                 self._generation.check(user, self._clock.now())
                 cap = self._config.max_concurrent_tasks
                 if cap:
@@ -368,79 +343,8 @@ class Limits:
         else:
             self._pending.pop(user, None)
 
-    @asynccontextmanager
-    async def _user_lock(self, user: str) -> AsyncIterator[None]:
-        """One lock per user, dropped when nobody holds or waits for it."""
-        lock, users = self._locks.get(user, (asyncio.Lock(), 0))
-        self._locks[user] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[user]
-            if users <= 1:
-                del self._locks[user]
-            else:
-                self._locks[user] = (lock, users - 1)
-
 
 def quota_kind(provider: Provider | str) -> str:
     """The quota a provider's tasks count against: Midjourney ``imagine`` (actions too),
     Suno ``music``, Kling ``video``."""
     return _PROVIDER_KINDS[Provider(provider)]
-
-
-def format_usage(usage: UserUsage) -> str:
-    """Plain text for /usage (no Markdown that a platform could misread)."""
-    if usage.exempt:
-        lines = ["Your use today (UTC). You are an admin: no limits apply to you."]
-    else:
-        lines = ["Your use today (UTC):"]
-    chat = f"Chat: {_plural(usage.chat_turns, 'reply', 'replies')}, {usage.chat_tokens:,} tokens"
-    if usage.chat_token_limit:
-        left = max(0, usage.chat_token_limit - usage.chat_tokens)
-        chat += f" — {left:,} of {usage.chat_token_limit:,} left"
-    lines.append(chat)
-    for kind, used, limit in usage.generations:
-        title = _NOUNS[kind][1].capitalize()
-        if limit:
-            lines.append(f"{title}: {used:,} — {max(0, limit - used):,} of {limit:,} left")
-        else:
-            lines.append(f"{title}: {used:,}" + ("" if usage.exempt else " (no daily limit)"))
-    tasks = f"Generations in progress: {usage.active_tasks}"
-    if usage.task_limit:
-        tasks += f" (at most {usage.task_limit} at a time)"
-    lines.append(tasks)
-    waits = [
-        f"{label} {seconds:g} s"
-        for label, seconds in (
-            ("chat", usage.chat_cooldown),
-            ("generations", usage.generation_cooldown),
-        )
-        if seconds
-    ]
-    if waits:
-        lines.append("Wait between requests: " + ", ".join(waits) + ".")
-    lines.append(f"Quotas reset at 00:00 UTC (in {format_duration(usage.resets_in)}).")
-    return "\n".join(lines)
-
-
-def format_duration(seconds: float) -> str:
-    """``"5 h 3 min"``, ``"12 min"``, ``"40 s"``: rounded up, for people."""
-    total = max(1, math.ceil(seconds))
-    if total < 60:
-        return f"{total} s"
-    minutes = math.ceil(total / 60)
-    hours, minutes = divmod(minutes, 60)
-    if not hours:
-        return f"{minutes} min"
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-
-
-def _count(kind: str, n: int) -> str:
-    one, many = _NOUNS.get(kind, (kind, kind))
-    return f"{n:,} {one if n == 1 else many}"
-
-
-def _plural(n: int, one: str, many: str) -> str:
-    return f"{n:,} {one if n == 1 else many}"

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.core.errors import UserFacingError
-from bot.core.models import Incoming, Platform, qualify
+from bot.core.models import Platform, qualify
 
 __all__ = ["AccessDenied", "AccessPolicy", "AdminOnly", "RefusalNotices", "Requester"]
 
@@ -69,20 +69,6 @@ class Requester:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "user", qualify(self.platform, self.user))
-
-    @classmethod
-    def from_incoming(
-        cls, incoming: Incoming, *, guild: str | None = None, parent: str | None = None
-    ) -> Requester:
-        """The requester of a chat message (``guild``/``parent`` are Discord-only facts)."""
-        return cls(
-            platform=incoming.key.platform,
-            user=incoming.user_id,
-            chat=incoming.key.chat_id,
-            guild=guild,
-            is_private=not incoming.is_group,
-            parent=parent,
-        )
 
 
 class RefusalNotices:
@@ -145,24 +131,9 @@ class AccessPolicy:
             admins=_ids(admins),
         )
 
-    @property
-    def is_open(self) -> bool:
-        """Whether nothing is restricted (no allow-list and no block list)."""
-        return not (
-            self.users
-            or self.blocked_users
-            or self.telegram_chats
-            or self.discord_guilds
-            or self.discord_channels
-        )
-
     def is_admin(self, user: str) -> bool:
         """Whether the platform-qualified ``user`` is an admin (the console always is)."""
         return user in self.admins or user.startswith(f"{Platform.CONSOLE.value}:")
-
-    def allows(self, requester: Requester) -> bool:
-        """:meth:`check` as a boolean."""
-        return self._refusal(requester) is None
 
     def check(self, requester: Requester) -> None:
         """Return if ``requester`` may use the bot here; raise :class:`AccessDenied` if not."""

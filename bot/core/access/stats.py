@@ -1,7 +1,9 @@
 """The admins' /stats view: today's users, turns and tokens, generations and the task queue.
 
 :func:`collect_stats` gathers a :class:`Stats` from the store; :func:`format_stats` renders
-it as plain text for Telegram, Discord and the console alike.
+it as plain text for Telegram, Discord and the console alike. (A user's own figures are
+/usage, in :mod:`bot.core.access.usage`; a task's status message is
+:mod:`bot.core.generation.views`.)
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from bot.core.access.limits import QUOTA_KINDS, format_duration
+from bot.core.access.usage import QUOTA_KINDS, format_duration
 from bot.core.generation.records import TERMINAL_STATUSES
 from bot.core.ports import StatsStore
 

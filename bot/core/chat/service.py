@@ -7,7 +7,6 @@ sees the turn before it in its context.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from bot.core.chat.context import MAX_TURNS_LOADED, build_context, estimate_tokens
 from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import ModelError, UserFacingError
+from bot.core.locks import KeyedLocks
 from bot.core.logcontext import bind_log_context
 from bot.core.models import ConversationKey, Incoming, Role, Turn, Usage
 from bot.core.ports import ChatModel, ChatStore, Telemetry
@@ -68,42 +68,6 @@ class ChatResult:
     message_ids: tuple[str, ...]
 
 
-class _KeyedLocks:
-    """One lock per conversation, forgotten when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    async def __call__(self, key: str) -> _Held:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            await lock.acquire()
-        except BaseException:
-            self._release_user(key)
-            raise
-        return _Held(self, key, lock)
-
-    def _release_user(self, key: str) -> None:
-        lock, users = self._locks[key]
-        if users <= 1:
-            del self._locks[key]
-        else:
-            self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-
-class _Held:
-    def __init__(self, owner: _KeyedLocks, key: str, lock: asyncio.Lock) -> None:
-        self._owner, self._key, self._lock = owner, key, lock
-
-    def release(self) -> None:
-        self._lock.release()
-        self._owner._release_user(self._key)
-
-
 class ChatService:
     """Answers chat messages on any platform."""
 
@@ -121,7 +85,7 @@ class ChatService:
         self._config = config
         self._wall = wall
         self._telemetry: Telemetry = telemetry or NullTelemetry()
-        self._locks = _KeyedLocks()
+        self._locks = KeyedLocks()
 
     @property
     def config(self) -> ChatConfig:
@@ -141,11 +105,8 @@ class ChatService:
         """Answer ``incoming`` through ``reply`` (not yet entered); waits for an earlier
         answer in the same conversation to finish first."""
         self.validate(incoming)
-        held = await self._locks(str(incoming.key))
-        try:
+        async with self._locks.hold(str(incoming.key)):
             return await self._answer_locked(incoming, reply)
-        finally:
-            held.release()
 
     async def _answer_locked(self, incoming: Incoming, reply: StreamingReply) -> ChatResult:
         key = incoming.key
@@ -225,11 +186,8 @@ class ChatService:
 
     async def reset(self, key: ConversationKey) -> None:
         """Start a fresh context; an answer in progress is stored before the reset point."""
-        held = await self._locks(str(key))
-        try:
+        async with self._locks.hold(str(key)):
             await self._store.reset(key)
-        finally:
-            held.release()
 
     async def set_persona(self, key: ConversationKey, persona: str | None) -> None:
         if persona is not None and len(persona) > self._config.max_prompt_chars:

@@ -21,10 +21,10 @@ How it behaves (design.md §5):
   :attr:`Priority.URGENT`; growing-message edits ask for :attr:`Priority.EDIT`, and a waiting
   edit is upgraded when the reply finishes. A payload equal to the last one sent is not sent
   and its slot is refunded.
-- When the current message outgrows ``surface.max_len`` it is sealed at the cut
-  :func:`~bot.core.chat.markdown.cut_markdown` picks, gets its final content, and a new message
-  continues with the rest. Sealed messages never change again. Cuts are stable, so the chunks
-  are exactly ``split_markdown(final_text)`` however the stream was timed.
+- When the current message outgrows ``surface.max_len`` it is sealed and a new message
+  continues with the rest; sealed messages never change again, and the chunks are exactly
+  ``split_markdown(final_text)`` however the stream was timed
+  (:class:`~bot.core.chat.message_plan.MessagePlan` decides which message shows what).
 - ``RetryLater`` penalizes the lane in the shared pacer (nothing at all goes to that chat until
   then) and the newest text follows afterwards. ``MessageGone`` on the growing message moves
   it to a new message. Other errors are logged and retried with backoff; the final delivery
@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
-from bot.core.chat.markdown import close_open_fence, cut_markdown
+from bot.core.chat.message_plan import MessagePlan, PlannedMessage
 from bot.core.clock import wait_event
 from bot.core.errors import MessageGone, RetryLater, UserFacingError
 from bot.core.lifecycle import SHUTDOWN
@@ -82,19 +82,6 @@ class ReplyResult:
         return len(self.message_ids)
 
 
-@dataclass(slots=True)
-class _Message:
-    id: str | None = None
-    sent: str | None = None  # the last payload delivered
-    target: str | None = None  # what it should show now; None: nothing visible yet
-    sealed: bool = False
-    gone: bool = False
-
-    @property
-    def pending(self) -> bool:
-        return self.target is not None and self.target != self.sent
-
-
 class StreamingReply:
     """Shows one streamed answer on one :class:`~bot.core.ports.Surface` (see module doc).
 
@@ -127,17 +114,10 @@ class StreamingReply:
         self._typing_every = typing_every
         self._typing_paced = typing_paced
         self._typing_after = typing_after
-        self._empty_text = empty_text
         self._cancel_note = cancel_note
         self._grace = shutdown_grace
 
-        self._parts: list[str] = []
-        self._final: str | None = None  # the composed final text, once finishing
-        self._dirty = False  # text changed since the last sync
-        self._has_text = False  # something visible was fed: a send is imminent
-        self._messages = [_Message()]
-        self._base = 0  # where the current message starts in the full text
-        self._reopen = ""  # fence line the current message starts with, if any
+        self._plan = MessagePlan(surface.max_len, surface.measure, empty_text=empty_text)
         self._finishing = False
         self._abandoned = False
         self._ticket: Ticket | None = None
@@ -200,10 +180,7 @@ class StreamingReply:
         if self._finishing:
             log.debug("reply in %s: text fed after finish() ignored", self._lane)
             return
-        self._parts.append(delta)
-        if not self._has_text and not delta.isspace():
-            self._has_text = True
-        self._dirty = True
+        self._plan.feed(delta)
         self._wake.set()
 
     async def finish(self, note: str | None = None) -> ReplyResult:
@@ -219,100 +196,29 @@ class StreamingReply:
         await self._done.wait()
         return self.result
 
-    async def fail(self, note: str) -> ReplyResult:
-        """Finish after an upstream failure: the partial text stays and ``note`` follows."""
-        return await self.finish(note)
-
-    @property
-    def text(self) -> str:
-        """The model's text fed so far, verbatim."""
-        return self._joined()
-
     @property
     def result(self) -> ReplyResult:
         """The messages shown so far (final once :meth:`finish` has returned)."""
-        shown = [m for m in self._messages if m.id is not None and not m.gone]
-        complete = (
-            self._done.is_set()
-            and not self._abandoned
-            and not any(m.pending for m in self._messages if not m.gone)
-        )
+        shown = self._plan.shown()
+        complete = self._done.is_set() and not self._abandoned and self._plan.settled
         return ReplyResult(
             tuple(m.id for m in shown if m.id is not None),
             tuple(m.sent or "" for m in shown),
             complete,
         )
 
-    # -- text state -----------------------------------------------------------------------------
-
-    def _joined(self) -> str:
-        if len(self._parts) > 1:
-            self._parts[:] = ["".join(self._parts)]
-        return self._parts[0] if self._parts else ""
+    # -- finishing ------------------------------------------------------------------------------
 
     def _begin_finish(self, note: str | None) -> None:
         self._finishing = True
         self._finish_event.set()
-        text = self._joined()
-        untouched = self._base == 0 and len(self._messages) == 1
-        if not text.strip() and untouched:
-            final = note or self._empty_text
-        elif not text.strip():  # blank but already cut: keep it a prefix of the final text
-            final = text + (note or self._empty_text)
-        elif note:
-            # Close a dangling code fence so the note is not shown as code.
-            closed = close_open_fence(text)
-            sep = "" if closed.endswith("\n\n") else "\n" if closed.endswith("\n") else "\n\n"
-            final = closed + sep + note
-        else:
-            final = text
-        self._final = final
-        self._dirty = True
+        self._plan.finish(note)
         self._wake.set()
         if self._ticket is not None:
             self._ticket.upgrade(Priority.URGENT)
 
-    def _sync(self) -> None:
-        """Bring message targets up to date with the text, sealing overflowing messages."""
-        if not self._dirty:
-            return
-        self._dirty = False
-        full = self._final if self._final is not None else self._joined()
-        surface = self._surface
-        current = self._messages[-1]
-        while True:
-            body = full[self._base :]
-            text = self._reopen + body
-            cut = cut_markdown(text, surface.max_len, surface.measure)
-            if cut is None:
-                current.target = text if body.strip() else None
-                return
-            current.sealed = True
-            current.target = cut.head if cut.head.strip() else None
-            if current.target is None and current.id is None:
-                self._messages.pop()  # never shown and nothing to show: no message at all
-            # A cut never falls inside the reopened fence line, so this always moves forward.
-            self._base += max(1, cut.consumed - len(self._reopen))
-            self._reopen = cut.reopen
-            current = _Message()
-            self._messages.append(current)
-
-    def _next_pending(self) -> _Message | None:
-        self._sync()
-        for m in self._messages:
-            if m.pending and not m.gone:
-                return m
-        return None
-
-    def _has_work(self) -> bool:
-        return self._dirty or any(m.pending and not m.gone for m in self._messages)
-
     def _priority(self) -> Priority:
-        if self._finishing or self._messages[-1].id is None:
-            return Priority.URGENT
-        if any(m.sealed and m.pending for m in self._messages):
-            return Priority.URGENT
-        return Priority.EDIT
+        return Priority.URGENT if self._finishing or self._plan.urgent else Priority.EDIT
 
     # -- the flusher ----------------------------------------------------------------------------
 
@@ -322,7 +228,7 @@ class StreamingReply:
         try:
             while True:
                 self._wake.clear()
-                if not self._has_work():
+                if not self._plan.has_work():
                     if self._finishing:
                         return
                     await self._wake.wait()
@@ -334,7 +240,7 @@ class StreamingReply:
                     await ticket.wait()
                 finally:
                     self._ticket = None
-                message = self._next_pending()  # the newest text, after waiting
+                message = self._plan.next_pending()  # the newest text, after waiting
                 if message is None:
                     ticket.refund()
                     continue
@@ -372,7 +278,7 @@ class StreamingReply:
             self._visible.set()
             self._done.set()
 
-    async def _deliver(self, message: _Message) -> None:
+    async def _deliver(self, message: PlannedMessage) -> None:
         text = message.target
         assert text is not None
         if message.id is None:
@@ -383,14 +289,12 @@ class StreamingReply:
             await self._surface.edit(message.id, text)
             message.sent = text
 
-    def _message_gone(self, message: _Message) -> None:
-        if message is self._messages[-1]:
-            log.info("reply in %s: message %s vanished, continuing anew", self._lane, message.id)
-            message.id = message.sent = None
+    def _message_gone(self, message: PlannedMessage) -> None:
+        vanished = message.id
+        if self._plan.lost(message):
+            log.info("reply in %s: message %s vanished, continuing anew", self._lane, vanished)
         else:
-            # An earlier, sealed message was deleted: re-posting it now would be out of order.
-            log.info("reply in %s: sealed message %s vanished", self._lane, message.id)
-            message.gone = True
+            log.info("reply in %s: sealed message %s vanished", self._lane, vanished)
 
     def _give_up(self, why: str) -> None:
         log.error("reply in %s: final text not delivered (%s)", self._lane, why)
@@ -414,7 +318,7 @@ class StreamingReply:
             if wait > 0:  # nothing at all goes to a penalized chat, typing included
                 await wait_event(self._visible, wait, clock)
                 continue
-            if self._has_text or self._finishing:
+            if self._plan.has_text or self._finishing:
                 return  # text is on its way: a typing call now would only compete with it
             try:
                 if self._typing_paced:

@@ -97,13 +97,6 @@ class Deliverer:
         self._grace = grace
         self._retry_delays = retry_delays
         self._jobs: dict[int, asyncio.Task[None]] = {}
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self.delivered = 0
-
-    @property
-    def pending(self) -> int:
-        return len(self._jobs)
 
     def schedule(self, task_id: int) -> None:
         """Deliver the task soon (no-op if its delivery is already under way)."""
@@ -111,12 +104,7 @@ class Deliverer:
             return
         job = asyncio.get_running_loop().create_task(self._run(task_id))
         self._jobs[task_id] = job
-        self._idle.clear()
-        job.add_done_callback(lambda _: self._finished(task_id))
-
-    async def wait_idle(self) -> None:
-        """Wait until no delivery is scheduled or running (tests, benchmarks)."""
-        await self._idle.wait()
+        job.add_done_callback(lambda _: self._jobs.pop(task_id, None))
 
     async def close(self) -> None:
         """Stop: queued deliveries are dropped (they resume at the next start); a step in
@@ -127,11 +115,6 @@ class Deliverer:
         for job in jobs:
             with contextlib.suppress(asyncio.CancelledError):
                 await job
-
-    def _finished(self, task_id: int) -> None:
-        self._jobs.pop(task_id, None)
-        if not self._jobs:
-            self._idle.set()
 
     async def _run(self, task_id: int) -> None:
         for attempt in range(len(self._retry_delays) + 1):
@@ -168,8 +151,7 @@ class Deliverer:
             await _Delivery(self, task, outbox).result()
         else:
             await _Delivery(self, task, outbox).failure()
-        if await self._store.mark_delivered(task.id):
-            self.delivered += 1
+        await self._store.mark_delivered(task.id)
 
     async def step(self, work: Callable[[], Awaitable[T]]) -> T:
         """Run ``work`` (a post and its record) to the end even if cancelled meanwhile."""

@@ -15,7 +15,8 @@ poller owns what happens after:
   thousands of tasks do not move in lockstep). A failed request only delays the tasks it
   carried (honouring a server's Retry-After); the loop keeps going through any error.
 * **Deadlines.** A task still unfinished after its provider's deadline is marked
-  ``expired`` and its user told so.
+  ``expired`` and its user told so. (What each answer does to a row is decided in
+  :mod:`bot.core.generation.transitions`.)
 * **Progress.** A changed progress (or Midjourney preview) is shown in the status message,
   at most once per ``progress_edit_interval`` per task, through :class:`StatusEditor`
   (coalesced, paced by the platform's shared pacer).
@@ -45,14 +46,9 @@ from bot.core.errors import UpstreamError
 from bot.core.generation.delivery import Deliverer
 from bot.core.generation.progress import StatusEditor
 from bot.core.generation.records import Provider, Task, TaskStatus, TaskUpdate
-from bot.core.generation.schedule import (
-    MODAL_DURING_POLL,
-    UNCERTAIN_AFTER_RESTART,
-    CycleStats,
-    PollerConfig,
-)
-from bot.core.generation.views import expired_message, progress_view
-from bot.core.models import Platform, StatusView, TaskRef, TaskSnapshot, UpstreamState
+from bot.core.generation.transitions import PollerConfig, TaskTransitions
+from bot.core.generation.views import progress_view
+from bot.core.models import Platform, StatusView, TaskRef, TaskSnapshot
 from bot.core.ports import Clock, Outbox, Refunds, TaskBackend, TaskStore, Telemetry
 from bot.core.telemetry import NullTelemetry
 
@@ -60,9 +56,25 @@ __all__ = ["UNCERTAIN_AFTER_RESTART", "CycleStats", "PollerConfig", "TaskPoller"
 
 log = logging.getLogger(__name__)
 
+UNCERTAIN_AFTER_RESTART: Final = (
+    "The bot restarted while sending this request, so I cannot tell whether it was "
+    "accepted. To avoid paying twice I did not send it again; please try again if no "
+    "result arrives."
+)
+LOST_REQUEST: Final = "This request was lost on its way. Please try again."
 ERROR_BACKOFF: Final = 5.0
 PARALLEL_REQUESTS: Final = 8
 _PAGE: Final = 500
+
+
+@dataclass(slots=True)
+class CycleStats:
+    """What one cycle did (tests, benchmarks and the telemetry port read it)."""
+
+    tasks: int = 0
+    requests: int = 0
+    edits: int = 0
+    saturated: bool = False
 
 
 @dataclass(slots=True)
@@ -99,7 +111,7 @@ class TaskPoller:
         self._config = config
         self._clock = clock
         self._wall = wall
-        self._rng = rng or random.Random()
+        self._transitions = TaskTransitions(config, rng or random.Random())
         self._telemetry = telemetry or NullTelemetry()
         self._refunds = refunds
         self._unpaid: list[Task] = []  # polled tasks that failed or expired this cycle
@@ -117,7 +129,6 @@ class TaskPoller:
         self._stop = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._started_at = wall()
-        self.cycles = 0
 
     @property
     def config(self) -> PollerConfig:
@@ -251,6 +262,45 @@ class TaskPoller:
             stats.saturated = True
         elif len(due) >= limit:
             stats.saturated = True
+        answers = await self._poll(batches)
+        now = self._wall()
+        updates: list[TaskUpdate] = []
+        finished: list[Task] = []
+        transitions = self._transitions
+        for task in due:
+            if task.upstream_id is None:  # cannot be polled (never happens by design): end it
+                update = transitions.end(task, TaskStatus.FAILED, error=LOST_REQUEST)
+                updates.append(self._track(task, update, finished))
+        for (provider, tasks), answer in zip(batches, answers, strict=True):
+            stats.requests += 1
+            stats.tasks += len(tasks)
+            if isinstance(answer, UpstreamError):
+                log.warning("poll %s (%d task(s)) failed: %s", provider.value, len(tasks), answer)
+                for task in tasks:
+                    update = transitions.retry(task, now, answer.retry_after)
+                    updates.append(self._track(task, update, finished))
+                continue
+            by_id = {snap.upstream_id: snap for snap in answer}
+            for task in tasks:
+                snap = by_id.get(task.upstream_id or "")
+                if snap is None:  # not (yet) known upstream: keep looking, with backoff
+                    update = transitions.retry(task, now)
+                else:
+                    update = transitions.apply(task, snap, now)
+                    if not _ends(update):
+                        self._maybe_show(task, update, snap, now, stats)
+                updates.append(self._track(task, update, finished))
+        await self._store.update_tasks(updates)
+        await self._refund_failures()
+        for task in finished:
+            self.deliver(task.id)
+        self._telemetry.poll_cycle(time.perf_counter() - started, stats.requests)
+        return stats
+
+    async def _poll(
+        self, batches: Sequence[tuple[Provider, list[Task]]]
+    ) -> list[list[TaskSnapshot] | UpstreamError]:
+        """Each batch's snapshots, or the error its request failed with (a few at a time)."""
         gate = asyncio.Semaphore(PARALLEL_REQUESTS)
 
         async def poll(batch: tuple[Provider, list[Task]]) -> list[TaskSnapshot] | UpstreamError:
@@ -265,38 +315,7 @@ class TaskPoller:
                     log.exception("poll %s: unexpected failure", provider.value)
                     return UpstreamError(f"{type(exc).__name__}: {exc}")
 
-        answers = await asyncio.gather(*(poll(b) for b in batches))
-        now = self._wall()
-        updates: list[TaskUpdate] = []
-        finished: list[Task] = []
-        for task in due:
-            if task.upstream_id is None:  # cannot be polled (never happens by design): end it
-                error = "This request was lost on its way. Please try again."
-                updates.append(self._finish(task, TaskStatus.FAILED, finished, error=error))
-        for (provider, tasks), answer in zip(batches, answers, strict=True):
-            stats.requests += 1
-            stats.tasks += len(tasks)
-            if isinstance(answer, UpstreamError):
-                stats.failed_requests += 1
-                log.warning("poll %s (%d task(s)) failed: %s", provider.value, len(tasks), answer)
-                for task in tasks:
-                    updates.append(self._retry(task, now, answer.retry_after, finished))
-                continue
-            by_id = {snap.upstream_id: snap for snap in answer}
-            for task in tasks:
-                snap = by_id.get(task.upstream_id or "")
-                if snap is None:  # not (yet) known upstream: keep looking, with backoff
-                    updates.append(self._retry(task, now, None, finished))
-                else:
-                    updates.append(self._apply(task, snap, now, finished, stats))
-        stats.updated = await self._store.update_tasks(updates)
-        await self._refund_failures()
-        stats.finished = len(finished)
-        for task in finished:
-            self.deliver(task.id)
-        self.cycles += 1
-        self._telemetry.poll_cycle(time.perf_counter() - started, stats.requests)
-        return stats
+        return await asyncio.gather(*(poll(b) for b in batches))
 
     async def _refund_failures(self) -> None:
         """A task that failed or expired upstream gave the user nothing: give the quota back.
@@ -326,94 +345,25 @@ class TaskPoller:
 
     # -- per task -------------------------------------------------------------------------------
 
-    def _next_poll(self, attempts: int, now: float) -> float:
-        interval = self._config.interval(attempts)
-        jitter = self._config.jitter
-        if jitter:
-            interval *= 1.0 + self._rng.uniform(-jitter, jitter)
-        return now + interval
-
-    def _expired(self, task: Task, now: float) -> bool:
-        return task.deadline is not None and now >= task.deadline
-
-    def _finish(
-        self,
-        task: Task,
-        status: TaskStatus,
-        finished: list[Task],
-        *,
-        result: dict[str, object] | None = None,
-        error: str | None = None,
-    ) -> TaskUpdate:
-        finished.append(task)
-        if status in (TaskStatus.FAILED, TaskStatus.EXPIRED):
-            self._unpaid.append(task)
-        self._shown.pop(task.id, None)
-        self._telemetry.task_state(task.provider.value, status.value)
-        return TaskUpdate(
-            task.id,
-            status=status,
-            progress=100 if status is TaskStatus.SUCCEEDED else task.progress,
-            next_poll_at=None,
-            attempts=task.attempts + 1,
-            result=result if result is not None else task.result,
-            error=error,
-        )
-
-    def _expire(self, task: Task, finished: list[Task]) -> TaskUpdate:
-        deadline = self._config.deadlines.get(task.provider)
-        message = expired_message(task.provider, deadline)
-        return self._finish(task, TaskStatus.EXPIRED, finished, error=message)
-
-    def _retry(
-        self, task: Task, now: float, retry_after: float | None, finished: list[Task]
-    ) -> TaskUpdate:
-        if self._expired(task, now):
-            return self._expire(task, finished)
-        next_at = self._next_poll(task.attempts + 1, now)
-        if retry_after is not None:
-            next_at = max(next_at, now + retry_after)
-        return TaskUpdate(task.id, attempts=task.attempts + 1, next_poll_at=next_at)
-
-    def _apply(
-        self,
-        task: Task,
-        snap: TaskSnapshot,
-        now: float,
-        finished: list[Task],
-        stats: CycleStats,
-    ) -> TaskUpdate:
-        state = snap.state
-        if state is UpstreamState.SUCCEEDED:
-            return self._finish(task, TaskStatus.SUCCEEDED, finished, result=snap.result)
-        if state is UpstreamState.FAILED:
-            return self._finish(task, TaskStatus.FAILED, finished, error=snap.error)
-        if state is UpstreamState.WAITING:
-            return self._finish(task, TaskStatus.FAILED, finished, error=MODAL_DURING_POLL)
-        if self._expired(task, now):
-            return self._expire(task, finished)
-        status = TaskStatus.RUNNING if state is UpstreamState.RUNNING else TaskStatus.SUBMITTED
-        self._maybe_show(task, status, snap, now, stats)
-        next_poll_at = self._next_poll(task.attempts + 1, now)
-        progress = task.progress if snap.progress is None else snap.progress
-        if status is task.status and progress == task.progress:
-            # The common case: only the schedule moves (fewer columns, no index to touch).
-            return TaskUpdate(task.id, attempts=task.attempts + 1, next_poll_at=next_poll_at)
-        if status is not task.status:
+    def _track(self, task: Task, update: TaskUpdate, finished: list[Task]) -> TaskUpdate:
+        """Count a status change; an ended task goes to ``finished`` (to be delivered) and,
+        if it failed or expired upstream, to this cycle's refunds."""
+        status = update.status
+        if isinstance(status, TaskStatus) and status is not task.status:
             self._telemetry.task_state(task.provider.value, status.value)
-        return TaskUpdate(
-            task.id,
-            status=status,
-            progress=progress,
-            attempts=task.attempts + 1,
-            next_poll_at=next_poll_at,
-        )
+        if _ends(update):
+            finished.append(task)
+            if status in (TaskStatus.FAILED, TaskStatus.EXPIRED):
+                self._unpaid.append(task)
+            self._shown.pop(task.id, None)
+        return update
 
     def _maybe_show(
-        self, task: Task, status: TaskStatus, snap: TaskSnapshot, now: float, stats: CycleStats
+        self, task: Task, update: TaskUpdate, snap: TaskSnapshot, now: float, stats: CycleStats
     ) -> None:
         if task.status_message_id is None:
             return
+        status = update.status if isinstance(update.status, TaskStatus) else task.status
         progress, preview = snap.progress, snap.preview_url
         shown = self._shown.get(task.id)
         if shown is not None:
@@ -427,3 +377,7 @@ class TaskPoller:
         self._shown[task.id] = _Shown(status, progress, preview, now)
         self.editor.show(task, view)
         stats.edits += 1
+
+
+def _ends(update: TaskUpdate) -> bool:
+    return isinstance(update.status, TaskStatus) and update.status.is_terminal

@@ -1,9 +1,10 @@
-"""Status messages: progress edits, coalesced and paced, and the paced post helper.
+"""Progress edits of status messages while tasks run, coalesced and paced.
 
 :class:`StatusEditor` shows progress in status messages: the newest view per task replaces
 any older one still waiting (coalescing), and a small pool of workers sends them through the
 platform's :class:`~bot.core.ports.Outbox` (which waits for the shared pacer). Progress is
-best effort; the final view is the deliverer's and always arrives.
+best effort; the final view is the deliverer's and always arrives. What a view says is
+decided in :mod:`bot.core.generation.views`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,11 @@
-"""Value objects of the task queue and button tokens, as the store returns them.
+"""The generation feature's stored rows: tasks and their buttons, as the store keeps them.
+
+A :class:`Task` (with its :class:`Provider` and :class:`TaskStatus`) is written as a
+:class:`NewTask` before the paid submit and changed only through a :class:`TaskUpdate`; a
+finished task's buttons go in as :class:`ButtonSpec` and come back by token as
+:class:`ButtonRef`. Only what the task store
+keeps belongs here: values that merely pass through a port (what a provider answers, what a
+platform shows) are in :mod:`bot.core.models`.
 
 Stdlib-only frozen dataclasses owned by the core (the generation use cases and the
 poller work on them); :mod:`bot.store` implements the queries that return them.
@@ -10,7 +17,7 @@ come back as plain ``dict`` values; treat them as read-only.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from types import MappingProxyType
 from typing import Any, Final
@@ -24,12 +31,12 @@ __all__ = [
     "UNSET",
     "ButtonRef",
     "ButtonSpec",
+    "NewTask",
     "Provider",
     "Task",
     "TaskStatus",
     "TaskUpdate",
     "Unset",
-    "UsageKind",
 ]
 
 
@@ -79,17 +86,6 @@ TERMINAL_STATUSES: Final = frozenset(
 )
 
 
-class UsageKind(StrEnum):
-    """Counters kept per user per UTC day; amounts are tokens or generations."""
-
-    PROMPT_TOKENS = "prompt_tokens"
-    COMPLETION_TOKENS = "completion_tokens"
-    CHAT = "chat"
-    IMAGINE = "imagine"
-    MUSIC = "music"
-    VIDEO = "video"
-
-
 class Unset(Enum):
     """Type of :data:`UNSET`, the "leave this column alone" marker of :class:`TaskUpdate`."""
 
@@ -132,6 +128,21 @@ class Task:
     result: dict[str, Any] | None = None
     error: str | None = None
     delivered_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task as the use cases write it, before the paid submit: the row starts ``pending`` and
+    unpolled; what the submit returns (upstream id, deadline, first poll) and everything after
+    arrive as :class:`TaskUpdate`\\ s. ``parent_id``: the task whose button this action is."""
+
+    provider: Provider
+    kind: str
+    owner_id: str
+    conversation: ConversationKey
+    request: Mapping[str, Any] = field(default_factory=dict)
+    parent_id: int | None = None
+    reply_to_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from bot.core.generation.prompts import (
 from bot.core.generation.records import (
     DEFAULT_DEADLINES,
     ButtonRef,
+    NewTask,
     Provider,
     Task,
     TaskStatus,
@@ -251,13 +252,15 @@ class GenerationService:
         row = request.row()
         try:
             task_id = await self._store.create_task(
-                provider=request.provider,
-                kind=request.kind,
-                owner_id=origin.user_id,
-                conversation=origin.key,
-                request=row,
-                parent_id=parent_id,
-                reply_to_id=origin.reply_to,
+                NewTask(
+                    provider=request.provider,
+                    kind=request.kind,
+                    owner_id=origin.user_id,
+                    conversation=origin.key,
+                    request=row,
+                    parent_id=parent_id,
+                    reply_to_id=origin.reply_to,
+                )
             )
         except BaseException:
             await admitted.refund()

@@ -1,7 +1,9 @@
-"""What a generation task looks like to a user: status texts, failure sentences, button rows.
+"""What a generation task's status message says: status texts, failure sentences, button rows.
 
-Pure functions over :class:`~bot.core.generation.records.Task` rows, shared by every platform. Texts
-are plain (no Markdown): prompts are user input and are shown verbatim.
+Pure functions over :class:`~bot.core.generation.records.Task` rows, shared by every platform;
+they only word things. Sending is elsewhere: :mod:`bot.core.generation.progress` edits the
+views in while a task runs, :mod:`bot.core.generation.delivery` posts the final one and the
+result. Texts are plain (no Markdown): prompts are user input and are shown verbatim.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ _ROW_LABELLED: Final = 3
 
 
 def provider_name(provider: Provider) -> str:
+    """The name a user knows a provider by ("Midjourney")."""
     return _NAMES[provider]
 
 
