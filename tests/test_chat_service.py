@@ -73,7 +73,7 @@ async def world() -> AsyncIterator[World]:
     model = ScriptedModel(clock)
     async with Store.open(":memory:") as store, clock.auto():
         config = ChatConfig(default_model="gpt-4o-mini", system_prompt="Be brief.")
-        chat = ChatService(model=model, store=store, config=config, wall=lambda: 1000.0)
+        chat = ChatService(model=model, store=store, config=config)
         yield chat, model, store, clock, Pacer(telegram_rules(), clock=clock)
 
 

@@ -4,7 +4,7 @@ Everything in the core that waits (pacing, streaming, typing indicators) goes th
 :class:`bot.core.ports.Clock`, never through ``asyncio.sleep`` or ``loop.time`` directly, so
 tests can swap in virtual time. Waits with a timeout go through :func:`wait_event` and the
 clock's ``wait``: :class:`SystemClock`, whose time is the loop's, uses the loop's own timer;
-a virtual clock races its ``sleep`` against the event (:func:`race_sleep`), since
+a virtual clock must race its own ``sleep`` against the event instead, since
 ``asyncio.wait_for``'s timer would run on the event loop's real clock.
 """
 
@@ -16,7 +16,7 @@ import time
 
 from bot.core.ports import Clock
 
-__all__ = ["SystemClock", "race_sleep", "wait_event"]
+__all__ = ["SystemClock", "wait_event"]
 
 
 class SystemClock:
@@ -53,16 +53,3 @@ async def wait_event(event: asyncio.Event, within: float | None, clock: Clock) -
     if within <= 0:
         return False
     return await clock.wait(event, within)
-
-
-async def race_sleep(event: asyncio.Event, seconds: float, clock: Clock) -> bool:
-    """``Clock.wait`` for a clock whose time is not the loop's: race ``clock.sleep(seconds)``
-    against the event. Cancellation-safe: both helper tasks are cancelled on exit."""
-    waiter = asyncio.ensure_future(event.wait())
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
-    try:
-        await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-        sleeper.cancel()
-    return event.is_set()

@@ -31,8 +31,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-from bot.core.clock import race_sleep
-
 _SETTLE_LIMIT = 200_000
 
 
@@ -69,7 +67,16 @@ class FakeClock:
         await fut  # a cancelled sleep leaves a cancelled future, skipped when popped
 
     async def wait(self, event: asyncio.Event, seconds: float) -> bool:
-        return await race_sleep(event, seconds, self)
+        """Race a virtual sleep against ``event`` (a loop timer would run on real time);
+        both helper tasks are cancelled on the way out, whatever happens."""
+        waiter = asyncio.ensure_future(event.wait())
+        sleeper = asyncio.ensure_future(self.sleep(seconds))
+        try:
+            await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+        return event.is_set()
 
     # -- driving time ---------------------------------------------------------------------------
 

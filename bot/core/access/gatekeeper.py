@@ -36,7 +36,6 @@ class Gatekeeper:
         stats: StatsStore,
         telemetry: Telemetry,
         clock: Clock,
-        notices: RefusalNotices | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
@@ -45,7 +44,7 @@ class Gatekeeper:
         self._stats = stats
         self._telemetry = telemetry
         self._clock = clock
-        self._notices = notices or RefusalNotices()
+        self._notices = RefusalNotices()  # one refusal line per user and place a minute
         self._limit_notices = RefusalNotices(LIMIT_NOTICE_INTERVAL)
         self._wall = wall
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.core.chat.context import MAX_TURNS_LOADED, build_context, estimate_tokens
@@ -77,13 +75,12 @@ class ChatService:
         model: ChatModel,
         store: ChatStore,
         config: ChatConfig,
-        wall: Callable[[], float] = time.time,
         telemetry: Telemetry | None = None,
     ) -> None:
+        # No wall clock here: the store dates the turns it stores (one clock for every date).
         self._model = model
         self._store = store
         self._config = config
-        self._wall = wall
         self._telemetry: Telemetry = telemetry or NullTelemetry()
         self._locks = KeyedLocks()
 
@@ -131,7 +128,6 @@ class ChatService:
                 content=_stored_question(incoming),
                 speaker=incoming.user_name,
                 tokens=estimate_tokens(incoming.text),
-                created_at=self._wall(),
             ),
             user_id=incoming.user_id,
         )
@@ -176,7 +172,6 @@ class ChatService:
                     role=Role.ASSISTANT,
                     content=text,
                     tokens=usage.completion_tokens if usage else estimate_tokens(text),
-                    created_at=self._wall(),
                 ),
                 user_id=incoming.user_id,
                 model=model,
