@@ -75,7 +75,7 @@ class Pacer:
         self._wake = asyncio.Event()
         self._driver: asyncio.Task[None] | None = None
         self._next_sweep = clock.now() + _SWEEP_EVERY
-        self.granted = 0  # total grants, for metrics
+        self.granted = 0  # slots granted, net of refunds
 
     # -- public API -----------------------------------------------------------------------------
 
