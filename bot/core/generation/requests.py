@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from bot.core.generation.prompts import MusicSpec, VideoSpec
 from bot.core.generation.records import Provider
-from bot.core.models import ConversationKey, ImageInput
+from bot.core.models import ConversationKey, ImageInput, UserId
 
 __all__ = [
     "ActionRequest",
@@ -37,7 +37,7 @@ class Origin:
     """Who asked, in which conversation, and which message the answers reply to."""
 
     key: ConversationKey
-    user_id: str
+    user_id: UserId
     reply_to: str | None = None
 
 
