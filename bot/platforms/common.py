@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.policy import Requester
@@ -26,8 +26,8 @@ from bot.core.chat.service import ChatService
 from bot.core.errors import UserFacingError
 from bot.core.generation.service import GenerationService
 from bot.core.lifecycle import RESTARTING, SHUTDOWN
-from bot.core.models import MediaLimits, Platform
-from bot.core.pacing import Pacer
+from bot.core.models import ConversationKey, MediaLimits, Platform
+from bot.core.pacing import Pacer, Priority
 from bot.core.ports import Clock
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "GENERIC_APOLOGY",
     "RESTARTING",
     "Guard",
+    "PacedOutbox",
     "Report",
     "Services",
     "Work",
@@ -62,6 +63,52 @@ class Services:
     """``None``: the platform offers chat only."""
     media_limits: MediaLimits | None = None
     """``None``: the platform's own upload limits."""
+
+
+T = TypeVar("T")
+
+
+class PacedOutbox:
+    """What both platforms' outboxes (:class:`~bot.core.ports.Outbox`) share: their upload
+    limits, and how their calls take the chat's slots of the platform's pacer. Subclasses
+    say which lane a conversation is (:meth:`lane`) and make the calls themselves."""
+
+    FINAL_ATTEMPTS: Final = 5
+    """Tries of a final status view while the platform keeps answering 429."""
+
+    def __init__(self, pacer: Pacer, limits: MediaLimits) -> None:
+        self._pacer = pacer
+        self._limits = limits
+
+    @property
+    def limits(self) -> MediaLimits:
+        return self._limits
+
+    def lane(self, key: ConversationKey) -> tuple[str, str]:
+        """The pacer lane and lane kind of a conversation (the ones its chat replies use)."""
+        raise NotImplementedError
+
+    async def paced(
+        self, key: ConversationKey, call: Callable[[], Awaitable[T]], *, attempts: int
+    ) -> T:
+        lane, kind = self.lane(key)
+        return await self._pacer.call(lane, kind, call, attempts=attempts)
+
+    async def show(
+        self, key: ConversationKey, edit: Callable[[], Awaitable[None]], *, final: bool
+    ) -> None:
+        """Edit a status message: a final view urgently, retried after 429s; an intermediate
+        one once, and dropped while the chat is blocked (a newer view, or the final one,
+        follows: it is not worth waiting out a penalty for)."""
+        lane, kind = self.lane(key)
+        await self._pacer.call(
+            lane,
+            kind,
+            edit,
+            priority=Priority.URGENT if final else Priority.EDIT,
+            attempts=self.FINAL_ATTEMPTS if final else 1,
+            droppable=not final,
+        )
 
 
 Work = Callable[[], Awaitable[object]]

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import discord
 
@@ -29,7 +28,8 @@ from bot.core.models import (
     OutgoingMessage,
     StatusView,
 )
-from bot.core.pacing import DISCORD_CHANNEL, Pacer, Priority
+from bot.core.pacing import DISCORD_CHANNEL, Pacer
+from bot.platforms.common import PacedOutbox
 from bot.platforms.discord.buttons import button_view
 from bot.platforms.discord.surface import FAILURES, MAX_MESSAGE_LEN, NO_PINGS, translate
 
@@ -41,7 +41,6 @@ MEDIA_LIMITS: Final = MediaLimits(
     photo_max_bytes=10 * 1024 * 1024, upload_max_bytes=10 * 1024 * 1024
 )
 """Discord's upload limit for bots in an unboosted server (``[generation]`` may change it)."""
-ATTEMPTS: Final = 5
 COVER: Final = "cover.jpg"
 
 
@@ -73,25 +72,15 @@ def _failure(exc: BaseException, *, editing: bool = False) -> SurfaceError:
     return translate(exc, editing=editing)
 
 
-T = TypeVar("T")
-
-
-class DiscordOutbox:
+class DiscordOutbox(PacedOutbox):
     """Posts and edits in Discord channels by conversation key (see the module docstring)."""
 
     def __init__(self, client: discord.Client, pacer: Pacer, limits: MediaLimits) -> None:
+        super().__init__(pacer, limits)
         self._client = client
-        self._pacer = pacer
-        self._limits = limits
 
-    @property
-    def limits(self) -> MediaLimits:
-        return self._limits
-
-    async def paced(
-        self, key: ConversationKey, call: Callable[[], Awaitable[T]], *, attempts: int
-    ) -> T:
-        return await self._pacer.call(key.chat_id, DISCORD_CHANNEL, call, attempts=attempts)
+    def lane(self, key: ConversationKey) -> tuple[str, str]:
+        return key.chat_id, DISCORD_CHANNEL  # the channel's lane, as its chat replies use
 
     async def post(
         self, key: ConversationKey, message: OutgoingMessage, *, reply_to: str | None = None
@@ -115,9 +104,8 @@ class DiscordOutbox:
         return str(sent.id)
 
     async def edit(self, key: ConversationKey, message_id: str, view: StatusView) -> None:
-        lane = key.chat_id
         embeds = [discord.Embed().set_image(url=view.preview_url)] if view.preview_url else []
-        message = self._client.get_partial_messageable(int(lane)).get_partial_message(
+        message = self._client.get_partial_messageable(int(key.chat_id)).get_partial_message(
             int(message_id)
         )
 
@@ -131,11 +119,4 @@ class DiscordOutbox:
             except FAILURES as exc:
                 raise _failure(exc, editing=True) from exc  # RetryLater, MessageGone included
 
-        await self._pacer.call(
-            lane,
-            DISCORD_CHANNEL,
-            edit,
-            priority=Priority.URGENT if view.final else Priority.EDIT,
-            attempts=ATTEMPTS if view.final else 1,
-            droppable=not view.final,  # an intermediate view is not worth waiting out a penalty for
-        )
+        await self.show(key, edit, final=view.final)

@@ -13,8 +13,7 @@ Telegram's parser.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Final, TypeVar
+from typing import Final
 
 from telegram import (
     Bot,
@@ -38,8 +37,8 @@ from bot.core.models import (
     OutgoingMessage,
     StatusView,
 )
-from bot.core.pacing import TELEGRAM_GROUP, TELEGRAM_PRIVATE, Pacer, Priority
-from bot.platforms.common import BUTTON_PREFIX
+from bot.core.pacing import TELEGRAM_GROUP, TELEGRAM_PRIVATE, Pacer
+from bot.platforms.common import BUTTON_PREFIX, PacedOutbox
 from bot.platforms.telegram.surface import GONE_MARKERS, retry_seconds
 
 __all__ = ["MEDIA_LIMITS", "TelegramOutbox", "clip"]
@@ -51,7 +50,6 @@ MEDIA_LIMITS: Final = MediaLimits(
     upload_max_bytes=int(FileSizeLimit.FILESIZE_UPLOAD),
 )
 """Telegram's own limits (a local Bot API server allows more: see ``[generation]``)."""
-ATTEMPTS: Final = 5
 MEDIA_READ_TIMEOUT: Final = 60.0
 MEDIA_WRITE_TIMEOUT: Final = 300.0
 _NO_PREVIEW: Final = LinkPreviewOptions(is_disabled=True)
@@ -65,11 +63,6 @@ def clip(text: str, limit: int) -> str:
     while utf16_len(cut) > limit - 1:
         cut = cut[:-1]
     return cut + "…"
-
-
-def _lane(key: ConversationKey) -> tuple[str, str]:
-    # The same lanes as TelegramSurface: per chat (forum topics share their group's budget).
-    return key.chat_id, TELEGRAM_GROUP if key.chat_id.startswith("-") else TELEGRAM_PRIVATE
 
 
 def _translate(exc: TelegramError) -> SurfaceError:
@@ -87,26 +80,16 @@ def _translate(exc: TelegramError) -> SurfaceError:
     return SurfaceError(f"Telegram: {exc.message}")
 
 
-T = TypeVar("T")
-
-
-class TelegramOutbox:
+class TelegramOutbox(PacedOutbox):
     """Posts and edits in Telegram chats by conversation key (see the module docstring)."""
 
     def __init__(self, bot: Bot, pacer: Pacer, limits: MediaLimits) -> None:
+        super().__init__(pacer, limits)
         self._bot = bot
-        self._pacer = pacer
-        self._limits = limits
 
-    @property
-    def limits(self) -> MediaLimits:
-        return self._limits
-
-    async def paced(
-        self, key: ConversationKey, call: Callable[[], Awaitable[T]], *, attempts: int
-    ) -> T:
-        lane, kind = _lane(key)
-        return await self._pacer.call(lane, kind, call, attempts=attempts)
+    def lane(self, key: ConversationKey) -> tuple[str, str]:
+        # The same lanes as TelegramSurface: per chat (forum topics share their group's budget).
+        return key.chat_id, TELEGRAM_GROUP if key.chat_id.startswith("-") else TELEGRAM_PRIVATE
 
     async def post(
         self, key: ConversationKey, message: OutgoingMessage, *, reply_to: str | None = None
@@ -118,7 +101,6 @@ class TelegramOutbox:
         return str(sent.message_id)
 
     async def edit(self, key: ConversationKey, message_id: str, view: StatusView) -> None:
-        lane, kind = _lane(key)
         preview = (
             LinkPreviewOptions(url=view.preview_url, prefer_large_media=True, show_above_text=True)
             if view.preview_url
@@ -139,14 +121,7 @@ class TelegramOutbox:
             except TelegramError as exc:
                 raise _translate(exc) from exc
 
-        await self._pacer.call(
-            lane,
-            kind,
-            edit,
-            priority=Priority.URGENT if view.final else Priority.EDIT,
-            attempts=ATTEMPTS if view.final else 1,
-            droppable=not view.final,  # an intermediate view is not worth waiting out a penalty for
-        )
+        await self.show(key, edit, final=view.final)
 
     async def _send(
         self, key: ConversationKey, message: OutgoingMessage, reply_to: str | None
