@@ -90,6 +90,7 @@ def generation_configs(settings: Settings) -> tuple[GenerationConfig, PollerConf
         suno_lyrics=gen.suno_max_lyrics_chars,
         suno_style=gen.suno_max_style_chars,
         kling=gen.kling_max_prompt_chars,
+        mj_speed_flags=gen.mj_allow_speed_flags,
     )
     generation = GenerationConfig(
         limits=limits,

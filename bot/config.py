@@ -220,6 +220,8 @@ class GenerationSettings(_Section):
     telegram_photo_max_mb: float = Field(default=10.0, gt=0)
     telegram_upload_max_mb: float = Field(default=50.0, gt=0)
     discord_upload_max_mb: float = Field(default=10.0, gt=0)
+    mj_allow_speed_flags: bool = False
+    buttons_owner_only: bool = True
 
 
 class HttpSettings(_Section):

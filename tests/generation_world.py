@@ -61,8 +61,14 @@ def fast_rules() -> PacerRules:
 
 
 def generation_settings(
-    tmp_path: Path, comet: FakeCometAPI, tg: FakeTelegram, **generation: Any
+    tmp_path: Path,
+    comet: FakeCometAPI,
+    tg: FakeTelegram,
+    *,
+    sections: dict[str, dict[str, Any]] | None = None,
+    **generation: Any,
 ) -> Settings:
+    """``sections`` adds other sections (``{"access": {...}, "limits": {...}}``)."""
     return Settings(
         cometapi={
             "api_key": comet.api_key,
@@ -77,6 +83,7 @@ def generation_settings(
         },
         storage={"path": str(tmp_path / "bot.sqlite3")},
         generation={**FAST_GENERATION, **generation},
+        **(sections or {}),
     )
 
 
@@ -89,10 +96,16 @@ class GenerationWorld:
 
 @contextlib.asynccontextmanager
 async def generation_service(
-    tmp_path: Path, comet: FakeCometAPI, tg: FakeTelegram, *, fast: bool = True, **generation: Any
+    tmp_path: Path,
+    comet: FakeCometAPI,
+    tg: FakeTelegram,
+    *,
+    fast: bool = True,
+    sections: dict[str, dict[str, Any]] | None = None,
+    **generation: Any,
 ) -> AsyncIterator[GenerationWorld]:
     """``run_service``'s Telegram + poller wiring, with a fast pacer unless ``fast=False``."""
-    settings = generation_settings(tmp_path, comet, tg, **generation)
+    settings = generation_settings(tmp_path, comet, tg, sections=sections, **generation)
     async with open_core(settings) as core:
         pacer = Pacer(fast_rules() if fast else telegram_rules(), clock=core.clock)
         bot = TelegramBot(

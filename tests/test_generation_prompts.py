@@ -127,3 +127,54 @@ def test_progress_bar_and_button_rows() -> None:
         *(ButtonView(d, "", e) for d, e in (("l", "⬅️"), ("r", "➡️"), ("u", "⬆️"), ("w", "⬇️"))),
     ]
     assert [len(row) for row in button_rows(upscale)] == [3, 2, 4]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        ("a cat \u2014turbo", "Please remove --turbo"),
+        ("a cat \u2013relax", "Please remove --relax"),
+        ("a cat \u2212\u2212fast", "Please remove --fast"),
+        ("a cat -\u200b-turbo", "Please remove --turbo"),
+        ("a cat --\uff54\uff55\uff52\uff42\uff4f", "Please remove --turbo"),
+        ("a cat --turbo,", "Please remove --turbo"),
+        ("a cat --repeat 40", "Please remove --repeat"),
+        ("a cat \u2014r 4", "Please remove --r"),
+        ("a cat --repeat=4", "Please remove --repeat"),
+        ("a cat --q 4", "--q must be .25, .5 or 1"),
+        ("a cat --q4", "--q must be .25, .5 or 1"),
+        ("a cat --quality 2", "--quality must be .25, .5 or 1"),
+        ("a cat --q", "--q must be .25, .5 or 1"),
+        ("\u200b\u200c \u200d\u2060\ufeff\u3164", "Tell me what to imagine"),
+    ],
+)
+def test_costly_or_disguised_midjourney_parameters_are_refused(prompt: str, message: str) -> None:
+    with pytest.raises(UserFacingError, match=message):
+        check_imagine(prompt, LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("a cat \u2014ar 16:9 --q .5", "a cat --ar 16:9 --q .5"),
+        ("a cat \u2014 sitting on a well-known -ish mat", None),
+        ("a cat \u200b --raw --q 1", "a cat --raw --q 1"),
+    ],
+)
+def test_dashes_are_normalised_and_harmless_ones_kept(prompt: str, expected: str | None) -> None:
+    assert check_imagine(prompt, LIMITS) == (expected or prompt)
+
+
+def test_operators_may_allow_speed_flags() -> None:
+    limits = PromptLimits(mj_speed_flags=True)
+    assert check_imagine("a cat \u2014turbo", limits) == "a cat --turbo"
+    with pytest.raises(UserFacingError, match="--repeat"):
+        check_imagine("a cat --fast --repeat 2", limits)
+
+
+@pytest.mark.parametrize("blank", ["\u200b", " \u2060\ufeff ", "\u200c\u200d"])
+def test_invisible_music_and_video_prompts_are_empty(blank: str) -> None:
+    with pytest.raises(UserFacingError, match="Describe the song"):
+        parse_music(blank, LIMITS)
+    with pytest.raises(UserFacingError, match="Describe the video"):
+        video(blank)

@@ -19,6 +19,7 @@ from bot.core.logcontext import bind_log_context
 from bot.core.models import ConversationKey, Incoming, Role, Turn, Usage
 from bot.core.ports import ChatModel, ChatStore, Telemetry
 from bot.core.telemetry import NullTelemetry
+from bot.core.text import is_blank
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class ChatService:
 
     def validate(self, incoming: Incoming) -> None:
         """Refuse bad input before anything is stored or sent upstream."""
-        if not incoming.text.strip() and not incoming.images:
+        if is_blank(incoming.text) and not incoming.images:
             raise UserFacingError("Send me some text (or a photo) and I will answer.")
         if len(incoming.text) > self._config.max_prompt_chars:
             raise UserFacingError(

@@ -20,11 +20,13 @@ the ``check_*`` functions):
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Final
 
 from bot.core.errors import UserFacingError
 from bot.core.generation.records import Task
+from bot.core.text import is_blank
 
 __all__ = [
     "ASPECT_RATIOS",
@@ -46,6 +48,17 @@ _OPTION = re.compile(r"--([A-Za-z][\w-]*)")
 _ZOOM = re.compile(r"(?:--zoom\s+)?([12](?:\.\d+)?)x?", re.IGNORECASE)
 _OLD_ZOOM = re.compile(r"\s*--zoom\s+\S+", re.IGNORECASE)
 _SPEED_FLAGS: Final = frozenset({"fast", "relax", "turbo"})
+_REPEAT_FLAGS: Final = frozenset({"repeat", "r"})
+_QUALITY_FLAGS: Final = frozenset({"q", "quality"})
+# The one quota unit is a grid at the default quality; lower qualities cost less.
+_QUALITIES: Final = frozenset({0.25, 0.5, 1.0})
+# A token that starts with dashes (or their lookalikes: phone keyboards turn "--" into an em
+# dash, and Midjourney reads an em dash as "--"), possibly with invisible characters between.
+_DASH_RUN = re.compile(
+    "^[-\u00ad\u2010-\u2015\u2043\u2212\u2796\u2e3a\u2e3b\ufe58\ufe63\uff0d"
+    "\u200b-\u200d\u2060\ufeff]+"
+)
+_NAME = re.compile(r"[a-z]+")
 # Midjourney parameters whose values are easy to get wrong: name -> (pattern, hint).
 _MJ_CHECKS: Final = {
     "ar": (r"\d+:\d+", "--ar needs width:height, e.g. --ar 16:9"),
@@ -64,13 +77,15 @@ _MJ_CHECKS: Final = {
 
 @dataclass(frozen=True, slots=True)
 class PromptLimits:
-    """Longest accepted inputs, in characters (``[generation]`` keys)."""
+    """Longest accepted inputs, in characters, and whether Midjourney speed flags may be
+    typed (``[generation]`` keys)."""
 
     mj: int = 4000
     suno_description: int = 500
     suno_lyrics: int = 3000
     suno_style: int = 200
     kling: int = 2500
+    mj_speed_flags: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,30 +116,68 @@ def _too_long(what: str, size: int, limit: int) -> UserFacingError:
 
 
 def check_imagine(prompt: str, limits: PromptLimits) -> str:
-    """A Midjourney prompt, trimmed; refuses empty, oversized and malformed parameters."""
-    prompt = " ".join(prompt.split())
+    """A Midjourney prompt, trimmed, its parameter dashes normalised; refuses empty,
+    oversized and malformed prompts and the parameters that would cost more than one grid."""
+    tokens = [_parameter(token) for token in prompt.split() if not is_blank(token)]
+    prompt = " ".join(tokens)
     if not prompt:
         raise UserFacingError("Tell me what to imagine, e.g. /imagine a paper boat at sunrise")
     if len(prompt) > limits.mj:
         raise _too_long("That prompt is", len(prompt), limits.mj)
-    tokens = prompt.split(" ")
     for index, token in enumerate(tokens):
         if not token.startswith("--") or len(token) < 3:
             continue
-        name = token[2:].lower()
-        if name in _SPEED_FLAGS:
-            raise UserFacingError(
-                f"Please remove {token}: the speed mode is chosen by the bot's operator."
-            )
-        check = _MJ_CHECKS.get(name)
+        value = tokens[index + 1] if index + 1 < len(tokens) else ""
+        _check_cost(token, value, limits)
+        check = _MJ_CHECKS.get(token[2:].lower())
         if check is None:
             continue  # any other Midjourney parameter passes through as written
-        value = tokens[index + 1] if index + 1 < len(tokens) else ""
         if not re.fullmatch(check[0], value):
             raise UserFacingError(f"Malformed parameter: {check[1]}.")
     if not _has_words(tokens):
         raise UserFacingError("Add some words to the prompt, not only parameters or links.")
     return prompt
+
+
+def _parameter(token: str) -> str:
+    """``token`` with a leading dash lookalike run (``—turbo``, ``–-q``) spelled ``--`` as
+    Midjourney reads it, so the checks below see what Midjourney will see."""
+    run = _DASH_RUN.match(token)
+    if run is None or run.end() == len(token) or not token[run.end()].isalpha():
+        return token
+    dashes = [ch for ch in run[0] if unicodedata.category(ch) != "Cf"]
+    if dashes == ["-"] or not dashes:
+        return token  # one plain hyphen is a word ("-ish"), not a parameter
+    name = "".join(ch for ch in token[run.end() :] if unicodedata.category(ch) != "Cf")
+    return "--" + unicodedata.normalize("NFKC", name)
+
+
+def _check_cost(token: str, value: str, limits: PromptLimits) -> None:
+    """Refuse the parameters that make one request cost more than one grid: repeats, a
+    faster mode than the operator pays for, a quality above the default."""
+    match = _NAME.match(token[2:].lower())
+    if match is None:
+        return
+    name, glued = match[0], token[2 + match.end() :]
+    if glued[:1].isalnum():
+        if name not in _QUALITY_FLAGS or not glued[:1].isdigit():
+            return  # another parameter that happens to start with these letters
+        value = glued
+    if name in _REPEAT_FLAGS:
+        raise UserFacingError(f"Please remove --{name}: each /imagine makes one grid here.")
+    if name in _SPEED_FLAGS and not limits.mj_speed_flags:
+        raise UserFacingError(
+            f"Please remove --{name}: the speed mode is chosen by the bot's operator."
+        )
+    if name in _QUALITY_FLAGS and _quality(value) not in _QUALITIES:
+        raise UserFacingError(f"--{name} must be .25, .5 or 1 here (1 is the default).")
+
+
+def _quality(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 def modal_prompt(task: Task, text: str, limits: PromptLimits) -> str:
@@ -177,12 +230,12 @@ def parse_music(text: str, limits: PromptLimits) -> MusicSpec:
 
 def check_music(spec: MusicSpec, limits: PromptLimits) -> MusicSpec:
     if spec.custom:
-        if not spec.style.strip():
+        if is_blank(spec.style):
             raise UserFacingError(
                 "Custom songs need a style: /music --style emotional punk --title City Lights, "
                 "then the lyrics on the next lines."
             )
-        if not spec.lyrics.strip() and not spec.instrumental:
+        if is_blank(spec.lyrics) and not spec.instrumental:
             raise UserFacingError(
                 "Put the lyrics on the lines after the options, or add --instrumental."
             )
@@ -193,7 +246,7 @@ def check_music(spec: MusicSpec, limits: PromptLimits) -> MusicSpec:
         if len(spec.title) > 200:
             raise _too_long("The title is", len(spec.title), 200)
         return spec
-    if not spec.description.strip():
+    if is_blank(spec.description):
         raise UserFacingError(
             "Describe the song, e.g. /music an upbeat synth-pop song about late-night coding"
         )
@@ -242,7 +295,7 @@ def parse_video(
 
 def check_video(spec: VideoSpec, limits: PromptLimits, *, image: bool = False) -> VideoSpec:
     """``image``: an image is attached (image-to-video), so the prompt may be empty."""
-    if not spec.prompt.strip() and not image:
+    if is_blank(spec.prompt) and not image:
         raise UserFacingError("Describe the video, e.g. /video a paper boat drifting at dawn")
     if len(spec.prompt) > limits.kling:
         raise _too_long("That prompt is", len(spec.prompt), limits.kling)
