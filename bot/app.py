@@ -100,6 +100,7 @@ def generation_configs(settings: Settings) -> tuple[GenerationConfig, PollerConf
         kling_model=gen.kling_model,
         kling_duration=gen.kling_duration,
         kling_aspect_ratio=gen.kling_aspect_ratio,
+        buttons_owner_only=gen.buttons_owner_only,
     )
     poller = PollerConfig(
         first_interval=gen.poll_first_interval,
@@ -187,6 +188,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             outboxes=outboxes,
             admission=gatekeeper,
             config=generation_config,
+            is_admin=gatekeeper.policy.is_admin,
         )
         yield Core(
             store=store,

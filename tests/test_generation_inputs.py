@@ -12,8 +12,14 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.cometapi import FakeCometAPI
+from tests.fakes.discord import FakeDiscord, FakeInteraction, FakeMessage
 from tests.fakes.telegram import FakeTelegram, StoredMessage
-from tests.generation_world import generation_service
+from tests.generation_world import (
+    button_data,
+    discord_custom_id,
+    discord_generation_service,
+    generation_service,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -77,3 +83,104 @@ async def test_invisible_prompts_and_messages_are_empty(tmp_path: Path) -> None:
         assert submits(comet) == [] and comet.requests_to("/v1/chat") == []
         tg.inject_private_message("/imagine a cat", user_id=USER)
         await tg.wait_for(lambda: photos(tg, USER), timeout=15)  # the quota of 1 is intact
+
+
+# -- buttons: their place, their owner, one submit per press (finding 8) --------------------------
+
+
+async def test_telegram_buttons_work_only_in_their_chat_for_their_owner_once(
+    tmp_path: Path,
+) -> None:
+    async with (
+        FakeCometAPI(task_steps=2) as comet,
+        FakeTelegram(rate_limits=False) as tg,
+        generation_service(tmp_path, comet, tg),
+    ):
+        tg.inject_group_message(GROUP, "/imagine a paper boat", user_id=USER)
+        (grid,) = await tg.wait_for(lambda: photos(tg, GROUP), timeout=15)
+        tg.inject_private_message("/imagine a dog", user_id=OTHER)
+        (own,) = await tg.wait_for(lambda: photos(tg, OTHER), timeout=15)
+        u1 = button_data(grid, "U1")
+        # another chat's token sent as callback data on a message in the forger's own chat
+        forged = tg.inject_callback_query(OTHER, own.message_id, u1, user_id=OTHER)
+        stranger = tg.inject_callback_query(GROUP, grid.message_id, u1, user_id=OTHER)
+        await tg.wait_for(
+            lambda: tg.callback(forged).answered and tg.callback(stranger).answered, timeout=10
+        )
+        first = tg.inject_callback_query(GROUP, grid.message_id, u1, user_id=USER)
+        again = tg.inject_callback_query(GROUP, grid.message_id, u1, user_id=USER)
+        await tg.wait_for(lambda: len(photos(tg, GROUP)) == 2, timeout=15)
+        await tg.wait_for(lambda: tg.callback(again).answered, timeout=10)
+    assert tg.callback(forged).answer == {
+        "text": "This button does not work here.",
+        "show_alert": True,
+    }
+    assert tg.callback(stranger).answer == {
+        "text": "Only the person who started this task can use its buttons.",
+        "show_alert": True,
+    }
+    assert (tg.callback(first).answer or {}).get("text") == "U1: on it…"
+    assert (tg.callback(again).answer or {}).get("text") == "Already on it."
+    assert len(comet.requests_to("/mj/submit/action")) == 1  # one paid submit
+    assert len(photos(tg, OTHER)) == 1  # nothing posted into the forger's chat
+
+
+def ephemeral(dc: FakeDiscord, inter: FakeInteraction) -> list[str]:
+    return [dc.message(i).content for i in inter.followup_ids if dc.message(i).ephemeral]
+
+
+async def discord_grid(dc: FakeDiscord, channel: dict[str, object]) -> FakeMessage:
+    await dc.interact(dc.slash("imagine", {"prompt": "a paper boat"}, channel=channel))
+
+    def grid() -> FakeMessage | None:
+        found = [m for m in dc.messages(int(str(channel["id"]))) if m.files]
+        return found[0] if found else None
+
+    found: FakeMessage = await dc.wait_for(grid, timeout=15)
+    return found
+
+
+async def test_discord_buttons_work_only_in_their_channel_for_their_owner_once(
+    tmp_path: Path,
+) -> None:
+    async with FakeCometAPI(task_steps=2) as comet, FakeDiscord(rate_limit=None) as dc:
+        bob = dc.make_user("bob")
+        guild = dc.make_guild("Comets", channels=["art", "lounge"], members=[bob])
+        async with discord_generation_service(tmp_path, comet, dc):
+            await dc.guild_create(guild)
+            art, lounge = dc.channel(guild, "art"), dc.channel(guild, "lounge")
+            grid = await discord_grid(dc, art)
+            u1 = discord_custom_id(grid, "U1")
+            row = {
+                "type": 1,
+                "components": [{"type": 2, "style": 2, "label": "U1", "custom_id": u1}],
+            }
+            elsewhere = dc.seed_bot_message(int(lounge["id"]), "a copy", components=[row])
+            forged = await dc.interact(dc.click(elsewhere, u1))
+            stranger = await dc.interact(dc.click(grid, u1, user=bob))
+            await dc.wait_for(lambda: ephemeral(dc, forged) and ephemeral(dc, stranger), 15)
+            first = await dc.interact(dc.click(grid, u1))
+            again = await dc.interact(dc.click(grid, u1))
+            await dc.wait_for(
+                lambda: len([m for m in dc.messages(int(art["id"])) if m.files]) == 2, timeout=15
+            )
+            await dc.wait_for(lambda: ephemeral(dc, again), timeout=15)
+        assert ephemeral(dc, forged) == ["This button does not work here."]
+        assert ephemeral(dc, stranger) == [
+            "Only the person who started this task can use its buttons."
+        ]
+        assert ephemeral(dc, first) == [] and ephemeral(dc, again) == ["Already on it."]
+        assert len(comet.requests_to("/mj/submit/action")) == 1  # one paid submit
+        assert [m for m in dc.messages(int(lounge["id"])) if m.files] == []
+
+
+async def test_anyone_in_the_chat_may_press_when_configured(tmp_path: Path) -> None:
+    async with (
+        FakeCometAPI(task_steps=2) as comet,
+        FakeTelegram(rate_limits=False) as tg,
+        generation_service(tmp_path, comet, tg, buttons_owner_only=False),
+    ):
+        tg.inject_group_message(GROUP, "/imagine a paper boat", user_id=USER)
+        (grid,) = await tg.wait_for(lambda: photos(tg, GROUP), timeout=15)
+        tg.inject_callback_query(GROUP, grid.message_id, button_data(grid, "U2"), user_id=OTHER)
+        await tg.wait_for(lambda: len(photos(tg, GROUP)) == 2, timeout=15)

@@ -10,6 +10,7 @@ import pytest
 
 from bot.core.errors import PromptRefused, SubmitUncertain, UserFacingError
 from bot.core.generation.poller import PollerConfig, TaskPoller
+from bot.core.generation.presses import ALREADY, NOT_HERE, NOT_YOURS
 from bot.core.generation.prompts import MusicSpec, PromptLimits, VideoSpec
 from bot.core.generation.records import ButtonSpec, Provider, TaskStatus, TaskUpdate
 from bot.core.generation.requests import (
@@ -178,26 +179,26 @@ async def succeeded_grid(rig: Rig) -> int:
 async def test_a_button_submits_its_exact_custom_id_and_replies_to_its_message(rig: Rig) -> None:
     grid = await succeeded_grid(rig)
     token = next(t for t, b in rig.store.buttons.items() if b.label == "U2")
-    ref = await rig.service.button(token)
+    ref = await rig.service.button(token, ORIGIN)
     posts_before = len(rig.outbox.posts)
-    task_id = await rig.service.press(Origin(KEY, "tg:7", reply_to="900"), ref)
+    task_id = await rig.service.press(Origin(KEY, "tg:42", reply_to="900"), ref)
     request = rig.backend.submits[-1]
     assert isinstance(request, ActionRequest)
     assert request.parent == "up1" and request.custom_id == "MJ::JOB::upsample::2::h"
     task = rig.store.tasks[task_id]
-    assert task.parent_id == grid and task.owner_id == "tg:7" and task.reply_to_id == "900"
+    assert task.parent_id == grid and task.owner_id == "tg:42" and task.reply_to_id == "900"
     status = rig.outbox.posts[posts_before]  # posted after the submit, replying to the grid
     assert status.reply_to == "900" and status.message.text.startswith("🔘 U2: a boat")
 
 
 async def test_buttons_of_unknown_failed_or_expired_tasks_say_so(rig: Rig) -> None:
     with pytest.raises(UserFacingError, match=GONE):
-        await rig.service.button("no-such-token")
+        await rig.service.button("no-such-token", ORIGIN)
     grid = await succeeded_grid(rig)
     token = next(iter(rig.store.buttons))
     await rig.store.update_task(TaskUpdate(grid, status=TaskStatus.EXPIRED))
     with pytest.raises(UserFacingError) as info:
-        await rig.service.button(token)
+        await rig.service.button(token, ORIGIN)
     assert info.value.message == DEAD_PARENT
 
 
@@ -210,7 +211,7 @@ async def test_a_describe_button_imagines_its_prompt(rig: Rig) -> None:
     assert "1. a red boat" in prompts.message.text and "2. a blue boat" in prompts.message.text
     second = prompts.message.buttons[0][1]
     assert second.text == "🎨 2"
-    ref = await rig.service.button(second.token)
+    ref = await rig.service.button(second.token, ORIGIN)
     await rig.service.press(Origin(KEY, "tg:42", reply_to=prompts.id), ref)
     assert rig.backend.submits[-1] == ImagineRequest("a blue boat")
 
@@ -220,7 +221,7 @@ async def test_custom_zoom_asks_then_completes_with_a_modal(rig: Rig) -> None:
     ref_id = await rig.store.add_buttons(
         1, [ButtonSpec("MJ::CustomZoom::h", "Custom Zoom", "🔍", "custom_zoom")]
     )
-    ref = await rig.service.button(ref_id[0])
+    ref = await rig.service.button(ref_id[0], ORIGIN)
     rig.backend.submit_waiting.append(True)
     task_id = await rig.service.press(Origin(KEY, "tg:42", reply_to="900"), ref)
     task = rig.store.tasks[task_id]
@@ -249,7 +250,7 @@ async def test_a_late_answer_to_a_modal_expires_it(rig: Rig) -> None:
         1, [ButtonSpec("MJ::CustomZoom::h", "Custom Zoom", "🔍", "custom_zoom")]
     )
     rig.backend.submit_waiting.append(True)
-    task_id = await rig.service.press(ORIGIN, await rig.service.button(token))
+    task_id = await rig.service.press(ORIGIN, await rig.service.button(token, ORIGIN))
     question = rig.outbox.posts[-1]
     await rig.clock.sleep(rig.service.config.modal_timeout + 1)
     assert await rig.service.answer(ORIGIN, question.id, "1.5")
@@ -300,3 +301,51 @@ async def test_music_and_video_requests_carry_the_configured_defaults(rig: Rig) 
         (Provider.KLING, "image2video", {"prompt": "", "duration": 5, "model": "kling-v2-1"}),
     ]
     assert [a[1] for a in rig.admission.admitted] == ["music", "music", "video", "video"]
+
+
+async def test_a_button_works_only_in_its_own_chat_for_its_owner_once(rig: Rig) -> None:
+    await succeeded_grid(rig)
+    token = next(t for t, b in rig.store.buttons.items() if b.label == "U1")
+    other_chat = Origin(ConversationKey(Platform.TELEGRAM, "-100999"), "tg:42", reply_to="1")
+    with pytest.raises(UserFacingError, match=NOT_HERE):
+        await rig.service.button(token, other_chat)
+    with pytest.raises(UserFacingError, match=NOT_HERE):
+        await rig.service.press(other_chat, rig.store.buttons[token])  # no way around it
+    with pytest.raises(UserFacingError, match=NOT_YOURS):
+        await rig.service.button(token, Origin(KEY, "tg:7"))
+    topic = Origin(ConversationKey(Platform.TELEGRAM, "42", "5"), "tg:42", reply_to="9")
+    ref = await rig.service.button(token, topic)  # a topic of the same chat is that chat
+    with pytest.raises(UserFacingError, match=ALREADY):
+        await rig.service.button(token, ORIGIN)  # pressed again before the first submits
+    await rig.service.press(topic, ref)
+    with pytest.raises(UserFacingError, match=ALREADY):
+        await rig.service.button(token, ORIGIN)  # and for a few seconds after
+    await rig.clock.sleep(rig.service.config.press_window)
+    await rig.service.press(ORIGIN, await rig.service.button(token, ORIGIN))
+    assert [s.kind for s in rig.backend.submits] == ["imagine", "action", "action"]
+
+
+async def test_admins_and_anyone_when_configured_may_press(rig: Rig) -> None:
+    await succeeded_grid(rig)
+    token = next(t for t, b in rig.store.buttons.items() if b.label == "U1")
+    admin = GenerationService(
+        store=rig.store,
+        backend=rig.backend,
+        poller=rig.poller,
+        outboxes={Platform.TELEGRAM: rig.outbox},
+        config=GenerationConfig(deadlines=DEADLINES),
+        wall=rig.clock.now,
+        is_admin=lambda user: user == "tg:1",
+    )
+    assert await admin.button(token, Origin(KEY, "tg:1"))
+    anyone = GenerationService(
+        store=rig.store,
+        backend=rig.backend,
+        poller=rig.poller,
+        outboxes={Platform.TELEGRAM: rig.outbox},
+        config=GenerationConfig(deadlines=DEADLINES, buttons_owner_only=False),
+        wall=rig.clock.now,
+    )
+    assert await anyone.button(token, Origin(KEY, "tg:7"))
+    with pytest.raises(UserFacingError, match=NOT_HERE):
+        await anyone.button(token, Origin(ConversationKey(Platform.DISCORD, "42"), "tg:42"))

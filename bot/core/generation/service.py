@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from bot.core.errors import GenerationError, SubmitUncertain, SurfaceError, UserFacingError
 from bot.core.generation.poller import TaskPoller
+from bot.core.generation.presses import ButtonPresses
 from bot.core.generation.progress import post_paced
 from bot.core.generation.prompts import (
     MusicSpec,
@@ -97,6 +98,8 @@ class GenerationConfig:
     kling_aspect_ratio: str = "16:9"
     modal_timeout: float = 1500.0
     """How long a Midjourney modal waits for the user's answer (upstream drops it ~30 min)."""
+    buttons_owner_only: bool = True
+    press_window: float = 5.0  # seconds after a press in which its button submits nothing
 
 
 class OpenAdmission:
@@ -122,6 +125,7 @@ class GenerationService:
         config: GenerationConfig,
         admission: Admission | None = None,
         wall: Callable[[], float] = time.time,
+        is_admin: Callable[[str], bool] = lambda user: False,
     ) -> None:
         self._store = store
         self._backend = backend
@@ -130,6 +134,9 @@ class GenerationService:
         self._config = config
         self.admission = admission
         self._wall = wall
+        self._presses = ButtonPresses(
+            config.buttons_owner_only, config.press_window, is_admin, wall
+        )
 
     @property
     def config(self) -> GenerationConfig:
@@ -182,17 +189,17 @@ class GenerationService:
         request = VideoRequest(spec, self._config.kling_model, image)
         return await self._start(origin, request, quota="video")
 
-    async def button(self, token: str) -> ButtonRef:
-        """The button behind a token, if it can still be pressed (fast: answer the click
-        with this before :meth:`press` submits anything)."""
+    async def button(self, token: str, origin: Origin) -> ButtonRef:
+        """The button behind a token, if ``origin`` may press it there and now (fast: answer
+        the click with this before :meth:`press` submits; :mod:`.presses` says the rules)."""
         ref = await self._store.get_button(token)
-        if ref is None:
-            raise UserFacingError(GONE)
-        parent = await self._store.get_task(ref.task_id)
-        if parent is None:
+        parent = None if ref is None else await self._store.get_task(ref.task_id)
+        if ref is None or parent is None:
             raise UserFacingError(GONE)
         if parent.status is not TaskStatus.SUCCEEDED:
             raise UserFacingError(DEAD_PARENT)
+        self._presses.check(parent, origin)
+        self._presses.claim(token)
         return ref
 
     async def press(self, origin: Origin, ref: ButtonRef) -> int:
@@ -200,6 +207,11 @@ class GenerationService:
         parent = await self._store.get_task(ref.task_id)
         if parent is None or parent.status is not TaskStatus.SUCCEEDED:
             raise UserFacingError(DEAD_PARENT)
+        self._presses.check(parent, origin)
+        with self._presses.pressing(ref.token):
+            return await self._press(origin, ref, parent)
+
+    async def _press(self, origin: Origin, ref: ButtonRef, parent: Task) -> int:
         result = parent.result or {}
         if ref.kind == "describe":
             prompts = result.get("prompts") or []

@@ -268,13 +268,16 @@ class DiscordButtons:
             )
 
     async def _press(self, interaction: discord.Interaction, token: str) -> None:
-        ref = await self._service.button(token)  # unknown, failed or expired: told privately
         carrier = interaction.message
+        # Where the click came from and who pressed: the core checks both against the task.
         origin = Origin(
             conversation_key(interaction.channel_id or 0),
             qualify(Platform.DISCORD, interaction.user.id),
             reply_to=str(carrier.id) if carrier is not None else None,
         )
+        # Unknown, failed, expired, another channel's, someone else's or just pressed: told
+        # privately, nothing submitted.
+        ref = await self._service.button(token, origin)
         await self._service.press(origin, ref)
 
     async def ask(self, interaction: discord.Interaction) -> None:

@@ -289,13 +289,6 @@ class TelegramGeneration:
         query = update.callback_query
         if query is None or query.data is None or query.message is None:
             return
-        try:
-            ref = await self._service.button(query.data.removeprefix(BUTTON_PREFIX))
-        except UserFacingError as exc:
-            await query.answer(exc.message[:200], show_alert=True)
-            return
-        name = " ".join(p for p in (ref.emoji, ref.label) if p) or "Button"
-        await query.answer(f"{name}: on it…")
         carrier = query.message
         key = (
             conversation_key(carrier)
@@ -303,7 +296,15 @@ class TelegramGeneration:
             else ConversationKey(Platform.TELEGRAM, str(carrier.chat.id))
         )
         user = qualify(Platform.TELEGRAM, query.from_user.id)
+        # Where the click came from and who pressed: the core checks both against the task.
         origin = Origin(key, user, reply_to=str(carrier.message_id))
+        try:
+            ref = await self._service.button(query.data.removeprefix(BUTTON_PREFIX), origin)
+        except UserFacingError as exc:
+            await query.answer(exc.message[:200], show_alert=True)
+            return
+        name = " ".join(p for p in (ref.emoji, ref.label) if p) or "Button"
+        await query.answer(f"{name}: on it…")
         await self._service.press(origin, ref)
 
     async def _answer(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
