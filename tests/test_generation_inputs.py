@@ -184,3 +184,69 @@ async def test_anyone_in_the_chat_may_press_when_configured(tmp_path: Path) -> N
         (grid,) = await tg.wait_for(lambda: photos(tg, GROUP), timeout=15)
         tg.inject_callback_query(GROUP, grid.message_id, button_data(grid, "U2"), user_id=OTHER)
         await tg.wait_for(lambda: len(photos(tg, GROUP)) == 2, timeout=15)
+
+
+# -- captions for other bots (finding 9) and albums in any order (finding 12) ---------------------
+
+
+async def test_a_photo_captioned_for_another_bot_is_ignored_in_a_group(tmp_path: Path) -> None:
+    async with (
+        FakeCometAPI(task_steps=2) as comet,
+        FakeTelegram(rate_limits=False) as tg,
+        generation_service(tmp_path, comet, tg),
+    ):
+        tg.inject_photo(GROUP, b"\xff\xd8dog", caption="/imagine@otherbot a dog", user_id=USER)
+        tg.inject_photo(GROUP, b"\xff\xd8two", caption="/describe@OtherBot", user_id=USER)
+        mine = f"/imagine@{tg.bot_user['username']} a cat"
+        tg.inject_photo(GROUP, b"\xff\xd8cat", caption=mine, user_id=USER)
+        await tg.wait_for(lambda: photos(tg, GROUP), timeout=15)
+    assert [r.json["prompt"] for r in comet.requests_to("/mj/submit/imagine")] == ["a cat"]
+    assert comet.requests_to("/mj/submit/describe") == []
+    assert all("dog" not in (m.text or m.caption or "") for m in tg.messages(GROUP))
+
+
+async def test_an_album_captioned_blend_on_its_last_photo_is_blended_whole(
+    tmp_path: Path,
+) -> None:
+    async with (
+        FakeCometAPI(task_steps=2) as comet,
+        FakeTelegram(rate_limits=False) as tg,
+        generation_service(tmp_path, comet, tg),
+    ):
+        album = {"media_group_id": "album-2"}
+        tg.inject_photo(USER, b"\xff\xd8one", extra=album)
+        tg.inject_photo(USER, b"\xff\xd8two", extra=album)
+        tg.inject_photo(USER, b"\xff\xd8three", caption="/blend portrait", extra=album)
+        await tg.wait_for(lambda: photos(tg, USER), timeout=15)
+    (blend,) = [r.json for r in comet.requests_to("/mj/submit/blend")]
+    assert blend["dimensions"] == "PORTRAIT" and len(blend["base64Array"]) == 3
+    assert comet.requests_to("/v1/chat") == []  # no photo of the album answered as chat
+
+
+async def test_an_album_that_is_not_a_blend_still_reaches_the_chat(tmp_path: Path) -> None:
+    async with (
+        FakeCometAPI(task_steps=2) as comet,
+        FakeTelegram(rate_limits=False) as tg,
+        generation_service(tmp_path, comet, tg),
+    ):
+        album = {"media_group_id": "album-3"}
+        tg.inject_photo(USER, b"\xff\xd8one", extra=album)
+        tg.inject_photo(USER, b"\xff\xd8two", caption="what is in these?", extra=album)
+        await tg.wait_for(lambda: len(comet.requests_to("/v1/chat")) == 2, timeout=15)
+    assert comet.requests_to("/mj/submit/blend") == []
+
+
+async def test_a_refused_users_album_is_let_go(tmp_path: Path) -> None:
+    access = {"access": {"users": ["tg:1"]}}
+    async with (
+        FakeCometAPI(task_steps=2) as comet,
+        FakeTelegram(rate_limits=False) as tg,
+        generation_service(tmp_path, comet, tg, sections=access) as world,
+    ):
+        album = {"media_group_id": "album-4"}
+        tg.inject_photo(USER, b"\xff\xd8one", caption="/blend", extra=album)
+        tg.inject_photo(USER, b"\xff\xd8two", extra=album)
+        await tg.wait_for_message(USER, "Sorry, this bot is private", timeout=10)
+        albums = world.bot._generation._albums  # type: ignore[union-attr]
+        await tg.wait_for(lambda: len(albums) == 0, timeout=5)
+    assert submits(comet) == [] and len(tg.messages(USER)) == 1  # one refusal, no more

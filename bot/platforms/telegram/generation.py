@@ -9,11 +9,8 @@ stores, submits and (through the poller) reports back.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from telegram import Message, PhotoSize, Update
@@ -28,12 +25,12 @@ from telegram.ext import (
     filters,
 )
 
-from bot.core.errors import SurfaceError, UserFacingError
-from bot.core.generation.progress import post_paced
+from bot.core.errors import UserFacingError
 from bot.core.generation.prompts import parse_music, parse_video
 from bot.core.generation.service import GenerationService, Origin
-from bot.core.models import ConversationKey, ImageInput, OutgoingMessage, Platform, qualify
-from bot.platforms.common import BUTTON_PREFIX, GENERIC_APOLOGY
+from bot.core.models import ConversationKey, ImageInput, Platform, qualify
+from bot.platforms.common import BUTTON_PREFIX
+from bot.platforms.telegram.albums import Album, AlbumFilter, Albums
 from bot.platforms.telegram.messages import Wrapper, conversation_key
 from bot.platforms.telegram.outbox import TelegramOutbox
 
@@ -59,8 +56,6 @@ HELP: Final = (
     "/describe — with a photo: four prompts to imagine\n"
     "/blend — caption an album of 2-5 photos with /blend (portrait|square|landscape)"
 )
-ALBUM_WAIT: Final = 1.0
-"""Seconds without a new album item before the album is complete."""
 _CAPTION_COMMAND = re.compile(r"^/(imagine|describe|blend|video)(@\w+)?(\s|$)", re.IGNORECASE)
 _COMMAND_PREFIX = re.compile(r"^/\w+(@\w+)?[ \t]?")
 _URL = re.compile(r"https?://\S+")
@@ -98,27 +93,19 @@ def _photo_of(message: Message) -> PhotoSize | None:
     return None
 
 
-@dataclass
-class _Album:
-    origin: Origin
-    dimensions: str
-    photos: list[PhotoSize] = field(default_factory=list)
-    flush: asyncio.Task[None] | None = None
-
-
 class TelegramGeneration:
     """Registers the generation handlers on a PTB Application."""
 
     def __init__(self, service: GenerationService, outbox: TelegramOutbox) -> None:
         self._service = service
         self._outbox = outbox
-        self._albums: dict[str, _Album] = {}
-        self._album_tasks: set[asyncio.Task[None]] = set()
+        self._albums = Albums(self._is_blend, self._blend)
         self._guard: Wrapper | None = None
 
     def register(self, app: Application[Any, Any, Any, Any, Any, Any], guard: Wrapper) -> None:
         """Call before the chat handlers: the album and caption handlers must win."""
         self._guard = guard
+        self._albums.bind(app, guard)
         app.add_handler(
             MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, self._answer),
             group=-1,
@@ -128,22 +115,17 @@ class TelegramGeneration:
         app.add_handler(CommandHandler("video", guard(self._video)))
         app.add_handler(CommandHandler("describe", guard(self._describe)))
         app.add_handler(CommandHandler("blend", guard(self._blend_usage)))
-        app.add_handler(MessageHandler(filters.PHOTO & _AlbumFilter(self), guard(self._album)))
+        # Unguarded: it only holds the photo; the blend or the chat handlers check access.
         app.add_handler(
-            MessageHandler(
-                filters.PHOTO & filters.CaptionRegex(_CAPTION_COMMAND), guard(self._captioned)
-            )
+            MessageHandler(filters.PHOTO & AlbumFilter(self._albums), self._albums.collect)
         )
+        app.add_handler(MessageHandler(filters.PHOTO & _CaptionFilter(), guard(self._captioned)))
         app.add_handler(
             CallbackQueryHandler(guard(self._button), pattern=f"^{re.escape(BUTTON_PREFIX)}")
         )
 
     async def close(self) -> None:
-        for task in list(self._album_tasks):
-            task.cancel()
-        for task in list(self._album_tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._albums.close()
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -209,7 +191,7 @@ class TelegramGeneration:
         message = update.effective_message
         if message is None or not message.caption:
             return
-        command = _CAPTION_COMMAND.match(message.caption)
+        command = caption_command(message)
         name = command[1].lower() if command else ""
         if name == "imagine":
             await self._imagine(update, context)
@@ -222,66 +204,23 @@ class TelegramGeneration:
 
     # -- albums (/blend) ------------------------------------------------------------------------
 
-    def claims_album_item(self, message: Message) -> bool:
-        """Sync filter: a /blend album's captioned item, or a later item of a known album.
+    def _is_blend(self, message: Message) -> bool:
+        command = caption_command(message)
+        return command is not None and command[1].lower() == "blend"
 
-        The album is registered here, while filters run in update order, so its other items
-        (Telegram sends them as separate updates, handled concurrently) are claimed too.
-        Items that arrive before the captioned one go to the chat handlers.
-        """
-        group = message.media_group_id
-        if group is None:
-            return False
-        if group in self._albums:
-            return True
-        caption = (message.caption or "").strip()
-        if _CAPTION_COMMAND.match(caption) is None or caption[1:6].lower() != "blend":
-            return False
-        words = command_text(message).lower().split()
-        dimensions = next((_DIMENSIONS[w] for w in words if w in _DIMENSIONS), "SQUARE")
-        self._albums[group] = _Album(origin_of(message), dimensions)
-        return True
-
-    async def _album(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def _blend(
+        self, album: Album, update: Update, context: ContextTypes.DEFAULT_TYPE
+    ) -> None:
+        """A complete album captioned /blend (run by the guard: access checked first)."""
         message = update.effective_message
-        if message is None or message.media_group_id is None or not message.photo:
-            return
-        album = self._albums.get(message.media_group_id)
-        if album is None:  # flushed already: a straggler long after the album
-            return
-        album.photos.append(message.photo[-1])
-        if album.flush is not None:
-            album.flush.cancel()
-        album.flush = asyncio.get_running_loop().create_task(
-            self._flush_album(message.media_group_id)
-        )
-        self._album_tasks.add(album.flush)
-        album.flush.add_done_callback(self._album_tasks.discard)
-
-    async def _flush_album(self, group: str) -> None:
-        await asyncio.sleep(ALBUM_WAIT)
-        album = self._albums.pop(group, None)
-        if album is None:
+        if message is None:
             return
         if not 2 <= len(album.photos) <= 5:
-            await self._tell(
-                album.origin, f"Blend needs 2 to 5 photos; this album has {len(album.photos)}."
-            )
-            return
-        try:
-            images = [await _download(photo) for photo in album.photos]
-            await self._service.blend(album.origin, images, dimensions=album.dimensions)
-        except UserFacingError as exc:
-            await self._tell(album.origin, exc.message)
-        except Exception:
-            log.exception("telegram: blend of album %s failed", group)
-            await self._tell(album.origin, GENERIC_APOLOGY)
-
-    async def _tell(self, origin: Origin, text: str) -> None:
-        with contextlib.suppress(SurfaceError):
-            await post_paced(
-                self._outbox, origin.key, OutgoingMessage(text), reply_to=origin.reply_to
-            )
+            raise UserFacingError(f"Blend needs 2 to 5 photos; this album has {len(album.photos)}.")
+        words = command_text(message).lower().split()
+        dimensions = next((_DIMENSIONS[w] for w in words if w in _DIMENSIONS), "SQUARE")
+        images = [await _download(photo) for photo in album.photos]
+        await self._service.blend(origin_of(message), images, dimensions=dimensions)
 
     # -- buttons and answers --------------------------------------------------------------------
 
@@ -334,10 +273,21 @@ class TelegramGeneration:
             raise ApplicationHandlerStop
 
 
-class _AlbumFilter(filters.MessageFilter):
-    def __init__(self, owner: TelegramGeneration) -> None:
-        super().__init__(name="blend_album")
-        self._owner = owner
+def caption_command(message: Message) -> re.Match[str] | None:
+    """The command a photo's caption starts with, unless it is ``/cmd@otherbot``."""
+    command = _CAPTION_COMMAND.match((message.caption or "").strip())
+    if command is None or command[2] is None:
+        return command
+    try:
+        username = message.get_bot().username or ""
+    except RuntimeError:
+        return None
+    return command if command[2][1:].lower() == username.lower() else None
+
+
+class _CaptionFilter(filters.MessageFilter):
+    def __init__(self) -> None:
+        super().__init__(name="caption_command")
 
     def filter(self, message: Message) -> bool:
-        return self._owner.claims_album_item(message)
+        return caption_command(message) is not None
