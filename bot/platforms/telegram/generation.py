@@ -26,6 +26,7 @@ from telegram.ext import (
 )
 
 from bot.core.errors import UserFacingError
+from bot.core.generation.presses import ALREADY
 from bot.core.generation.prompts import parse_music, parse_video
 from bot.core.generation.service import GenerationService, Origin
 from bot.core.models import ConversationKey, ImageInput, Platform, qualify
@@ -240,7 +241,8 @@ class TelegramGeneration:
         try:
             ref = await self._service.button(query.data.removeprefix(BUTTON_PREFIX), origin)
         except UserFacingError as exc:
-            await query.answer(exc.message[:200], show_alert=True)
+            # A repeated press gets a passing toast; a refusal a box the user must close.
+            await query.answer(exc.message[:200], show_alert=exc.message != ALREADY)
             return
         name = " ".join(p for p in (ref.emoji, ref.label) if p) or "Button"
         await query.answer(f"{name}: on it…")
