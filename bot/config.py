@@ -220,6 +220,9 @@ class GenerationSettings(_Section):
     telegram_photo_max_mb: float = Field(default=10.0, gt=0)
     telegram_upload_max_mb: float = Field(default=50.0, gt=0)
     discord_upload_max_mb: float = Field(default=10.0, gt=0)
+    download_timeout: float = Field(default=300.0, gt=0)
+    download_min_rate_kb: float = Field(default=16.0, ge=0)
+    download_max_mb: float = Field(default=50.0, gt=0)
 
 
 class HttpSettings(_Section):
