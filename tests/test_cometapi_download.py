@@ -332,3 +332,13 @@ async def test_a_name_with_any_private_address_is_refused() -> None:
         await PublicResolver(_Fixed("93.184.216.34", "10.0.0.7")).resolve("cdn.test", 443)
     with pytest.raises(DownloadRefusedError, match="no address"):
         await PublicResolver(_Fixed()).resolve("cdn.test", 443)
+
+
+async def test_api_calls_take_paths_only_so_the_key_never_leaves_base_url(
+    servers: tuple[Server, Server],
+) -> None:
+    origin, other = servers
+    async with _client(origin.url) as client:
+        with pytest.raises(ValueError, match="paths"):
+            await client.request("GET", f"{other.url}/file")
+    assert other.seen == []

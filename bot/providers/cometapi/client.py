@@ -249,7 +249,10 @@ class CometAPI:
         stream: bool = False,
         extensions: Mapping[str, Any] | None = None,
     ) -> httpx.Response:
-        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        if not path.startswith("/"):
+            # Only paths: an absolute URL here would carry the key to another host.
+            raise ValueError(f"API paths start with '/': {path!r}")
+        url = self.base_url + path
         headers = {"Accept": "text/event-stream" if stream else "application/json"}
         if auth:
             headers["Authorization"] = f"Bearer {self._api_key}"
