@@ -34,7 +34,7 @@ from bot.ops.metrics import Metrics
 from bot.ops.runtime import loop_name, settle_heap
 from bot.ops.wiring import access_policy, limits_config, open_ops_server
 from bot.platforms.common import Services
-from bot.providers.cometapi import CometAPI
+from bot.providers.cometapi import CometAPI, DownloadLimits
 from bot.providers.cometapi.aiohttp_transport import AiohttpTransport
 from bot.store import Store, StoreError
 
@@ -129,6 +129,16 @@ def media_limits(settings: Settings, platform: Platform) -> MediaLimits:
     return MediaLimits(upload, upload)
 
 
+def download_limits(settings: Settings) -> DownloadLimits:
+    """How long, how slow and how large one download may be, from ``[generation]``."""
+    gen = settings.generation
+    return DownloadLimits(
+        max_bytes=_megabytes(gen.download_max_mb),
+        deadline=gen.download_timeout,
+        min_rate=gen.download_min_rate_kb * 1024,
+    )
+
+
 @contextlib.asynccontextmanager
 async def open_core(settings: Settings) -> AsyncIterator[Core]:
     """The store, the CometAPI client and the chat service, closed in reverse order."""
@@ -148,6 +158,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 # httpx over aiohttp's C parser: ~40% less bot CPU per streamed token
                 # (docs/benchmarks.md, streaming); closed with the client.
                 transport=AiohttpTransport(),
+                download_limits=download_limits(settings),
             )
         )
         clock = SystemClock()

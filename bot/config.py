@@ -222,6 +222,9 @@ class GenerationSettings(_Section):
     discord_upload_max_mb: float = Field(default=10.0, gt=0)
     mj_allow_speed_flags: bool = False
     buttons_owner_only: bool = True
+    download_timeout: float = Field(default=300.0, gt=0)
+    download_min_rate_kb: float = Field(default=16.0, ge=0)
+    download_max_mb: float = Field(default=50.0, gt=0)
 
 
 class HttpSettings(_Section):

@@ -247,6 +247,22 @@ async def test_poll_and_download_failures_are_upstream_errors(
         await backend.download(f"{comet.base_url}/media/nothing.bin", max_bytes=10_000)
 
 
+async def test_download_errors_say_whether_waiting_can_help(
+    comet: FakeCometAPI, backend: CometTaskBackend
+) -> None:
+    with pytest.raises(core.ResultUnavailable) as gone:
+        await backend.download(f"{comet.base_url}/mj/image/404", max_bytes=10_000)
+    assert gone.value.reason == "not_found"
+    internal = comet.base_url.replace("127.0.0.1", "localhost") + "/mj/image/1"
+    with pytest.raises(core.ResultUnavailable) as refused:  # not the base_url origin: loopback
+        await backend.download(internal, max_bytes=10_000)
+    assert refused.value.reason == "refused"
+    comet.fail_next(1, 503, path_prefix="/mj/image")
+    with pytest.raises(core.UpstreamError) as down:
+        await backend.download(f"{comet.base_url}/mj/image/1", max_bytes=10_000)
+    assert type(down.value) is core.UpstreamError and down.value.reason == "error"
+
+
 @pytest.mark.parametrize(
     ("custom_id", "kind"),
     [

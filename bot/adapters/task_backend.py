@@ -104,11 +104,22 @@ class CometTaskBackend:
             raise core.UpstreamError("the result has no URL")
         try:
             downloaded = await self._client.download(url, max_bytes=max_bytes)
-        except sdk.APIResponseError as exc:
-            # The SDK's only size refusal (no dedicated class): "download larger than N bytes".
-            if "larger than" in exc.message:
-                raise core.MediaTooLarge(exc.message) from exc
-            raise core.UpstreamError(f"download: {exc.message}") from exc
+        except sdk.DownloadTooLargeError as exc:
+            raise core.MediaTooLarge(exc.message, reason="too_large") from exc
         except sdk.CometAPIError as exc:
-            raise core.UpstreamError(f"download: {type(exc).__name__}: {exc.message}") from exc
+            self._count(exc)
+            raise download_error(exc) from exc
         return Downloaded(downloaded.data, downloaded.content_type)
+
+
+def download_error(exc: sdk.CometAPIError) -> core.UpstreamError:
+    """A failed download as the core sees it: permanent (a 404/410 or a URL the download
+    rules refuse) or worth retrying later (timeouts, 5xx, the network)."""
+    message = f"download: {type(exc).__name__}: {exc.message}"
+    if isinstance(exc, sdk.DownloadRefusedError):
+        return core.ResultUnavailable(message, reason="refused")
+    if isinstance(exc, sdk.APIStatusError) and exc.status_code in (404, 410):
+        return core.ResultUnavailable(message, reason="not_found")
+    if isinstance(exc, sdk.APITimeoutError):
+        return core.UpstreamError(message, reason="timeout")
+    return core.UpstreamError(message, retry_after=getattr(exc, "retry_after", None))

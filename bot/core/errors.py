@@ -15,8 +15,11 @@
     │       ├── PromptRefused        the provider refused the prompt (banned word, bad parameter)
     │       ├── GenerationBusy       queue full or rate limited: try again later
     │       └── SubmitUncertain      a paid submit got no clear answer: never resubmitted blindly
-    ├── UpstreamError            polling or a download failed (logged, not shown); .retry_after
-    │   └── MediaTooLarge            a result is bigger than allowed: send a link instead
+    ├── UpstreamError            polling or a download failed (logged, not shown); .retry_after,
+    │   │                            .reason (a word for logs and metrics)
+    │   ├── MediaTooLarge            a result is bigger than allowed: send a link instead
+    │   └── ResultUnavailable        a result's URL cannot give the file (404/410, or refused by
+    │                                the download rules): waiting long will not help
     └── SurfaceError             a platform refused or failed an outgoing call
         ├── RetryLater               429: nothing may go to that chat for ``retry_after`` seconds
         ├── MessageGone              the message to edit no longer exists
@@ -132,15 +135,27 @@ class SubmitUncertain(GenerationError):
 
 
 class UpstreamError(BotError):
-    """Polling or a download failed; the poller backs off and tries again."""
+    """Polling or a download failed; the poller backs off and tries again.
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    ``reason`` is one fixed word (``error``, ``timeout``, ``not_found``, ``refused``) for
+    logs and metric labels.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, reason: str = "error"
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.reason = reason
 
 
 class MediaTooLarge(UpstreamError):
     """A result is larger than the limit given to the download."""
+
+
+class ResultUnavailable(UpstreamError):
+    """A result's URL cannot give the file: it answered 404/410, or it (or a redirect) is
+    refused by the download rules. Retried once soon, then reported to the user."""
 
 
 class PlatformUnavailable(SurfaceError):

@@ -200,6 +200,11 @@ class Telemetry(Protocol):
         """A request was refused by access control or a limit (``reason``: a short word)."""
         ...
 
+    def result_unfetched(self, provider: str, reason: str) -> None:
+        """A finished task's result could not be downloaded and was given up (``reason``:
+        ``not_found``, ``refused``, ``timeout`` or ``error``)."""
+        ...
+
 
 # -- generation -------------------------------------------------------------------------------
 

@@ -31,3 +31,6 @@ class NullTelemetry:
 
     def refused(self, reason: str) -> None:
         return None
+
+    def result_unfetched(self, provider: str, reason: str) -> None:
+        return None

@@ -13,6 +13,7 @@ cometbot_task_transitions_total           counter    provider, status
 cometbot_tasks                            gauge      provider, status (from the store)
 cometbot_queue_length                     gauge      - (unfinished tasks, from the store)
 cometbot_requests_refused_total           counter    reason (user/place/cooldown/quota/...)
+cometbot_results_unfetched_total          counter    provider, reason (not_found/refused/...)
 ========================================  =========  ===================================
 
 The two gauges are read from the store just before each scrape (:meth:`Metrics.refresh`),
@@ -92,6 +93,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.results_unfetched = Counter(
+            "cometbot_results_unfetched",
+            "Finished tasks whose result could not be downloaded (given up, quota refunded)",
+            ["provider", "reason"],
+            registry=r,
+        )
 
     # -- Telemetry ------------------------------------------------------------------------------
 
@@ -120,6 +127,9 @@ class Metrics:
 
     def refused(self, reason: str) -> None:
         self.refusals.labels(reason=reason).inc()
+
+    def result_unfetched(self, provider: str, reason: str) -> None:
+        self.results_unfetched.labels(provider=provider, reason=reason).inc()
 
     # -- scraping -------------------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ What it speaks (shapes from ``/work/shared/cometapi.md``):
 * ``POST /v1/chat/completions`` (stream or not), ``GET /v1/models``, ``GET /api/models``;
   each chat request consumes one :class:`ChatScript` (default: echo the last user message);
 * ``/mj/submit/{imagine,action,modal,blend,describe}``, ``/mj/task/{id}/fetch``,
-  ``/mj/task/list-by-condition``, ``/mj/image/{id}`` (a real PNG);
+  ``/mj/task/list-by-condition``, ``/mj/image/{id}`` (a real PNG; trickled at 1 byte/s when
+  the prompt has a word of ``mj_slow_words``, 404 for one of ``mj_missing_words``);
 * ``/suno/submit/{music,lyrics}``, ``GET /suno/fetch/{id}``, ``POST /suno/fetch``;
 * ``/kling/v1/videos/{text2video,image2video}`` and their ``/{task_id}`` queries;
 * ``/website/...`` answers HTML and ``/redirect/...`` a 301, like a wrong base URL would.
@@ -86,6 +87,8 @@ class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes):
         self.mj_result_as_number = False  # submit "result" as a JSON number
         self.mj_banned_words = {"gore"}  # imagine answers code 24
         self.mj_moderated_words = {"forbidden-subject"}  # the task ends in FAILURE
+        self.mj_slow_words = {"slowpoke"}  # the image is served at 1 byte/s
+        self.mj_missing_words = {"vanished"}  # the image answers 404
         self.tasks: dict[str, _Task] = {}
         self._mj_submits: deque[_MJSubmit] = deque()
         self._task_failures: dict[str, deque[str]] = {f: deque() for f in ("mj", "suno", "kling")}

@@ -145,6 +145,8 @@ class CometBase:
     mj_result_as_number: bool
     mj_banned_words: set[str]
     mj_moderated_words: set[str]
+    mj_slow_words: set[str]
+    mj_missing_words: set[str]
     tasks: dict[str, _Task]
     _mj_submits: deque[_MJSubmit]
     _task_failures: dict[str, deque[str]]

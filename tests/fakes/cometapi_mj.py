@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from typing import Any
 
@@ -184,13 +185,32 @@ class MidjourneyRoutes(CometBase):
         found = [self.tasks.get(str(i)) for i in body.get("ids") or []]
         return _json([self._mj_json(t) for t in found if t is not None and t.family == "mj"])
 
-    async def _mj_image(self, request: web.Request) -> web.Response:
+    async def _mj_image(self, request: web.Request) -> web.StreamResponse:
         task = self.tasks.get(request.match_info["id"])
-        if task is None:
+        prompt = str(task.body.get("prompt") or "") if task is not None else ""
+        if task is None or any(word in prompt for word in self.mj_missing_words):
             return web.Response(status=404, text="not found")
         digest = zlib.crc32(task.id.encode())
         rgb = (digest & 0xFF, (digest >> 8) & 0xFF, (digest >> 16) & 0xFF)
+        if any(word in prompt for word in self.mj_slow_words):
+            return await self._trickle(request, tiny_png(rgb))
         return web.Response(body=tiny_png(rgb), content_type="image/png")
+
+    async def _trickle(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        """``body`` at one byte a second (a hostile or broken CDN), until done or dropped."""
+        response = web.StreamResponse(
+            headers={"Content-Type": "image/png", "Content-Length": str(len(body))}
+        )
+        await response.prepare(request)
+        try:
+            for byte in body:
+                if self._closing.is_set():
+                    break
+                await response.write(bytes([byte]))
+                await asyncio.sleep(1.0)
+        except ConnectionError:
+            self._saw_disconnect()
+        return response
 
 
 class _Refused(Exception):

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bot.core.errors import MediaTooLarge, RetryLater, UpstreamError
+from bot.core.errors import MediaTooLarge, ResultUnavailable, RetryLater, UpstreamError
 from bot.core.generation.records import (
     ACTIVE_STATUSES,
     UNSET,
@@ -250,6 +250,7 @@ class FakeBackend:
         self.downloads: list[tuple[str, int]] = []
         self.files: dict[str, bytes] = {}
         self.download_errors: deque[Exception] = deque()
+        self.missing: set[str] = set()  # URLs that answer 404
         self.script: list[TaskSnapshot] | None = None
         self.result: dict[str, Any] = image_result()
         self._ids = itertools.count(1)
@@ -294,6 +295,8 @@ class FakeBackend:
         self.downloads.append((url, max_bytes))
         if self.download_errors:
             raise self.download_errors.popleft()
+        if url in self.missing:
+            raise ResultUnavailable(f"{url}: HTTP 404", reason="not_found")
         data = self.files.get(url, b"\x89PNG" + bytes(100))
         if len(data) > max_bytes:
             raise MediaTooLarge(f"{url} is larger than {max_bytes}")

@@ -14,7 +14,10 @@ first *settles* the task's editor so no stale progress lands after the final tex
   may repeat that one part at the next start: the platform gives no way to ask whether a
   message went out.)
 * the status message then shows the final view (an idempotent edit) and the row is marked
-  delivered; ``mark_delivered`` is idempotent too.
+  delivered; ``mark_delivered`` is idempotent too;
+* a file that cannot be fetched is retried (a 404 or a refused URL once, soon); when given
+  up, the status message says so, the quota is refunded if nothing was posted, and the
+  operator gets a log line and a count (:mod:`bot.core.generation.fetch`).
 
 Result shapes (``task.result``, written by the task backend): ``{"type": "image",
 "image_url", "prompt", "buttons": [{custom_id, label, emoji, kind}]}``, ``{"type":
@@ -32,15 +35,22 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
 from bot.core.errors import (
-    MediaTooLarge,
     MessageGone,
     PlatformUnavailable,
+    ResultUnavailable,
     SurfaceError,
     UpstreamError,
 )
+from bot.core.generation.fetch import fetch_media, fetch_thumbnail, unfetched_view
 from bot.core.generation.progress import POST_ATTEMPTS, StatusEditor
 from bot.core.generation.records import ButtonSpec, Task, TaskStatus, TaskUpdate
-from bot.core.generation.views import button_rows, done_view, excerpt, failed_view, headline
+from bot.core.generation.views import (
+    button_rows,
+    done_view,
+    excerpt,
+    failed_view,
+    headline,
+)
 from bot.core.lifecycle import SHUTDOWN
 from bot.core.models import (
     ButtonView,
@@ -50,7 +60,8 @@ from bot.core.models import (
     Platform,
     StatusView,
 )
-from bot.core.ports import Clock, Outbox, TaskBackend, TaskStore
+from bot.core.ports import Clock, Outbox, Refunds, TaskBackend, TaskStore, Telemetry
+from bot.core.telemetry import NullTelemetry
 
 __all__ = ["Deliverer"]
 
@@ -60,21 +71,20 @@ T = TypeVar("T")
 SENT: Final = "sent"
 """Key in ``task.result``: part name -> platform message id, for parts already delivered."""
 RETRY_DELAYS: Final = (5.0, 15.0, 60.0, 300.0, 900.0)
+UNAVAILABLE_RETRY_DELAYS: Final = (3.0,)
+"""A 404 or a refused URL: one more try (a CDN may lag behind the task's status), then give up."""
+DELIVERIES: Final = 16
+"""Deliveries (download, then post) under way at once. Slow servers cannot hold them for
+long (the downloader's deadline and minimum rate; retries wait outside any slot), and a few
+results on one leave the rest free. Memory: at most this many times the download cap."""
 STEP_GRACE: Final = SHUTDOWN.flush  # a step in flight at a stop lands like a cut reply
 CAPTION_LIMIT: Final = 900
-THUMBNAIL_MAX_BYTES: Final = 200_000
-_EXTENSIONS: Final = {
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "audio/mpeg": "mp3",
-    "video/mp4": "mp4",
-}
 
 
 class Deliverer:
-    """Delivers finished tasks, at most ``concurrency`` at a time (see the module docstring)."""
+    """Delivers finished tasks, at most ``concurrency`` at a time (see the module docstring).
+    ``refunds`` gives the quota back for a result that could not be fetched; ``telemetry``
+    counts those."""
 
     def __init__(
         self,
@@ -84,9 +94,12 @@ class Deliverer:
         outboxes: Mapping[Platform, Outbox],
         editor: StatusEditor,
         clock: Clock,
-        concurrency: int = 4,
+        concurrency: int = DELIVERIES,
         grace: float = STEP_GRACE,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        unavailable_retry_delays: tuple[float, ...] = UNAVAILABLE_RETRY_DELAYS,
+        refunds: Refunds | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._store = store
         self._backend = backend
@@ -96,6 +109,9 @@ class Deliverer:
         self._slots = asyncio.Semaphore(concurrency)
         self._grace = grace
         self._retry_delays = retry_delays
+        self._unavailable_delays = unavailable_retry_delays
+        self._refunds = refunds
+        self._telemetry: Telemetry = telemetry or NullTelemetry()
         self._jobs: dict[int, asyncio.Task[None]] = {}
 
     def schedule(self, task_id: int) -> None:
@@ -117,18 +133,28 @@ class Deliverer:
                 await job
 
     async def _run(self, task_id: int) -> None:
-        for attempt in range(len(self._retry_delays) + 1):
+        attempt = 0
+        while True:
             try:
                 async with self._slots:
                     await self._deliver(task_id)
                 return
             except (PlatformUnavailable, UpstreamError) as exc:
-                if attempt == len(self._retry_delays):
+                delays = (
+                    self._unavailable_delays
+                    if isinstance(exc, ResultUnavailable)
+                    else self._retry_delays
+                )
+                if attempt >= len(delays):
+                    if isinstance(exc, UpstreamError):
+                        await self._give_up(task_id, exc)
+                        return
                     log.error("task %d: delivery failed for good: %s", task_id, exc)  # noqa: TRY400
                     break
-                delay = self._retry_delays[attempt]
+                delay = delays[attempt]
                 log.warning("task %d: delivery failed (%s); again in %.0f s", task_id, exc, delay)
                 await self._clock.sleep(delay)
+                attempt += 1
             except SurfaceError as exc:
                 log.warning("task %d: the platform refused the delivery: %s", task_id, exc)
                 break
@@ -137,6 +163,31 @@ class Deliverer:
                 break
         # Given up: record it, so a restart does not retry a delivery that cannot succeed.
         await self._store.mark_delivered(task_id)
+
+    async def _give_up(self, task_id: int, exc: UpstreamError) -> None:
+        """The result cannot be fetched: tell the user and the operator, refund what gave
+        nothing, and record the task as delivered (a restart does not try again)."""
+        task = await self._store.get_task(task_id)
+        outbox = self._outboxes.get(task.conversation.platform) if task is not None else None
+        if task is None or task.delivered_at is not None or outbox is None:
+            return  # done meanwhile, or its platform is not running: the next start retries
+        provider = task.provider.value
+        log.error(
+            "task %d (%s): the result could not be fetched, given up: %s", task.id, provider, exc
+        )
+        self._telemetry.result_unfetched(provider, exc.reason)
+        delivery = _Delivery(self, task, outbox)
+        refunded = delivery.nothing_posted and self._refunds is not None
+        if refunded and self._refunds is not None:
+            try:
+                await self._refunds.refund_task(task)
+            except Exception:
+                log.exception("task %d: quota refund failed", task.id)
+        try:
+            await delivery.unfetched(refunded=refunded)
+        except SurfaceError as error:
+            log.warning("task %d: could not say the result is missing: %s", task.id, error)
+        await self._store.mark_delivered(task.id)
 
     async def _deliver(self, task_id: int) -> None:
         task = await self._store.get_task(task_id)
@@ -182,9 +233,21 @@ class _Delivery:
         self._result: dict[str, Any] = dict(task.result or {})
         self._sent: dict[str, str] = dict(self._result.get(SENT) or {})
 
+    @property
+    def nothing_posted(self) -> bool:
+        return not self._sent
+
     async def failure(self) -> None:
-        task, view = self._task, failed_view(self._task)
-        if task.status_message_id is not None:
+        await self._final_notice(failed_view(self._task))
+
+    async def unfetched(self, *, refunded: bool) -> None:
+        """The final word when the result's file could not be fetched."""
+        view = unfetched_view(self._task, partial=not self.nothing_posted, refunded=refunded)
+        await self._final_notice(view)
+
+    async def _final_notice(self, view: StatusView) -> None:
+        """``view`` on the status message, or as a notice when there is none (any more)."""
+        if self._task.status_message_id is not None:
             with contextlib.suppress(MessageGone):
                 await self._owner.step(lambda: self._edit(view))
                 return
@@ -310,27 +373,10 @@ class _Delivery:
         return OutgoingMessage(caption, media=media)
 
     async def _media(self, url: str, kind: MediaKind, stem: str) -> MediaFile | None:
-        """The downloaded file, as ``kind`` (a photo too large for one becomes a document);
-        None when it exceeds what the platform uploads (send the link instead)."""
-        limits = self._outbox.limits
-        try:
-            downloaded = await self._backend.download(url, max_bytes=limits.upload_max_bytes)
-        except MediaTooLarge:
-            return None
-        if kind is MediaKind.PHOTO and len(downloaded.data) > limits.photo_max_bytes:
-            kind = MediaKind.DOCUMENT
-        mime = downloaded.content_type.split(";")[0].strip() or "application/octet-stream"
-        extension = _EXTENSIONS.get(mime) or url.rsplit("?", 1)[0].rsplit(".", 1)[-1][:4]
-        return MediaFile(kind, downloaded.data, f"{stem}.{extension or 'bin'}", mime)
+        return await fetch_media(self._backend, self._outbox.limits, url, kind, stem)
 
     async def _thumbnail(self, url: str) -> bytes | None:
-        if not url:
-            return None
-        try:
-            downloaded = await self._backend.download(url, max_bytes=THUMBNAIL_MAX_BYTES)
-        except UpstreamError:
-            return None  # a cover is a nicety: never fail the song for it
-        return downloaded.data
+        return await fetch_thumbnail(self._backend, url)
 
 
 async def _text(text: str) -> OutgoingMessage:

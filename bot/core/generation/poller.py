@@ -43,7 +43,7 @@ from typing import Any, Final
 
 from bot.core.clock import wait_event
 from bot.core.errors import UpstreamError
-from bot.core.generation.delivery import Deliverer
+from bot.core.generation.delivery import DELIVERIES, Deliverer
 from bot.core.generation.progress import StatusEditor
 from bot.core.generation.records import Provider, Task, TaskStatus, TaskUpdate
 from bot.core.generation.transitions import PollerConfig, TaskTransitions
@@ -104,7 +104,7 @@ class TaskPoller:
         rng: random.Random | None = None,
         telemetry: Telemetry | None = None,
         refunds: Refunds | None = None,
-        delivery_concurrency: int = 4,
+        delivery_concurrency: int = DELIVERIES,
     ) -> None:
         self._store = store
         self._backend = backend
@@ -123,6 +123,8 @@ class TaskPoller:
             editor=self.editor,
             clock=clock,
             concurrency=delivery_concurrency,
+            refunds=refunds,
+            telemetry=self._telemetry,
         )
         self._shown: dict[int, _Shown] = {}
         self._wake = asyncio.Event()

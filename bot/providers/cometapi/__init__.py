@@ -21,6 +21,7 @@ from bot.providers.cometapi.client import (
     CatalogModel,
     CometAPI,
     Download,
+    DownloadLimits,
 )
 from bot.providers.cometapi.errors import (
     APIConnectionError,
@@ -31,6 +32,9 @@ from bot.providers.cometapi.errors import (
     BadRequestError,
     BannedPromptError,
     CometAPIError,
+    DownloadRefusedError,
+    DownloadTooLargeError,
+    DownloadTooSlowError,
     InternalServerError,
     KlingAPIError,
     MidjourneySubmitError,
@@ -96,6 +100,10 @@ __all__ = [
     "CometAPI",
     "CometAPIError",
     "Download",
+    "DownloadLimits",
+    "DownloadRefusedError",
+    "DownloadTooLargeError",
+    "DownloadTooSlowError",
     "InternalServerError",
     "KlingAPIError",
     "KlingKind",

@@ -52,19 +52,13 @@ async def check_response(
     *,
     method: str,
     path: str,
-    api: bool,
     base_url: str,
     secret: str,
 ) -> CometAPIError | None:
-    """None for a usable 2xx answer; otherwise the error it stands for (body consumed).
-
-    ``api=False`` (asset downloads) skips the website checks.
-    """
+    """None for a usable 2xx answer; otherwise the error it stands for (body consumed)."""
     status = response.status_code
     content_type = response.headers.get("content-type", "")
     if 200 <= status < 300:
-        if not api:
-            return None
         # A streamed answer is judged by its header alone: its body is the stream.
         looks_html = "text/html" in content_type or (
             response.is_stream_consumed and response.content.lstrip()[:1] == b"<"
@@ -75,9 +69,8 @@ async def check_response(
     await response.aclose()
     text = redact(response.text, secret)
     # A 5xx HTML page is a CDN error page (an outage), not a website at the wrong URL.
-    if api and (
-        300 <= status < 400
-        or (status < 500 and ("text/html" in content_type or text.lstrip()[:1] == "<"))
+    if 300 <= status < 400 or (
+        status < 500 and ("text/html" in content_type or text.lstrip()[:1] == "<")
     ):
         return wrong_base_url(response, method=method, path=path, base_url=base_url)
     return _status_error(response, text, secret)

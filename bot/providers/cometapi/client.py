@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field
@@ -26,6 +24,7 @@ from pydantic import Field
 from bot.providers.cometapi._base import LenientModel
 from bot.providers.cometapi._mapping import check_response, parse_retry_after, transport_error
 from bot.providers.cometapi.chat import Chat
+from bot.providers.cometapi.download import Download, Downloader, DownloadLimits
 from bot.providers.cometapi.errors import APIResponseError, CometAPIError, redact
 from bot.providers.cometapi.kling import Kling
 from bot.providers.cometapi.midjourney import Midjourney
@@ -38,6 +37,7 @@ __all__ = [
     "CatalogModel",
     "CometAPI",
     "Download",
+    "DownloadLimits",
     "parse_retry_after",
 ]
 
@@ -50,7 +50,6 @@ DEFAULT_STREAM_READ_TIMEOUT = 60.0
 """Longest silence allowed between two chunks of a stream (and before its headers)."""
 DEFAULT_TIMEOUT = httpx.Timeout(DEFAULT_READ_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
 """The defaults above as one httpx.Timeout, e.g. for an injected ``http_client``."""
-DEFAULT_MAX_DOWNLOAD = 50 * 1024 * 1024
 # A chat stream holds its connection for the whole answer: httpx's default pool of 100 would
 # queue every stream past the hundredth (measured: 2.5 s extra first-token delay at 200 chats).
 MAX_CONNECTIONS = 1000
@@ -69,14 +68,6 @@ class CatalogModel(LenientModel):
     provider: str = ""
     model_type: str = ""
     features: list[str] = Field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Download:
-    """Bytes fetched by :meth:`CometAPI.download`."""
-
-    data: bytes
-    content_type: str
 
 
 class CometAPI:
@@ -111,6 +102,8 @@ class CometAPI:
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep | None = None,
+        download_limits: DownloadLimits | None = None,
+        trusted_download_origins: Sequence[str] = (),
     ) -> None:
         if not api_key:
             raise ValueError("api_key is empty")
@@ -143,6 +136,12 @@ class CometAPI:
             ),
         )
         self._sleep: Sleep = sleep or asyncio.sleep
+        self._downloader = Downloader(
+            origin=base,
+            api_key=api_key,
+            limits=download_limits,
+            trusted_origins=trusted_download_origins,
+        )
         self.chat = Chat(self)
         self.midjourney = Midjourney(self)
         self.suno = Suno(self)
@@ -163,7 +162,8 @@ class CometAPI:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the owned HTTP client (idempotent)."""
+        """Close the owned HTTP client and the downloader's connections (idempotent)."""
+        await self._downloader.aclose()
         if self._owns_http:
             await self._http.aclose()
 
@@ -187,27 +187,20 @@ class CometAPI:
             if isinstance(item, dict) and item.get("id")
         ]
 
-    async def download(self, url: str, *, max_bytes: int = DEFAULT_MAX_DOWNLOAD) -> Download:
-        """Fetch a result asset (an ``imageUrl``, ``audio_url``, video url).
+    async def download(
+        self, url: str, *, max_bytes: int | None = None, auth: bool = True
+    ) -> Download:
+        """Fetch a result asset (an ``imageUrl``, ``audio_url``, video url) by the rules of
+        :mod:`bot.providers.cometapi.download`: the key goes only to the exact ``base_url``
+        origin; private addresses, oversize, slow or hostile answers are refused.
 
-        The key is sent only when ``url`` is on the API host, never to a CDN;
-        redirects are followed. Raises :class:`APIResponseError` past ``max_bytes``.
+        ``max_bytes`` lowers the size cap of ``download_limits`` for this call; ``auth=False``
+        never sends the key (URLs a model or a person named). Raises
+        :class:`DownloadRefusedError`, :class:`DownloadTooLargeError`,
+        :class:`DownloadTooSlowError`, an :class:`APIStatusError` or
+        :class:`APIConnectionError`.
         """
-        same_host = urlsplit(url).netloc == urlsplit(self.base_url).netloc
-        response = await self._send("GET", url, auth=same_host, stream=True, api=False)
-        try:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise APIResponseError(f"download larger than {max_bytes} bytes")
-                chunks.append(chunk)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, "GET", "a download", self._api_key) from exc
-        finally:
-            await response.aclose()
-        return Download(b"".join(chunks), response.headers.get("content-type", ""))
+        return await self._downloader.get(url, max_bytes=max_bytes, auth=auth)
 
     async def request(
         self,
@@ -254,11 +247,12 @@ class CometAPI:
         auth: bool = True,
         paid: bool = False,
         stream: bool = False,
-        api: bool = True,
         extensions: Mapping[str, Any] | None = None,
     ) -> httpx.Response:
-        url = path if path.startswith(("http://", "https://")) else self.base_url + path
-        label = path if api else "a download"
+        if not path.startswith("/"):
+            # Only paths: an absolute URL here would carry the key to another host.
+            raise ValueError(f"API paths start with '/': {path!r}")
+        url = self.base_url + path
         headers = {"Accept": "text/event-stream" if stream else "application/json"}
         if auth:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -274,18 +268,17 @@ class CometAPI:
                 extensions=dict(extensions) if extensions else None,
             )
             try:
-                # API calls never follow redirects (a redirect means a wrong base URL);
-                # asset downloads do, and httpx drops Authorization across origins.
-                response = await self._http.send(request, stream=stream, follow_redirects=not api)
+                # API calls never follow redirects (a redirect means a wrong base URL).
+                response = await self._http.send(request, stream=stream, follow_redirects=False)
             except httpx.TransportError as exc:
-                error: CometAPIError = transport_error(exc, method, label, self._api_key)
+                error: CometAPIError = transport_error(exc, method, path, self._api_key)
                 error.__cause__ = exc
                 reached = not isinstance(exc, _NOT_SENT)
                 delay = next_delay(
                     error,
                     attempt,
                     method,
-                    label,
+                    path,
                     max_retries=self.max_retries,
                     paid=paid,
                     reached=reached,
@@ -297,8 +290,7 @@ class CometAPI:
                     checked = await check_response(
                         response,
                         method=method,
-                        path=label,
-                        api=api,
+                        path=path,
                         base_url=self.base_url,
                         secret=self._api_key,
                     )
@@ -311,7 +303,7 @@ class CometAPI:
                     checked,
                     attempt,
                     method,
-                    label,
+                    path,
                     max_retries=self.max_retries,
                     paid=paid,
                     reached=True,

@@ -7,6 +7,7 @@ task APIs' in-band failure codes are all translated into this tree (always with
     CometAPIError                      base; .message, .request_id
     ├── APIConnectionError             the server could not be reached or the connection broke
     │   └── APITimeoutError            connect / read / pool timeout
+    │       └── DownloadTooSlowError   a download missed its deadline or minimum rate
     ├── WrongBaseURLError              an HTML page or a 3xx redirect: base_url is not the API
     ├── APIStatusError                 any other non-2xx answer; .status_code, .code, .body
     │   ├── BadRequestError            400: fix the request, never retried
@@ -18,6 +19,9 @@ task APIs' in-band failure codes are all translated into this tree (always with
     │   ├── RateLimitError             429: .retry_after (seconds) when the server said
     │   └── InternalServerError        5xx
     ├── APIResponseError               a 2xx answer the client could not understand
+    │   └── DownloadTooLargeError      a download is bigger than its size cap
+    ├── DownloadRefusedError           a download URL (or a redirect hop) breaks the rules:
+    │                                  not http(s), a private/loopback/metadata address, ...
     ├── StreamError                    an ``error`` object arrived inside a chat stream
     │   └── StreamTruncatedError       the stream ended (or broke) before ``data: [DONE]``
     ├── SubmitUncertainError           a paid submit timed out or got 504/524: the task may
@@ -51,6 +55,9 @@ __all__ = [
     "BadRequestError",
     "BannedPromptError",
     "CometAPIError",
+    "DownloadRefusedError",
+    "DownloadTooLargeError",
+    "DownloadTooSlowError",
     "InternalServerError",
     "KlingAPIError",
     "MidjourneySubmitError",
@@ -103,6 +110,10 @@ class APIConnectionError(CometAPIError):
 
 class APITimeoutError(APIConnectionError):
     """No answer (or no next stream chunk) within the configured timeout."""
+
+
+class DownloadTooSlowError(APITimeoutError):
+    """A download missed its total deadline or fell below its minimum rate."""
 
 
 class WrongBaseURLError(CometAPIError):
@@ -178,6 +189,20 @@ class InternalServerError(APIStatusError):
 
 class APIResponseError(CometAPIError):
     """A 2xx answer whose body is not the shape the API documents."""
+
+
+class DownloadTooLargeError(APIResponseError):
+    """A download is bigger than its cap (by its ``Content-Length`` or while reading)."""
+
+    def __init__(self, message: str, *, max_bytes: int) -> None:
+        super().__init__(message)
+        self.max_bytes = max_bytes
+
+
+class DownloadRefusedError(CometAPIError):
+    """A download URL or one of its redirect hops breaks the download rules (a scheme other
+    than http/https, credentials in the URL, a loopback, private, link-local, multicast or
+    cloud-metadata address, too many redirects); nothing was fetched from it."""
 
 
 class StreamError(CometAPIError):
