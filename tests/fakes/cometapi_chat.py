@@ -108,7 +108,11 @@ class ChatRoutes(CometBase):
         async def send(payload: Any) -> None:
             if request.transport is None or request.transport.is_closing():
                 raise ConnectionResetError("client went away")
-            data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+            data = (
+                payload
+                if isinstance(payload, str)
+                else json.dumps(payload, ensure_ascii=script.ascii_json)
+            )
             await response.write(f"data: {data}{nl}{nl}".encode())
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:

@@ -46,6 +46,9 @@ class ChatScript:
     usage: tuple[int, int] | None = None  # (prompt, completion); None: counted
     finish_reason: str = "stop"
     model: str | None = None  # the model name reported back (default: the requested one)
+    # JSON with every non-ASCII character escaped (\\uXXXX), as some upstreams send it; the
+    # only way a token holding half of a surrogate pair can travel.
+    ascii_json: bool = False
 
 
 @dataclass

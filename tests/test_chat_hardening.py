@@ -1,0 +1,57 @@
+"""Chat against hostile or unlucky upstreams and users, end to end: the real
+python-telegram-bot against the fake Bot API, the real CometAPI client against the fake
+CometAPI, a real SQLite file (issue 12: split surrogates, endless streams, quota bursts)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bot.core.models import ConversationKey, Platform, Turn
+from tests.fakes.cometapi import FakeCometAPI
+from tests.fakes.telegram import FakeTelegram
+from tests.world import TelegramService, rendered, telegram_service
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
+]
+
+USER = 42
+KEY = ConversationKey(Platform.TELEGRAM, str(USER))
+
+
+async def stored_turns(svc: TelegramService, count: int) -> list[Turn]:
+    """The conversation's turns once there are ``count`` (the answer is stored right after
+    its final edit)."""
+    for _ in range(250):
+        turns = await svc.core.store.recent_turns(KEY, limit=20)
+        if len(turns) >= count:
+            return turns
+        await asyncio.sleep(0.02)
+    return await svc.core.store.recent_turns(KEY, limit=20)
+
+
+async def test_an_emoji_split_across_two_chunks_is_shown_and_stored(tmp_path: Path) -> None:
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        # 😀 escaped as two JSON surrogates, cut between them; then a half that stays alone.
+        comet.script_chat(tokens=["Smile ", "\ud83d", "\ude00", " done."], ascii_json=True)
+        comet.script_chat(tokens=["Half ", "\ud83d", " gone."], ascii_json=True)
+        async with telegram_service(tmp_path, comet, tg) as svc:
+            tg.inject_private_message("smile please", user_id=USER)
+            await tg.wait_for_message(USER, rendered("Smile 😀 done."), timeout=10)
+            turns = await stored_turns(svc, 2)
+            tg.inject_private_message("again", user_id=USER)
+            await tg.wait_for_message(USER, rendered("Half \ufffd gone."), timeout=10)
+            turns = await stored_turns(svc, 4)
+            await tg.wait_idle(quiet=0.3)
+        texts = [m.text for m in tg.messages(USER)]
+        assert texts == ["Smile 😀 done.", "Half \ufffd gone."]
+        assert [t.content for t in turns] == [
+            "smile please",
+            "Smile 😀 done.",
+            "again",
+            "Half \ufffd gone.",
+        ]
