@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.chat.watch import EarlyStop
 from bot.core.models import ConversationKey, Platform, Turn
 from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.telegram import FakeTelegram
@@ -55,3 +56,21 @@ async def test_an_emoji_split_across_two_chunks_is_shown_and_stored(tmp_path: Pa
             "again",
             "Half \ufffd gone.",
         ]
+
+
+async def test_a_stream_of_keep_alives_is_stopped_and_the_channel_is_free(tmp_path: Path) -> None:
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        # Two words, then keep-alive comments and empty deltas forever.
+        comet.script_chat(tokens=["Partial ", "answer"], keepalive_after=2)
+        comet.script_chat(tokens=["Second answer."])
+        async with telegram_service(tmp_path, comet, tg, answer_idle_timeout=1.0) as svc:
+            tg.inject_private_message("first", user_id=USER)
+            await tg.wait_for_message(USER, "Partial", timeout=10)
+            tg.inject_private_message("second", user_id=USER)  # waits for the channel
+            await tg.wait_for_message(USER, "Second answer.", timeout=10)
+            turns = await stored_turns(svc, 4)
+            await tg.wait_idle(quiet=0.3)
+        texts = [m.text for m in tg.messages(USER)]
+        assert texts == [rendered(f"Partial answer\n\n{EarlyStop.IDLE.note}"), "Second answer."]
+        assert [t.content for t in turns] == ["first", "Partial answer", "second", "Second answer."]
+        assert comet.disconnects == 1  # the endless request was closed

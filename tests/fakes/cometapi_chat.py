@@ -130,6 +130,12 @@ class ChatRoutes(CometBase):
                 if index == script.hang_after:
                     await self._hang(request)
                     return response
+                if index == script.keepalive_after:
+                    while not self._closing.is_set():
+                        await response.write(f": keep-alive{nl}{nl}".encode())
+                        await send(chunk({"content": ""}))
+                        await asyncio.sleep(script.keepalive_every)
+                    return response
                 if index == script.error_mid:
                     message = (
                         f"{script.message or 'upstream error'} (request id: {self._request_id()})"
