@@ -173,6 +173,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             config=chat_config(settings),
             telemetry=metrics,
             clock=clock,
+            turns=gatekeeper,
         )
         backend = CometTaskBackend(client, telemetry=metrics)
         outboxes: dict[Platform, Outbox] = {}

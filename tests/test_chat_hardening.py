@@ -74,3 +74,23 @@ async def test_a_stream_of_keep_alives_is_stopped_and_the_channel_is_free(tmp_pa
         assert texts == [rendered(f"Partial answer\n\n{EarlyStop.IDLE.note}"), "Second answer."]
         assert [t.content for t in turns] == ["first", "Partial answer", "second", "Second answer."]
         assert comet.disconnects == 1  # the endless request was closed
+
+
+async def test_a_burst_of_messages_does_not_overshoot_the_token_quota(tmp_path: Path) -> None:
+    quota = {"limits": {"daily_chat_tokens": 40}}
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        for i in range(5):  # each answer costs 53 tokens: the first one uses the quota up
+            comet.script_chat(tokens=[f"Answer {i}."], usage=(40, 13), delay=0.2)
+        async with telegram_service(tmp_path, comet, tg, sections=quota) as svc:
+            for i in range(5):  # all at once: admitted together, before any usage is stored
+                tg.inject_private_message(f"question {i}", user_id=USER)
+            await tg.wait_for_message(USER, "Answer 0.", timeout=10)
+            await tg.wait_for_message(USER, "chat tokens for today", timeout=10)
+            await tg.wait_idle(quiet=0.5)
+            used = await svc.core.store.usage_today(f"tg:{USER}")
+        assert len(comet.requests_to("/v1/chat")) == 1
+        assert used["prompt_tokens"] + used["completion_tokens"] == 53
+        texts = [m.text for m in tg.messages(USER)]
+        # one answer and one refusal; the other refusals of the burst stay quiet
+        assert texts[0] == "Answer 0."
+        assert len(texts) == 2 and "40 chat tokens" in texts[1]

@@ -7,8 +7,11 @@ sees the turn before it in its context.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.core.chat.context import MAX_TURNS_LOADED, build_context, estimate_tokens
 from bot.core.chat.streaming import StreamingReply
@@ -43,6 +46,19 @@ POPULAR_MODELS = (
     "grok-4",
     "qwen-max",
 )
+
+
+class ChatTurns(Protocol):
+    """Held around each turn once the conversation is this turn's (the gatekeeper's
+    per-user quota re-check); raises a :class:`UserFacingError` to refuse the turn."""
+
+    def chat_turn(self, user: str) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+
+class _Unlimited:
+    @contextlib.asynccontextmanager
+    async def chat_turn(self, user: str) -> AsyncIterator[None]:
+        yield
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +98,7 @@ class ChatService:
         config: ChatConfig,
         telemetry: Telemetry | None = None,
         clock: Clock | None = None,
+        turns: ChatTurns | None = None,
     ) -> None:
         # No wall clock here: the store dates the turns it stores (one clock for every date).
         # ``clock`` only times the answer limits (a monotonic clock).
@@ -91,6 +108,7 @@ class ChatService:
         self._config = config
         self._telemetry: Telemetry = telemetry or NullTelemetry()
         self._locks = KeyedLocks()
+        self._turns: ChatTurns = turns or _Unlimited()
 
     @property
     def config(self) -> ChatConfig:
@@ -110,7 +128,12 @@ class ChatService:
         """Answer ``incoming`` through ``reply`` (not yet entered); waits for an earlier
         answer in the same conversation to finish first."""
         self.validate(incoming)
-        async with self._locks.hold(str(incoming.key)):
+        async with (
+            self._locks.hold(str(incoming.key)),
+            # Admission happened before waiting for the conversation: the quota is checked
+            # again now, so a burst of messages cannot all go upstream.
+            self._turns.chat_turn(incoming.user_id),
+        ):
             return await self._answer_locked(incoming, reply)
 
     async def _answer_locked(self, incoming: Incoming, reply: StreamingReply) -> ChatResult:
