@@ -31,7 +31,8 @@ How it behaves (design.md §5):
   gives up after a few attempts.
 - Leaving the ``async with`` block without :meth:`finish` finishes implicitly; with an
   exception it finishes with a short note; when cancelled (shutdown) it makes one bounded,
-  best-effort attempt to deliver the text so far plus ``cancel_note``.
+  best-effort attempt to deliver the text so far plus ``cancel_note``, ending in the messages
+  already shown rather than waiting for the ones not posted yet.
 """
 
 from __future__ import annotations

@@ -86,6 +86,8 @@ class StreamWatch:
     def stop(self, reason: EarlyStop) -> None:
         """End the answer now for ``reason`` (the first reason given wins); the upstream
         request is cancelled and :meth:`run` returns the text so far."""
+        if self._reader is not None and self._reader.done():
+            return  # the answer is over: nothing to stop
         if self._result.stopped is None:
             self._result.stopped = reason
         if self._reader is not None:
