@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.limits import Limits
 from bot.core.chat.service import ChatConfig, ChatService
+from bot.core.chat.watch import AnswerLimits
 from bot.core.clock import SystemClock
 from bot.core.generation.poller import PollerConfig, TaskPoller
 from bot.core.generation.prompts import PromptLimits
@@ -74,6 +75,11 @@ def chat_config(settings: Settings) -> ChatConfig:
         model_context_tokens=tuple(chat.model_context_tokens.items()),
         max_prompt_chars=chat.max_prompt_chars,
         models=tuple(chat.models),
+        answer_limits=AnswerLimits(
+            idle_timeout=chat.answer_idle_timeout,
+            deadline=chat.answer_deadline,
+            max_chars=chat.max_answer_chars,
+        ),
     )
 
 
@@ -179,6 +185,8 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             store=store,
             config=chat_config(settings),
             telemetry=metrics,
+            clock=clock,
+            turns=gatekeeper,
         )
         backend = CometTaskBackend(client, telemetry=metrics)
         outboxes: dict[Platform, Outbox] = {}

@@ -91,6 +91,13 @@ class ChatSettings(_Section):
     model_context_tokens: dict[str, int] = Field(default_factory=dict)
     max_prompt_chars: int = Field(default=8000, ge=1)
     models: list[str] = Field(default_factory=list)
+    answer_idle_timeout: float = Field(
+        default=180.0, gt=0, description="seconds without new text before an answer is stopped"
+    )
+    answer_deadline: float = Field(
+        default=900.0, gt=0, description="seconds one answer may stream in all"
+    )
+    max_answer_chars: int = Field(default=100_000, ge=1, description="longest answer kept")
 
     def context_budget(self, model: str) -> int:
         """The token budget for the context sent with ``model``."""

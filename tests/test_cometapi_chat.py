@@ -264,3 +264,37 @@ async def test_gateway_answering_json_to_a_stream_request() -> None:
         [delta] = await collect(api)
     assert delta.content == "whole" and delta.finish_reason == "stop"
     assert delta.usage is not None and delta.usage.total_tokens == 2
+
+
+async def test_surrogate_pair_split_across_chunks_is_joined(
+    client: CometAPI, fake: FakeCometAPI
+) -> None:
+    # The upstream escapes 😀 as two JSON surrogates and cuts the stream between them.
+    fake.script_chat(tokens=["Smile ", "\ud83d", "\ude00", " done."], ascii_json=True)
+    async with client.chat.stream(MODEL, HELLO) as stream:
+        text = "".join([d.content async for d in stream])
+    assert text == stream.text == "Smile 😀 done."
+    text.encode("utf-8")  # encodable everywhere
+
+
+async def test_lone_surrogates_become_replacement_characters(
+    client: CometAPI, fake: FakeCometAPI
+) -> None:
+    # A high half whose pair never comes (mid-stream and at the very end), a stray low half,
+    # and a reasoning stream split the same way.
+    fake.script_chat(
+        tokens=["a\ud83d", " b \ude00", "c\ud83d"],
+        reasoning=["think \ud83e", "\udd14"],
+        ascii_json=True,
+    )
+    async with client.chat.stream(MODEL, HELLO) as stream:
+        deltas = [d async for d in stream]
+    assert stream.text == "a\ufffd b \ufffdc\ufffd"
+    assert "".join(d.reasoning_content for d in deltas) == "think 🤔"
+    assert stream.finish_reason == "stop"
+
+
+async def test_create_replaces_a_lone_surrogate(client: CometAPI, fake: FakeCometAPI) -> None:
+    fake.script_chat(tokens=["x", "\ud83d"], ascii_json=True)
+    completion = await client.chat.create(MODEL, HELLO)
+    assert completion.text == "x\ufffd"

@@ -63,3 +63,40 @@ def test_a_vanished_growing_message_is_posted_again_a_sealed_one_is_not() -> Non
     plan.messages.insert(0, sealed)
     assert not plan.lost(sealed)
     assert sealed.gone and plan.next_pending() is growing
+
+
+def test_cut_short_ends_in_the_last_posted_message_with_the_note() -> None:
+    """Shutdown with messages not posted yet: no waiting for them, the note follows the last
+    message shown (a sealed one keeps its text; the note gets a message of its own)."""
+    plan = MessagePlan(40, len, empty_text="(none)")
+    text = "First paragraph here.\n\nSecond paragraph, a bit longer.\n\nThird one, also."
+    plan.feed(text[:30])
+    first = plan.next_pending()
+    assert first is not None
+    first.id, first.sent = "m1", first.target  # one message posted
+    plan.feed(text[30:])
+    plan.finish(None)  # the whole answer is there: three messages, two not posted yet
+    assert not plan.all_posted
+    plan.cut_short("⚠️ interrupted")
+    # the first message's last edit (its final, sealed text), then the note
+    assert deliver(plan) == [first.target, "⚠️ interrupted"]
+    assert [(m.sent or "").strip() for m in plan.shown()] == [
+        "First paragraph here.",
+        "⚠️ interrupted",
+    ]
+    plan.feed(" more")  # nothing changes after the cut
+    assert not plan.has_work()
+
+
+def test_cut_short_in_a_growing_message_appends_the_note() -> None:
+    plan = MessagePlan(100, len, empty_text="(none)")
+    plan.feed("Half a sen")
+    deliver(plan)
+    plan.feed("tence")
+    plan.cut_short("⚠️ interrupted")
+    assert deliver(plan) == ["Half a sentence\n\n⚠️ interrupted"]
+    in_flight = MessagePlan(100, len, empty_text="(none)")
+    in_flight.feed("Being posted")
+    message = in_flight.next_pending()  # its send is on the wire: it counts as shown
+    in_flight.cut_short("⚠️ interrupted", in_flight=message)
+    assert deliver(in_flight) == ["Being posted\n\n⚠️ interrupted"]

@@ -108,7 +108,11 @@ class ChatRoutes(CometBase):
         async def send(payload: Any) -> None:
             if request.transport is None or request.transport.is_closing():
                 raise ConnectionResetError("client went away")
-            data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+            data = (
+                payload
+                if isinstance(payload, str)
+                else json.dumps(payload, ensure_ascii=script.ascii_json)
+            )
             await response.write(f"data: {data}{nl}{nl}".encode())
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -125,6 +129,12 @@ class ChatRoutes(CometBase):
                     return response
                 if index == script.hang_after:
                     await self._hang(request)
+                    return response
+                if index == script.keepalive_after:
+                    while not self._closing.is_set():
+                        await response.write(f": keep-alive{nl}{nl}".encode())
+                        await send(chunk({"content": ""}))
+                        await asyncio.sleep(script.keepalive_every)
                     return response
                 if index == script.error_mid:
                     message = (

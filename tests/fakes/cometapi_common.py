@@ -46,6 +46,13 @@ class ChatScript:
     usage: tuple[int, int] | None = None  # (prompt, completion); None: counted
     finish_reason: str = "stop"
     model: str | None = None  # the model name reported back (default: the requested one)
+    # JSON with every non-ASCII character escaped (\\uXXXX), as some upstreams send it; the
+    # only way a token holding half of a surrogate pair can travel.
+    ascii_json: bool = False
+    # send N tokens, then keep the stream warm forever: a keep-alive comment and an empty
+    # delta every ``keepalive_every`` seconds, never any text (until the client goes away)
+    keepalive_after: int | None = None
+    keepalive_every: float = 0.2
 
 
 @dataclass

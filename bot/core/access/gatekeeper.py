@@ -9,8 +9,8 @@ each platform's one error hook shows them; a refusal repeated too soon is marked
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 
 from bot.core.access.limits import LimitExceeded, Limits, Reservation
 from bot.core.access.policy import AccessDenied, AccessPolicy, RefusalNotices, Requester
@@ -74,6 +74,19 @@ class Gatekeeper:
         except LimitExceeded as exc:
             self._quiet_if_repeated(exc, requester.user)
             raise
+
+    @asynccontextmanager
+    async def chat_turn(self, user: str) -> AsyncIterator[None]:
+        """The chat core's :class:`~bot.core.chat.service.ChatTurns`: held while an admitted
+        turn runs; the token quota is checked again when its go comes (see
+        :meth:`Limits.chat_turn`), a repeated refusal quiet like at admission."""
+        async with AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(self.limits.chat_turn(user))
+            except LimitExceeded as exc:
+                self._quiet_if_repeated(exc, user)
+                raise
+            yield
 
     async def admit_generation(self, user: str, kind: str, *, amount: int = 1) -> Reservation:
         """The generation core's :class:`~bot.core.ports.Admission`: cooldown, the daily

@@ -19,7 +19,10 @@ How each limit holds:
   Midjourney button actions count as ``imagine``.
 * **The chat token quota** can only be checked before a turn (the tokens are known after
   it): a turn is refused once today's prompt + completion tokens reached the quota, so
-  the last admitted turn may go past it by its own size.
+  the last admitted turn may go past it by its own size. It is checked at admission and
+  again in :meth:`Limits.chat_turn`, which runs a quota-limited user's turns one at a time
+  (in any conversation): five messages sent at once are admitted together, but only the
+  first goes upstream if it uses the quota up.
 * **The concurrent-task cap** counts the user's unfinished task rows plus admissions
   whose row is not written yet; one lock per user serialises generation admissions so a
   burst cannot slip through between the count and the reservation.
@@ -31,7 +34,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
@@ -231,6 +235,7 @@ class Limits:
         self._generation = _Cooldown(config.generation_cooldown)
         self._pending: dict[str, int] = {}
         self._locks = KeyedLocks()  # one per user: admissions of a user go one at a time
+        self._chat_turns = KeyedLocks()  # one per quota-limited user: one chat turn at a time
 
     @property
     def config(self) -> LimitsConfig:
@@ -243,12 +248,8 @@ class Limits:
         """Let a chat turn start, or raise :class:`QuotaExceeded` / :class:`CooldownActive`."""
         if self.is_exempt(user):
             return
-        limit = self._config.daily_chat_tokens
         try:
-            if limit:
-                used = await self._store.usage_today(user)
-                if sum(used.get(kind, 0) for kind in _TOKEN_KINDS) >= limit:
-                    raise QuotaExceeded("chat_tokens", limit, resets_in=self._resets_in())
+            await self._check_chat_tokens(user)
             # Check and start with no await in between: a burst sees one admission.
             now = self._clock.now()
             self._chat.check(user, now)
@@ -256,6 +257,30 @@ class Limits:
         except LimitExceeded as exc:
             self._telemetry.refused(exc.reason)
             raise
+
+    @asynccontextmanager
+    async def chat_turn(self, user: str) -> AsyncIterator[None]:
+        """Hold for one admitted chat turn, from just before it goes upstream until its
+        usage is stored. With a daily token quota, a user's turns run one at a time and each
+        checks the quota again when its go comes (raising :class:`QuotaExceeded`): the tokens
+        of a turn are only known after it, so a burst admitted at once must not all go."""
+        if self.is_exempt(user) or not self._config.daily_chat_tokens:
+            yield
+            return
+        async with self._chat_turns.hold(user):
+            try:
+                await self._check_chat_tokens(user)
+            except LimitExceeded as exc:
+                self._telemetry.refused(exc.reason)
+                raise
+            yield
+
+    async def _check_chat_tokens(self, user: str) -> None:
+        limit = self._config.daily_chat_tokens
+        if limit:
+            used = await self._store.usage_today(user)
+            if sum(used.get(kind, 0) for kind in _TOKEN_KINDS) >= limit:
+                raise QuotaExceeded("chat_tokens", limit, resets_in=self._resets_in())
 
     async def admit_generation(self, user: str, kind: str, *, amount: int = 1) -> Reservation:
         """Admit a generation of ``kind`` (one of :data:`QUOTA_KINDS`) and count it.

@@ -31,6 +31,7 @@ class PlannedMessage:
     target: str | None = None  # what it should show now; None: nothing visible yet
     sealed: bool = False  # cut off: its target is final
     gone: bool = False  # a sealed message someone deleted: never posted again
+    start: int = 0  # where its text starts in the answer
 
     @property
     def pending(self) -> bool:
@@ -55,6 +56,7 @@ class MessagePlan:
         self.messages = [PlannedMessage()]
         self._base = 0  # where the current message starts in the full text
         self._reopen = ""  # fence line the current message starts with, if any
+        self._cut = False  # cut short: the messages and their targets are final
 
     @property
     def text(self) -> str:
@@ -89,6 +91,34 @@ class MessagePlan:
         self._final = final
         self._dirty = True
 
+    def cut_short(self, note: str, *, in_flight: PlannedMessage | None = None) -> None:
+        """No time left to post what is not posted yet (shutdown): end the answer in the
+        last message already shown (``in_flight``, being posted, counts as shown; the first
+        message when none is) and show ``note`` after it, so a cut answer always ends with
+        its note. A message still growing gets the note appended (as :meth:`finish` does,
+        at most one more message if it overflows); a sealed one keeps its final text and
+        the note follows in one message of its own. The text after it is dropped."""
+        self._sync()
+        shown = [
+            i
+            for i, m in enumerate(self.messages)
+            if (m.id is not None and not m.gone) or m is in_flight
+        ]
+        last = shown[-1] if shown else 0
+        if last == len(self.messages) - 1 and not self.messages[last].sealed:
+            self.finish(note)
+            return
+        tail = PlannedMessage(target=note, sealed=True, start=len(self.text))
+        self.messages[last + 1 :] = [tail]
+        self._cut = True
+        self._dirty = False
+
+    @property
+    def all_posted(self) -> bool:
+        """Whether every message of the answer so far has been posted (only edits are left)."""
+        self._sync()
+        return all(m.id is not None or m.gone for m in self.messages)
+
     def next_pending(self) -> PlannedMessage | None:
         """The first message that should show something it does not show yet."""
         self._sync()
@@ -99,7 +129,8 @@ class MessagePlan:
 
     def has_work(self) -> bool:
         """Whether a delivery is due (new text, or a message behind its target)."""
-        return self._dirty or any(m.pending and not m.gone for m in self.messages)
+        dirty = self._dirty and not self._cut
+        return dirty or any(m.pending and not m.gone for m in self.messages)
 
     @property
     def urgent(self) -> bool:
@@ -132,7 +163,7 @@ class MessagePlan:
 
     def _sync(self) -> None:
         """Bring message targets up to date with the text, sealing overflowing messages."""
-        if not self._dirty:
+        if not self._dirty or self._cut:
             return
         self._dirty = False
         full = self._final if self._final is not None else self.text
@@ -151,5 +182,5 @@ class MessagePlan:
             # A cut never falls inside the reopened fence line, so this always moves forward.
             self._base += max(1, cut.consumed - len(self._reopen))
             self._reopen = cut.reopen
-            current = PlannedMessage()
+            current = PlannedMessage(start=self._base)
             self.messages.append(current)

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.core.chat.context import MAX_TURNS_LOADED, build_context, estimate_tokens
 from bot.core.chat.streaming import StreamingReply
+from bot.core.chat.watch import AnswerLimits, EarlyStop, StreamWatch
+from bot.core.clock import SystemClock
 from bot.core.errors import ModelError, UserFacingError
 from bot.core.locks import KeyedLocks
 from bot.core.logcontext import bind_log_context
 from bot.core.models import ConversationKey, Incoming, Role, Turn, Usage
-from bot.core.ports import ChatModel, ChatStore, Telemetry
+from bot.core.ports import ChatModel, ChatStore, Clock, Telemetry
 from bot.core.telemetry import NullTelemetry
 from bot.core.text import is_blank
 
@@ -45,6 +49,19 @@ POPULAR_MODELS = (
 )
 
 
+class ChatTurns(Protocol):
+    """Held around each turn once the conversation is this turn's (the gatekeeper's
+    per-user quota re-check); raises a :class:`UserFacingError` to refuse the turn."""
+
+    def chat_turn(self, user: str) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+
+class _Unlimited:
+    @contextlib.asynccontextmanager
+    async def chat_turn(self, user: str) -> AsyncIterator[None]:
+        yield
+
+
 @dataclass(frozen=True, slots=True)
 class ChatConfig:
     default_model: str
@@ -54,6 +71,8 @@ class ChatConfig:
     max_prompt_chars: int = 8000
     models: tuple[str, ...] = ()
     """Models users may pick; empty: whatever the model list offers."""
+    answer_limits: AnswerLimits = field(default_factory=AnswerLimits)
+    """When a streamed answer is stopped early: silence, total time, length."""
 
     def budget(self, model: str) -> int:
         return dict(self.model_context_tokens).get(model, self.context_tokens)
@@ -65,6 +84,8 @@ class ChatResult:
     usage: Usage | None
     error: ModelError | None
     message_ids: tuple[str, ...]
+    stopped: EarlyStop | None = None
+    """Why the answer ended before the model finished it, if it did."""
 
 
 class ChatService:
@@ -77,13 +98,18 @@ class ChatService:
         store: ChatStore,
         config: ChatConfig,
         telemetry: Telemetry | None = None,
+        clock: Clock | None = None,
+        turns: ChatTurns | None = None,
     ) -> None:
         # No wall clock here: the store dates the turns it stores (one clock for every date).
+        # ``clock`` only times the answer limits (a monotonic clock).
+        self._clock: Clock = clock or SystemClock()
         self._model = model
         self._store = store
         self._config = config
         self._telemetry: Telemetry = telemetry or NullTelemetry()
         self._locks = KeyedLocks()
+        self._turns: ChatTurns = turns or _Unlimited()
 
     @property
     def config(self) -> ChatConfig:
@@ -103,7 +129,12 @@ class ChatService:
         """Answer ``incoming`` through ``reply`` (not yet entered); waits for an earlier
         answer in the same conversation to finish first."""
         self.validate(incoming)
-        async with self._locks.hold(str(incoming.key)):
+        async with (
+            self._locks.hold(str(incoming.key)),
+            # Admission happened before waiting for the conversation: the quota is checked
+            # again now, so a burst of messages cannot all go upstream.
+            self._turns.chat_turn(incoming.user_id),
+        ):
             return await self._answer_locked(incoming, reply)
 
     async def _answer_locked(self, incoming: Incoming, reply: StreamingReply) -> ChatResult:
@@ -132,37 +163,31 @@ class ChatService:
             ),
             user_id=incoming.user_id,
         )
-        parts: list[str] = []
-        usage: Usage | None = None
-        error: ModelError | None = None
+        watch = StreamWatch(self._config.answer_limits, self._clock)
         async with reply:
-            try:
-                async with contextlib.aclosing(self._model.stream(model, messages)) as stream:
-                    async for delta in stream:
-                        if delta.text:
-                            parts.append(delta.text)
-                            reply.feed(delta.text)
-                        if delta.usage is not None:
-                            usage = delta.usage
-            except ModelError as exc:
-                error = exc
-                bind_log_context(request_id=exc.request_id)
+            streamed = await watch.run(self._model.stream(model, messages), reply.feed)
+            error, usage, stopped = streamed.error, streamed.usage, streamed.stopped
+            if error is not None:
+                bind_log_context(request_id=error.request_id)
                 log.warning(
                     "chat %s: model %s failed: %s (request id %s)",
                     key,
                     model,
-                    type(exc).__name__,
-                    exc.request_id,
+                    type(error).__name__,
+                    error.request_id,
                 )
-            sent = await reply.finish(note=_note(error, bool(parts)))
-        text = "".join(parts)
+            if stopped is not None:
+                log.info("chat %s: model %s stopped early (%s)", key, model, stopped.name)
+            sent = await reply.finish(note=_note(error, stopped, bool(streamed.parts)))
+        text = streamed.text
         if usage is None and text:
             # No usage chunk from upstream: count an estimate, so quotas still hold.
             usage = Usage(
                 prompt_tokens=sum(estimate_tokens(m.content) for m in messages),
                 completion_tokens=estimate_tokens(text),
             )
-        outcome = "ok" if error is None else "cut" if text else "error"
+        failed = error is not None or stopped is not None
+        outcome = "ok" if not failed else "cut" if text else "error"
         self._telemetry.reply_done(key.platform.value, outcome)
         if usage is not None:
             self._telemetry.tokens(usage.prompt_tokens, usage.completion_tokens, model=model)
@@ -178,7 +203,9 @@ class ChatService:
                 model=model,
                 usage=usage,
             )
-        return ChatResult(text=text, usage=usage, error=error, message_ids=tuple(sent))
+        return ChatResult(
+            text=text, usage=usage, error=error, message_ids=tuple(sent), stopped=stopped
+        )
 
     async def reset(self, key: ConversationKey) -> None:
         """Start a fresh context; an answer in progress is stored before the reset point."""
@@ -238,7 +265,9 @@ def _stored_question(incoming: Incoming) -> str:
     return f"{incoming.text}\n{marker}" if incoming.text else marker
 
 
-def _note(error: ModelError | None, had_text: bool) -> str | None:
+def _note(error: ModelError | None, stopped: EarlyStop | None, had_text: bool) -> str | None:
+    if stopped is not None:
+        return stopped.note
     if error is None:
         return None
     if had_text:

@@ -31,7 +31,8 @@ How it behaves (design.md §5):
   gives up after a few attempts.
 - Leaving the ``async with`` block without :meth:`finish` finishes implicitly; with an
   exception it finishes with a short note; when cancelled (shutdown) it makes one bounded,
-  best-effort attempt to deliver the text so far plus ``cancel_note``.
+  best-effort attempt to deliver the text so far plus ``cancel_note``, ending in the messages
+  already shown rather than waiting for the ones not posted yet.
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ class StreamingReply:
         self._finishing = False
         self._abandoned = False
         self._ticket: Ticket | None = None
+        self._delivering: PlannedMessage | None = None  # the send or edit in flight
         self._wake = asyncio.Event()  # new text or finish: the flusher has work
         self._finish_event = asyncio.Event()
         self._visible = asyncio.Event()  # first message shown (or reply over): stop typing
@@ -209,10 +211,13 @@ class StreamingReply:
 
     # -- finishing ------------------------------------------------------------------------------
 
-    def _begin_finish(self, note: str | None) -> None:
+    def _begin_finish(self, note: str | None, *, cut: bool = False) -> None:
         self._finishing = True
         self._finish_event.set()
-        self._plan.finish(note)
+        if cut:  # shutdown: end in the messages already shown, with the note
+            self._plan.cut_short(note or self._cancel_note, in_flight=self._delivering)
+        else:
+            self._plan.finish(note)
         self._wake.set()
         if self._ticket is not None:
             self._ticket.upgrade(Priority.URGENT)
@@ -281,13 +286,17 @@ class StreamingReply:
     async def _deliver(self, message: PlannedMessage) -> None:
         text = message.target
         assert text is not None
-        if message.id is None:
-            message.id = await self._surface.send(text)
-            message.sent = text
-            self._visible.set()
-        else:
-            await self._surface.edit(message.id, text)
-            message.sent = text
+        self._delivering = message
+        try:
+            if message.id is None:
+                message.id = await self._surface.send(text)
+                message.sent = text
+                self._visible.set()
+            else:
+                await self._surface.edit(message.id, text)
+                message.sent = text
+        finally:
+            self._delivering = None
 
     def _message_gone(self, message: PlannedMessage) -> None:
         vanished = message.id
@@ -332,9 +341,13 @@ class StreamingReply:
             await wait_event(self._visible, self._typing_every, clock)
 
     async def _shutdown_flush(self) -> None:
-        """Cancelled: one bounded, best-effort attempt at delivering the text so far."""
-        if not self._finishing:
-            self._begin_finish(self._cancel_note)
+        """Cancelled: one bounded, best-effort attempt at delivering the text so far.
+
+        Messages not posted yet are not waited for (a long answer posts about one a second):
+        the answer ends in the messages already shown, with ``cancel_note``. Only a finished
+        answer whose messages are all posted, with edits left at most, is left to complete."""
+        if not (self._finishing and self._plan.all_posted):
+            self._begin_finish(self._cancel_note, cut=True)
         self._start()
         if not await wait_event(self._done, self._grace, self._clock):
             log.warning("reply in %s: final text not delivered before shutdown", self._lane)

@@ -6,6 +6,7 @@ The payloads (messages sent, completions and deltas read) are in
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from bot.providers.cometapi._unicode import SurrogateJoiner
 from bot.providers.cometapi.chat_payloads import (
     ChatCompletion,
     ChatDelta,
@@ -112,6 +114,9 @@ class ChatStream:
         self._gen: AsyncGenerator[ChatDelta, None] | None = None
         self._closed = False
         self._parts: list[str] = []
+        # A surrogate pair split between two chunks is joined before the text goes out.
+        self._content = SurrogateJoiner()
+        self._reasoning = SurrogateJoiner()
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
 
@@ -150,7 +155,12 @@ class ChatStream:
             await self._gen.aclose()
 
     def _seen(self, delta: ChatDelta) -> ChatDelta:
-        """Keep ``text``, ``usage`` and ``finish_reason`` up to date as a delta goes out."""
+        """Keep ``text``, ``usage`` and ``finish_reason`` up to date as a delta goes out
+        (its text with surrogate halves joined, see :mod:`._unicode`)."""
+        content = self._content.join(delta.content)
+        reasoning = self._reasoning.join(delta.reasoning_content)
+        if content is not delta.content or reasoning is not delta.reasoning_content:
+            delta = dataclasses.replace(delta, content=content, reasoning_content=reasoning)
         if delta.content:
             self._parts.append(delta.content)
             # Leading whitespace is not yet words a reader sees: keep reading at once.
@@ -160,6 +170,13 @@ class ChatStream:
         if delta.finish_reason:
             self.finish_reason = delta.finish_reason
         return delta
+
+    def _tail(self) -> ChatDelta | None:
+        """At the end: U+FFFD for a surrogate half still held back (its pair never came)."""
+        content, reasoning = self._content.flush(), self._reasoning.flush()
+        if not (content or reasoning):
+            return None
+        return self._seen(ChatDelta(content=content, reasoning_content=reasoning))
 
     def _gather_for(self) -> float:
         """Seconds the transport may let the stream gather before its next read."""
@@ -177,6 +194,8 @@ class ChatStream:
                     # A gateway may ignore stream=true and answer with one JSON object.
                     await response.aread()
                     yield self._seen(single_delta(_json_object(response.text)))
+                    if (tail := self._tail()) is not None:
+                        yield tail
                     return
                 # Uncompressed (the usual case for SSE): skip httpx's decoder layer per chunk.
                 plain = "content-encoding" not in response.headers
@@ -184,11 +203,15 @@ class ChatStream:
                 async for chunk in chunks:
                     for event in decoder.feed(chunk):
                         if _is_done(event):
+                            if (tail := self._tail()) is not None:
+                                yield tail
                             return
                         if (delta := _event_delta(event)) is not None:
                             yield self._seen(delta)
                 for event in decoder.flush():
                     if _is_done(event):
+                        if (tail := self._tail()) is not None:
+                            yield tail
                         return
                     if (delta := _event_delta(event)) is not None:
                         yield self._seen(delta)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot.providers.cometapi._unicode import fix_surrogates
 from bot.providers.cometapi.errors import APIResponseError, StreamError, extract_request_id
 from bot.providers.cometapi.media import data_uri
 
@@ -162,10 +163,11 @@ def parse_completion(data: dict[str, Any]) -> ChatCompletion:
     return ChatCompletion(
         id=_str(data.get("id")),
         model=_str(data.get("model")),
-        text=_content_text(message.get("content")),
+        # A lone surrogate (from a JSON escape) would fail wherever the text is encoded.
+        text=fix_surrogates(_content_text(message.get("content"))),
         finish_reason=choice.get("finish_reason") or None,
         usage=Usage.parse(data.get("usage")),
-        reasoning=_str(message.get("reasoning_content")),
+        reasoning=fix_surrogates(_str(message.get("reasoning_content"))),
         tool_calls=tuple(t for t in message.get("tool_calls") or () if isinstance(t, dict)),
     )
 
