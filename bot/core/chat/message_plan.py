@@ -31,19 +31,27 @@ class PlannedMessage:
     target: str | None = None  # what it should show now; None: nothing visible yet
     sealed: bool = False  # cut off: its target is final
     gone: bool = False  # a sealed message someone deleted: never posted again
+    controls: bool = False  # whether it should carry the reply's controls (while it grows)
+    sent_controls: bool = False  # whether the last payload delivered carried them
 
     @property
     def pending(self) -> bool:
-        return self.target is not None and self.target != self.sent
+        return self.target is not None and (
+            self.target != self.sent or self.controls != self.sent_controls
+        )
 
 
 class MessagePlan:
     """The text of one answer and the messages that show it (see the module docstring).
 
-    ``empty_text`` is what an answer without any text shows.
+    ``empty_text`` is what an answer without any text shows. With ``controls`` set, the
+    growing message carries the reply's controls until it is sealed or the answer finishes
+    (so they leave with a message's final payload, never by an edit of their own unless
+    that payload was already shown).
     """
 
     def __init__(self, max_len: int, measure: Measure, *, empty_text: str) -> None:
+        self.controls = False
         self._max_len = max_len
         self._measure = measure
         self._empty_text = empty_text
@@ -126,6 +134,7 @@ class MessagePlan:
         """
         if message is self.messages[-1]:
             message.id = message.sent = None
+            message.sent_controls = False
             return True
         message.gone = True
         return False
@@ -143,8 +152,10 @@ class MessagePlan:
             cut = cut_markdown(text, self._max_len, self._measure)
             if cut is None:
                 current.target = text if body.strip() else None
+                current.controls = self.controls and self._final is None
                 return
             current.sealed = True
+            current.controls = False
             current.target = cut.head if cut.head.strip() else None
             if current.target is None and current.id is None:
                 self.messages.pop()  # never shown and nothing to show: no message at all

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from bot.core.chat.context import MAX_TURNS_LOADED, build_context, estimate_tokens
+from bot.core.chat.stops import STOPPED_NOTE, RunningAnswers
 from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import ModelError, UserFacingError
 from bot.core.locks import KeyedLocks
@@ -83,6 +84,8 @@ class ChatService:
         self._config = config
         self._telemetry: Telemetry = telemetry or NullTelemetry()
         self._locks = KeyedLocks()
+        self.running = RunningAnswers()
+        """The answers being streamed, for the ⏹ button and ``/stop``."""
 
     @property
     def config(self) -> ChatConfig:
@@ -134,9 +137,12 @@ class ChatService:
         parts: list[str] = []
         usage: Usage | None = None
         error: ModelError | None = None
+        run = self.running.start(key, incoming.user_id)
+        reply.show_controls(run.controls)
         async with reply:
             try:
-                async with contextlib.aclosing(self._model.stream(model, messages)) as stream:
+                # A stop cancels what runs inside ``run``: the stream, and its connection.
+                async with run, contextlib.aclosing(self._model.stream(model, messages)) as stream:
                     async for delta in stream:
                         if delta.text:
                             parts.append(delta.text)
@@ -153,7 +159,9 @@ class ChatService:
                     type(exc).__name__,
                     exc.request_id,
                 )
-            sent = await reply.finish(note=_note(error, bool(parts)))
+            sent = await reply.finish(
+                note=STOPPED_NOTE if run.stopped else _note(error, bool(parts))
+            )
         text = "".join(parts)
         if usage is None and text:
             # No usage chunk from upstream: count an estimate, so quotas still hold.
@@ -161,7 +169,9 @@ class ChatService:
                 prompt_tokens=sum(estimate_tokens(m.content) for m in messages),
                 completion_tokens=estimate_tokens(text),
             )
-        outcome = "ok" if error is None else "cut" if text else "error"
+        outcome = (
+            "stopped" if run.stopped else "ok" if error is None else "cut" if text else "error"
+        )
         self._telemetry.reply_done(key.platform.value, outcome)
         if usage is not None:
             self._telemetry.tokens(usage.prompt_tokens, usage.completion_tokens, model=model)
