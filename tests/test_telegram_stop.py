@@ -46,9 +46,7 @@ async def streaming_reply(tg: FakeTelegram, chat_id: int) -> StoredMessage:
 def writes(tg: FakeTelegram, chat_id: int) -> list[Call]:
     """The sends and edits the chat's budget counts."""
     return [
-        c
-        for c in tg.timeline(chat_id)
-        if c.method in ("sendMessage", "editMessageText") and c.ok
+        c for c in tg.timeline(chat_id) if c.method in ("sendMessage", "editMessageText") and c.ok
     ]
 
 
@@ -110,7 +108,7 @@ async def test_the_stop_button_stops_a_group_answer_and_only_the_asker_may_press
         reply_writes = [
             c
             for c in writes(tg, GROUP)
-            if c.method == "sendMessage" and c.result.get("message_id") == reply.message_id
+            if (c.method == "sendMessage" and c.result.get("message_id") == reply.message_id)
             or c.params.get("message_id") == reply.message_id
         ]
         texts = [c.params["text"] for c in reply_writes]
