@@ -4,7 +4,8 @@ model, a real in-memory store, a recording surface."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -17,7 +18,7 @@ from bot.core.chat.service import ChatConfig, ChatResult, ChatService
 from bot.core.chat.stops import ENDED, NOT_YOURS, NOTHING_TO_STOP, STOPPED, STOPPED_NOTE
 from bot.core.chat.streaming import StreamingReply
 from bot.core.lifecycle import WorkGate
-from bot.core.models import Platform, Role
+from bot.core.models import ChatDelta, ChatMessage, Platform, Role
 from bot.core.pacing import TELEGRAM_GROUP, Pacer, telegram_rules
 from bot.core.telemetry import NullTelemetry
 from bot.store import Store
@@ -34,7 +35,7 @@ TOKENS = [f"w{i} " for i in range(20)]  # 20 words, 0.5 s apart: 10 s of answer
 @dataclass
 class Rig:
     chat: ChatService
-    model: ScriptedModel
+    model: SignallingModel
     store: Store
     clock: FakeClock
     pacer: Pacer
@@ -48,20 +49,35 @@ class Rig:
         return reply, surface
 
     async def ask(self, text: str = "tell me") -> tuple[asyncio.Task[ChatResult], FakeSurface]:
-        """Start answering ``text``; returns once the model streams (the store works on a
-        thread of its own, which virtual time does not wait for)."""
+        """Start answering ``text``; returns as the model starts streaming (the store works
+        on a thread of its own, which virtual time does not wait for)."""
         reply, surface = self.reply()
+        self.model.started.clear()
         task = asyncio.ensure_future(self.chat.answer(incoming(text), reply))
-        streams = len(self.model.requests)
-        while len(self.model.requests) == streams and not task.done():  # noqa: ASYNC110
-            await asyncio.sleep(0.001)  # real time: the autopilot keeps virtual time still
+        await self.model.started.wait()
         return task, surface
+
+
+class SignallingModel(ScriptedModel):
+    """A ScriptedModel that says when a stream starts."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.started = asyncio.Event()
+
+    async def stream(
+        self, model: str, messages: Sequence[ChatMessage]
+    ) -> AsyncGenerator[ChatDelta, None]:
+        self.started.set()
+        async with contextlib.aclosing(super().stream(model, messages)) as inner:
+            async for delta in inner:
+                yield delta
 
 
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
     clock = FakeClock()
-    model = ScriptedModel(clock)
+    model = SignallingModel(clock)
     async with Store.open(":memory:") as store, clock.auto():
         config = ChatConfig(default_model="gpt-4o-mini", system_prompt="Be brief.")
         chat = ChatService(model=model, store=store, config=config)
@@ -168,3 +184,26 @@ async def test_a_shutdown_during_a_stop_still_cancels_the_handler(rig: Rig) -> N
     with pytest.raises(asyncio.CancelledError):
         await answer
     assert rig.model.active == 0
+
+
+async def test_only_the_growing_message_carries_the_button_and_each_one_loses_it(
+    rig: Rig,
+) -> None:
+    rig.model.script(["abcdefgh "] * 40, delay=0.3)
+    surface = FakeSurface(rig.clock, max_len=60)
+    reply = StreamingReply(
+        surface, pacer=rig.pacer, lane="42", lane_kind=TELEGRAM_GROUP, clock=rig.clock
+    )
+    await rig.chat.answer(incoming("long"), reply)
+    assert len(surface.order) >= 4  # continued in further messages
+    assert any(c.controls is not None for c in surface.calls)
+    assert all(v is None for v in surface.controls.values())  # none kept its button
+    sends = [i for i, c in enumerate(surface.calls) if c.op == "send"]
+    for k, mid in enumerate(surface.order[:-1]):  # once the next message is out, no button
+        after = surface.calls[sends[k + 1] :]
+        assert all(c.controls is None for c in after if c.mid == mid)
+    assert surface.redundant_edits == 0
+
+
+def test_help_mentions_stop(rig: Rig) -> None:
+    assert "/stop" in rig.commands.help().text
