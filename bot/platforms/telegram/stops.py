@@ -49,9 +49,9 @@ class TelegramStops:
 
     async def pressed(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query, who = update.callback_query, requester_of(update)
-        if query is None or query.data is None or who is None:
+        if query is None or query.data is None:
             return
-        if not isinstance(query.message, Message):  # too old for Telegram to include it
+        if who is None or not isinstance(query.message, Message):  # too old to be included
             result_text, alert = ENDED, True
         else:
             reply = query.data.removeprefix(STOP_PREFIX)
