@@ -53,8 +53,10 @@ class RunningAnswer:
     """One answer being streamed; ``async with`` it around the model stream (see the module
     docstring). Entering and leaving never wait."""
 
-    def __init__(self, registry: RunningAnswers, key: ConversationKey, user_id: str) -> None:
-        self._registry = registry
+    def __init__(
+        self, running: dict[str, RunningAnswer], key: ConversationKey, user_id: str
+    ) -> None:
+        self._running = running  # the registry's answers by conversation: in it while entered
         self.key = key
         self.user_id = user_id
         self.id = secrets.token_urlsafe(6)  # 8 characters: fits any button's data
@@ -67,7 +69,7 @@ class RunningAnswer:
         self._task = asyncio.current_task()
         assert self._task is not None, "a RunningAnswer is entered inside a task"
         self._cancelling = self._task.cancelling()
-        self._registry._add(self)
+        self._running[str(self.key)] = self
         return self
 
     async def __aexit__(
@@ -76,7 +78,8 @@ class RunningAnswer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        self._registry._remove(self)
+        if self._running.get(str(self.key)) is self:
+            del self._running[str(self.key)]
         task = self._task
         if not self.stopped or task is None:
             return False
@@ -100,7 +103,7 @@ class RunningAnswers:
 
     def start(self, key: ConversationKey, user_id: str) -> RunningAnswer:
         """A scope for ``user_id``'s answer in ``key``; registered only while entered."""
-        return RunningAnswer(self, key, user_id)
+        return RunningAnswer(self._by_key, key, user_id)
 
     def running(self, key: ConversationKey) -> RunningAnswer | None:
         return self._by_key.get(str(key))
@@ -120,10 +123,3 @@ class RunningAnswers:
             return StopResult(False, NOT_YOURS)
         run.stop()
         return StopResult(True, STOPPED)
-
-    def _add(self, run: RunningAnswer) -> None:
-        self._by_key[str(run.key)] = run
-
-    def _remove(self, run: RunningAnswer) -> None:
-        if self._by_key.get(str(run.key)) is run:
-            del self._by_key[str(run.key)]
