@@ -144,6 +144,7 @@ async def test_stop_command_stops_the_answer_and_says_one_line_when_nothing_runs
             await tg.wait_for(lambda: tg.callback(late).answered, timeout=10)
             assert (tg.callback(late).answer or {}).get("text") == "This answer has already ended."
         assert stop_button(tg.message(USER, reply.message_id)) is None  # type: ignore[arg-type]
+        assert "stop" in {c["command"] for c in tg.my_commands() or []}  # in the command menu
 
 
 async def test_an_answer_that_runs_to_its_end_loses_its_button_with_the_final_edit(
