@@ -12,6 +12,7 @@ from bot.core.chat.streaming import StreamingReply
 from bot.core.clock import SystemClock
 from bot.core.errors import UserFacingError
 from bot.core.lifecycle import SHUTDOWN, ShutdownBudget, ShuttingDown, WorkGate
+from bot.core.models import ReplyControls
 from bot.core.pacing import Pacer, PacerRules
 from bot.store import Store
 from tests.fakes.clock import FakeClock
@@ -66,8 +67,8 @@ class _WatchedSurface(FakeSurface):
         super().__init__(*args, **kwargs)
         self.first_send = asyncio.Event()
 
-    async def send(self, text: str) -> str:
-        message_id = await super().send(text)
+    async def send(self, text: str, *, controls: ReplyControls | None = None) -> str:
+        message_id = await super().send(text, controls=controls)
         self.first_send.set()
         return message_id
 

@@ -132,6 +132,14 @@ class Incoming:
     is_group: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ReplyControls:
+    """What a streaming reply's messages carry under the text while it streams: a ⏹ button
+    naming the running answer (``stop``, a short random id) in the platform's markup."""
+
+    stop: str
+
+
 # -- generation: what crosses between the core, the task backend and the platforms ---------------
 
 

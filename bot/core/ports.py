@@ -28,6 +28,7 @@ from bot.core.models import (
     Downloaded,
     MediaLimits,
     OutgoingMessage,
+    ReplyControls,
     StatusView,
     Submitted,
     TaskRef,
@@ -53,9 +54,11 @@ class Clock(Protocol):
 class Surface(Protocol):
     """Where one reply is shown: a chat, channel, thread or interaction.
 
-    ``send``/``edit`` take Markdown; the surface renders it for its platform.
-    They raise :class:`bot.core.errors.RetryLater` on a 429 and treat
-    "message is not modified" as success.
+    ``send``/``edit`` take Markdown; the surface renders it for its platform, with
+    ``controls`` (a streaming reply's ⏹ button) as the platform's markup under the text, or
+    none (an edit without them removes them). They raise
+    :class:`bot.core.errors.RetryLater` on a 429 and treat "message is not modified" as
+    success.
     """
 
     @property
@@ -67,11 +70,13 @@ class Surface(Protocol):
         """Length of ``text`` as the platform counts it after rendering."""
         ...
 
-    async def send(self, text: str) -> str:
+    async def send(self, text: str, *, controls: ReplyControls | None = None) -> str:
         """Post a new message; returns its id."""
         ...
 
-    async def edit(self, message_id: str, text: str) -> None: ...
+    async def edit(
+        self, message_id: str, text: str, *, controls: ReplyControls | None = None
+    ) -> None: ...
 
     async def typing(self) -> None: ...
 
@@ -175,7 +180,8 @@ class Telemetry(Protocol):
     """
 
     def reply_done(self, platform: str, outcome: str) -> None:
-        """A chat reply ended; ``outcome``: ``ok``, ``error``, ``cut`` or ``cancelled``."""
+        """A chat reply ended; ``outcome``: ``ok``, ``error``, ``cut``, ``stopped`` (someone
+        pressed ⏹ or sent /stop) or ``cancelled``."""
         ...
 
     def tokens(self, prompt: int, completion: int, *, model: str = "") -> None: ...

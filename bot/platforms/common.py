@@ -34,6 +34,8 @@ __all__ = [
     "BUTTON_PREFIX",
     "GENERIC_APOLOGY",
     "RESTARTING",
+    "STOP_LABEL",
+    "STOP_PREFIX",
     "Guard",
     "PacedOutbox",
     "Report",
@@ -47,6 +49,10 @@ GENERIC_APOLOGY: Final = "Sorry, something went wrong on my side. Please try aga
 BUTTON_PREFIX: Final = "mj:"
 """A result button's Telegram ``callback_data`` and Discord ``custom_id``: ``mj:<token>``
 (the token names the stored button; Telegram allows 64 bytes, Discord 100 characters)."""
+STOP_PREFIX: Final = "stop:"
+"""A streaming reply's ⏹ button: ``stop:<id>``, the id of the running answer (8 characters,
+:class:`~bot.core.chat.stops.RunningAnswer`)."""
+STOP_LABEL: Final = "⏹ Stop"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from bot.core.access.policy import Requester
 from bot.core.chat.commands import Answer, ChatCommands, Dialect, Picker
 from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import UserFacingError
-from bot.core.models import ConversationKey, Incoming, Platform, qualify
+from bot.core.models import ConversationKey, Incoming, Platform, ReplyControls, qualify
 from bot.core.pacing import Pacer, PacerRules
 from bot.core.ports import Clock
 from bot.platforms.common import Services
@@ -47,7 +47,8 @@ class ConsoleSurface:
     def measure(self, text: str) -> int:
         return len(text)
 
-    async def send(self, text: str) -> str:
+    async def send(self, text: str, *, controls: ReplyControls | None = None) -> str:
+        # No buttons in a terminal: Ctrl-C is its stop.
         self._count += 1
         if self._shown:
             self._out.write("\n")
@@ -55,7 +56,9 @@ class ConsoleSurface:
         self._write(text)
         return str(self._count)
 
-    async def edit(self, message_id: str, text: str) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, controls: ReplyControls | None = None
+    ) -> None:
         self._write(text)
 
     async def typing(self) -> None:

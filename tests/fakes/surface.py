@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.core.errors import MessageGone
+from bot.core.models import ReplyControls
 from tests.fakes.clock import FakeClock
 
 
@@ -17,6 +18,7 @@ class Call:
     text: str
     ok: bool = True
     surface: str = ""
+    controls: ReplyControls | None = None
 
 
 class FakeSurface:
@@ -39,6 +41,7 @@ class FakeSurface:
         self.log = log if log is not None else []
         self.typing_at: list[float] = []
         self.shown: dict[str, str] = {}
+        self.controls: dict[str, ReplyControls | None] = {}  # what each message carries now
         self.order: list[str] = []
         self.failures: dict[int, BaseException] = {}
         self.typing_failures: dict[int, BaseException] = {}
@@ -54,9 +57,11 @@ class FakeSurface:
         self.measured += 1
         return self._measure(text)
 
-    def _record(self, op: str, mid: str | None, text: str) -> None:
+    def _record(
+        self, op: str, mid: str | None, text: str, controls: ReplyControls | None = None
+    ) -> None:
         exc = self.failures.get(len(self.calls) + 1)
-        call = Call(self.clock.now(), op, mid, text, exc is None, self.name)
+        call = Call(self.clock.now(), op, mid, text, exc is None, self.name, controls)
         self.calls.append(call)
         self.log.append(call)
         if not text.strip() or self._measure(text) > self._max_len:
@@ -64,20 +69,24 @@ class FakeSurface:
         if exc is not None:
             raise exc
 
-    async def send(self, text: str) -> str:
-        self._record("send", None, text)
+    async def send(self, text: str, *, controls: ReplyControls | None = None) -> str:
+        self._record("send", None, text, controls)
         mid = f"m{len(self.order) + 1}"
         self.shown[mid] = text
+        self.controls[mid] = controls
         self.order.append(mid)
         return mid
 
-    async def edit(self, message_id: str, text: str) -> None:
-        self._record("edit", message_id, text)
+    async def edit(
+        self, message_id: str, text: str, *, controls: ReplyControls | None = None
+    ) -> None:
+        self._record("edit", message_id, text, controls)
         if message_id not in self.shown:
             raise MessageGone(message_id)
-        if self.shown[message_id] == text:
+        if (self.shown[message_id], self.controls[message_id]) == (text, controls):
             self.redundant_edits += 1  # "not modified": the platform treats it as success
         self.shown[message_id] = text
+        self.controls[message_id] = controls
 
     async def typing(self) -> None:
         self.typing_at.append(self.clock.now())

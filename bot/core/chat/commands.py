@@ -1,5 +1,5 @@
 """The chat commands, decided once for every platform: ``/model``, ``/system``, ``/reset``,
-``/usage``, ``/stats`` and ``/help``.
+``/stop``, ``/usage``, ``/stats`` and ``/help``.
 
 Each method does the work and returns an :class:`Answer`: the text to say (Markdown) and,
 for ``/model`` without a name on a platform with buttons, the choices to offer. Commands are
@@ -18,6 +18,7 @@ from enum import StrEnum
 from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.policy import Requester
 from bot.core.chat.service import ChatService
+from bot.core.chat.stops import StopResult
 from bot.core.models import ConversationKey
 
 __all__ = ["Answer", "ChatCommands", "Dialect", "ModelChoice", "Picker"]
@@ -94,12 +95,21 @@ class ChatCommands:
             f"/system — show or set the persona ({d.set_persona} sets it, "
             f"{d.restore_persona} restores the default)\n"
             "/reset — start a fresh conversation (history stays stored)\n"
+            "/stop — stop the answer being written (or press ⏹ under it)\n"
             "/usage — your use today and what is left" + d.more_help
         )
 
     async def reset(self, key: ConversationKey) -> Answer:
         await self._chat.reset(key)
         return Answer(RESET)
+
+    def stop(
+        self, requester: Requester, key: ConversationKey, reply: str | None = None
+    ) -> StopResult:
+        """``/stop``, or the ⏹ button of the answer ``reply``: the answer being written in
+        ``key`` ends with its text so far, if ``requester`` asked for it or is an admin."""
+        admin = self._gatekeeper.policy.is_admin(requester.user)
+        return self._chat.running.stop(key, requester.user, admin=admin, reply=reply)
 
     async def model(self, key: ConversationKey, name: str | None = None) -> Answer:
         """With a name: set it (an unknown one raises, with suggestions). Without: the current

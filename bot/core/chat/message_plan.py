@@ -32,19 +32,30 @@ class PlannedMessage:
     sealed: bool = False  # cut off: its target is final
     gone: bool = False  # a sealed message someone deleted: never posted again
     start: int = 0  # where its text starts in the answer
+    controls: bool = False  # whether it should carry the reply's controls (while it grows)
+    sent_controls: bool = False  # whether the last payload delivered carried them
 
     @property
     def pending(self) -> bool:
-        return self.target is not None and self.target != self.sent
+        # Controls never cost a request of their own to appear: they ride on the next text
+        # change. Shown ones must go with the final payload, even when the text is the same.
+        return self.target is not None and (
+            self.target != self.sent or (self.sent_controls and not self.controls)
+        )
 
 
 class MessagePlan:
     """The text of one answer and the messages that show it (see the module docstring).
 
-    ``empty_text`` is what an answer without any text shows.
+    ``empty_text`` is what an answer without any text shows. With ``controls`` set, the
+    growing message carries the reply's controls from its first edit until it is sealed or
+    the answer finishes: they come with an edit the text needs anyway and leave with the
+    message's final payload, never by an edit of their own unless that payload was already
+    shown.
     """
 
     def __init__(self, max_len: int, measure: Measure, *, empty_text: str) -> None:
+        self.controls = False
         self._max_len = max_len
         self._measure = measure
         self._empty_text = empty_text
@@ -157,6 +168,7 @@ class MessagePlan:
         """
         if message is self.messages[-1]:
             message.id = message.sent = None
+            message.sent_controls = False
             return True
         message.gone = True
         return False
@@ -174,8 +186,17 @@ class MessagePlan:
             cut = cut_markdown(text, self._max_len, self._measure)
             if cut is None:
                 current.target = text if body.strip() else None
+                # Not on the first message's first send: most short answers end before its
+                # first edit, and a button shown there would cost an edit just to take it
+                # away. An answer long enough for a second message shows it at once.
+                current.controls = (
+                    self.controls
+                    and self._final is None
+                    and (current.id is not None or len(self.messages) > 1)
+                )
                 return
             current.sealed = True
+            current.controls = False
             current.target = cut.head if cut.head.strip() else None
             if current.target is None and current.id is None:
                 self.messages.pop()  # never shown and nothing to show: no message at all

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.core.chat.context import MAX_TURNS_LOADED, build_context, estimate_tokens
+from bot.core.chat.stops import RunningAnswers
 from bot.core.chat.streaming import StreamingReply
 from bot.core.chat.watch import AnswerLimits, EarlyStop, StreamWatch
 from bot.core.clock import SystemClock
@@ -110,6 +111,8 @@ class ChatService:
         self._telemetry: Telemetry = telemetry or NullTelemetry()
         self._locks = KeyedLocks()
         self._turns: ChatTurns = turns or _Unlimited()
+        self.running = RunningAnswers()
+        """The answers being streamed, for the ⏹ button and ``/stop``."""
 
     @property
     def config(self) -> ChatConfig:
@@ -164,8 +167,11 @@ class ChatService:
             user_id=incoming.user_id,
         )
         watch = StreamWatch(self._config.answer_limits, self._clock)
+        run = self.running.start(key, incoming.user_id, lambda: watch.stop(EarlyStop.USER))
+        reply.show_controls(run.controls)
         async with reply:
-            streamed = await watch.run(self._model.stream(model, messages), reply.feed)
+            with run:
+                streamed = await watch.run(self._model.stream(model, messages), reply.feed)
             error, usage, stopped = streamed.error, streamed.usage, streamed.stopped
             if error is not None:
                 bind_log_context(request_id=error.request_id)
@@ -187,7 +193,15 @@ class ChatService:
                 completion_tokens=estimate_tokens(text),
             )
         failed = error is not None or stopped is not None
-        outcome = "ok" if not failed else "cut" if text else "error"
+        outcome = (
+            "stopped"
+            if stopped is EarlyStop.USER
+            else "ok"
+            if not failed
+            else "cut"
+            if text
+            else "error"
+        )
         self._telemetry.reply_done(key.platform.value, outcome)
         if usage is not None:
             self._telemetry.tokens(usage.prompt_tokens, usage.completion_tokens, model=model)

@@ -29,6 +29,10 @@ How it behaves (design.md §5):
   then) and the newest text follows afterwards. ``MessageGone`` on the growing message moves
   it to a new message. Other errors are logged and retried with backoff; the final delivery
   gives up after a few attempts.
+- Controls (:meth:`StreamingReply.show_controls`: the ⏹ button) ride on the growing message's
+  edits (and a continuation message's first send) and leave with its final payload (sealed,
+  or the reply finished); they never make a request of their own, except to leave a message
+  whose final text was already shown.
 - Leaving the ``async with`` block without :meth:`finish` finishes implicitly; with an
   exception it finishes with a short note; when cancelled (shutdown) it makes one bounded,
   best-effort attempt to deliver the text so far plus ``cancel_note``, ending in the messages
@@ -48,6 +52,7 @@ from bot.core.chat.message_plan import MessagePlan, PlannedMessage
 from bot.core.clock import wait_event
 from bot.core.errors import MessageGone, RetryLater, UserFacingError
 from bot.core.lifecycle import SHUTDOWN
+from bot.core.models import ReplyControls
 from bot.core.pacing import Pacer, Priority, Ticket
 from bot.core.ports import Clock, Surface
 
@@ -119,6 +124,7 @@ class StreamingReply:
         self._grace = shutdown_grace
 
         self._plan = MessagePlan(surface.max_len, surface.measure, empty_text=empty_text)
+        self._controls: ReplyControls | None = None
         self._finishing = False
         self._abandoned = False
         self._ticket: Ticket | None = None
@@ -174,6 +180,12 @@ class StreamingReply:
                 await task
 
     # -- public API -----------------------------------------------------------------------------
+
+    def show_controls(self, controls: ReplyControls) -> None:
+        """Carry ``controls`` under the growing message while the reply streams (call it
+        before the first text is fed)."""
+        self._controls = controls
+        self._plan.controls = True
 
     def feed(self, delta: str) -> None:
         """Append a piece of the answer. Cheap: no rendering or measuring happens here."""
@@ -284,17 +296,18 @@ class StreamingReply:
             self._done.set()
 
     async def _deliver(self, message: PlannedMessage) -> None:
-        text = message.target
+        text, wants = message.target, message.controls
         assert text is not None
+        controls = self._controls if wants else None
         self._delivering = message
         try:
             if message.id is None:
-                message.id = await self._surface.send(text)
-                message.sent = text
+                message.id = await self._surface.send(text, controls=controls)
+                message.sent, message.sent_controls = text, wants
                 self._visible.set()
             else:
-                await self._surface.edit(message.id, text)
-                message.sent = text
+                await self._surface.edit(message.id, text, controls=controls)
+                message.sent, message.sent_controls = text, wants
         finally:
             self._delivering = None
 

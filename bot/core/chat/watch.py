@@ -43,6 +43,8 @@ class EarlyStop(enum.Enum):
     IDLE = "⚠️ The answer stopped early: the model sent nothing more for too long."
     DEADLINE = "⚠️ The answer stopped early: it took too long."
     LENGTH = "⚠️ The answer stopped early: it reached the length limit."
+    USER = "⏹ Stopped."
+    """Someone pressed ⏹ or sent ``/stop`` (:mod:`bot.core.chat.stops`)."""
 
     @property
     def note(self) -> str:

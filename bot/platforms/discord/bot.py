@@ -12,7 +12,8 @@ token fallback). Only core models cross into ``bot.core``; errors become replies
 place, the :class:`~bot.platforms.common.Guard` every handler runs in (through the
 :class:`~bot.platforms.discord.context.DiscordContext` they share). Generation
 (``/imagine``, ``/music``, ``/video``, ``/describe``, ``/blend``, result buttons, forms):
-:mod:`bot.platforms.discord.generation`.
+:mod:`bot.platforms.discord.generation`. ``/stop`` and the ⏹ button under a streaming reply:
+:mod:`bot.platforms.discord.stops`.
 
 ``[discord] api_base_url`` and ``gateway_url`` point discord.py at a REST proxy or gateway
 (class attributes of the library, set at start and restored at close).

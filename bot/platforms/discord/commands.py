@@ -1,5 +1,6 @@
 """The slash commands: ``/chat``, ``/reset``, ``/model`` (autocompleted), ``/system``,
-``/usage``, ``/stats`` and ``/help``.
+``/usage``, ``/stats`` and ``/help`` (``/stop`` and the ⏹ button:
+:mod:`bot.platforms.discord.stops`).
 
 Each command hands its work to :meth:`DiscordContext.respond
 <bot.platforms.discord.context.DiscordContext.respond>`, which acknowledges the interaction
@@ -23,6 +24,7 @@ from bot.core.models import Incoming, Platform, qualify
 from bot.platforms.discord.context import DiscordContext
 from bot.platforms.discord.generation import HELP as GENERATION_HELP
 from bot.platforms.discord.messages import conversation_key, requester_of
+from bot.platforms.discord.stops import DiscordStops
 from bot.platforms.discord.surface import NO_PINGS, InteractionSurface, say
 
 __all__ = ["SlashCommands"]
@@ -58,9 +60,11 @@ class SlashCommands:
             more_help=GENERATION_HELP if generation else "",
         )
         self._commands = ChatCommands(chat, context.gatekeeper, dialect)
+        self._stops = DiscordStops(context, self._commands)  # ⏹ and /stop
 
     def register(self, tree: app_commands.CommandTree[discord.Client]) -> None:
         respond = self._context.respond
+        self._stops.register(tree)
 
         @tree.command(name="chat", description="Ask the model (the answer streams here)")
         @app_commands.describe(prompt="Your question or message")

@@ -11,6 +11,10 @@ Two :class:`bot.core.ports.Surface` implementations:
   "Invalid Webhook Token") everything goes through a :class:`ChannelSurface` for the same
   channel instead, and messages already posted are edited through the channel route.
 
+A streaming reply's controls (the ⏹ button, custom id ``stop:<id>``) go with the send or edit
+as a view that discord.py does not keep (:func:`stop_view`: the click is routed by its custom
+id); a send or edit without them removes them.
+
 Every message is sent with ``AllowedMentions.none()`` so a model's ``@everyone`` or ``<@id>``
 pings nobody. Errors become the core's: ``RateLimited`` or a 429 that discord.py gave up
 sleeping through -> :class:`RetryLater`; ``NotFound`` on an edit -> :class:`MessageGone`; any
@@ -22,14 +26,17 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Any
 
 import aiohttp
 import discord
 
 from bot.core.chat.markdown import split_markdown
 from bot.core.errors import MessageGone, RetryLater, SurfaceError
+from bot.core.models import ReplyControls
 from bot.core.pacing import DISCORD_CHANNEL, Pacer
 from bot.core.ports import Clock
+from bot.platforms.common import STOP_LABEL, STOP_PREFIX
 
 __all__ = [
     "MAX_MESSAGE_LEN",
@@ -37,6 +44,7 @@ __all__ = [
     "ChannelSurface",
     "InteractionSurface",
     "say",
+    "stop_view",
     "translate",
 ]
 
@@ -64,6 +72,28 @@ def translate(exc: BaseException, *, editing: bool = False) -> SurfaceError:
             return MessageGone(f"Discord: {exc.text or 'Unknown Message'}")
         return SurfaceError(f"Discord: HTTP {exc.status} (code {exc.code}): {exc.text}")
     return SurfaceError(f"Discord: {type(exc).__name__}: {exc}")
+
+
+def stop_view(controls: ReplyControls | None) -> discord.ui.View | None:
+    """The ⏹ button under a streaming reply, or ``None`` (on an edit: no components)."""
+    if controls is None:
+        return None
+    view = discord.ui.View(timeout=None)
+    view.add_item(
+        discord.ui.Button(
+            label=STOP_LABEL,
+            custom_id=STOP_PREFIX + controls.stop,
+            style=discord.ButtonStyle.secondary,
+        )
+    )
+    view.stop()  # not kept by discord.py: clicks find their handler by custom id
+    return view
+
+
+def _with_view(controls: ReplyControls | None) -> dict[str, Any]:
+    """A send's ``view`` argument: only with controls (a webhook's send refuses ``None``)."""
+    view = stop_view(controls)
+    return {} if view is None else {"view": view}
 
 
 def _retry_after(exc: discord.HTTPException) -> float:
@@ -102,23 +132,30 @@ class ChannelSurface:
     def measure(self, text: str) -> int:
         return len(text)
 
-    async def send(self, text: str) -> str:
+    async def send(self, text: str, *, controls: ReplyControls | None = None) -> str:
+        extra = _with_view(controls)
         try:
             if self._reference is not None:
                 message = await self._channel.send(
-                    text, reference=self._reference, mention_author=False, allowed_mentions=NO_PINGS
+                    text,
+                    reference=self._reference,
+                    mention_author=False,
+                    allowed_mentions=NO_PINGS,
+                    **extra,
                 )
                 self._reference = None  # only the first message of a reply quotes the question
             else:
-                message = await self._channel.send(text, allowed_mentions=NO_PINGS)
+                message = await self._channel.send(text, allowed_mentions=NO_PINGS, **extra)
         except FAILURES as exc:
             raise translate(exc) from exc
         return str(message.id)
 
-    async def edit(self, message_id: str, text: str) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, controls: ReplyControls | None = None
+    ) -> None:
         message = self._channel.get_partial_message(int(message_id))
         try:
-            await message.edit(content=text, allowed_mentions=NO_PINGS)
+            await message.edit(content=text, allowed_mentions=NO_PINGS, view=stop_view(controls))
         except FAILURES as exc:
             raise translate(exc, editing=True) from exc
 
@@ -188,36 +225,38 @@ class InteractionSurface:
     def measure(self, text: str) -> int:
         return len(text)
 
-    async def send(self, text: str) -> str:
+    async def send(self, text: str, *, controls: ReplyControls | None = None) -> str:
         if not self.expired:
             try:
-                return await self._webhook_send(text)
+                return await self._webhook_send(text, controls)
             except FAILURES as exc:
                 if not _token_gone(exc):
                     raise translate(exc) from exc
                 self._expire("Discord refused its token")
-        return await self._channel_send(text)
+        return await self._channel_send(text, controls)
 
-    async def _webhook_send(self, text: str) -> str:
+    async def _webhook_send(self, text: str, controls: ReplyControls | None) -> str:
         interaction = self._interaction
         if not self._original_used:
             message: discord.Message = await interaction.edit_original_response(
-                content=text, allowed_mentions=NO_PINGS
+                content=text, allowed_mentions=NO_PINGS, view=stop_view(controls)
             )
             self._original_used = True
             self._original_id = message.id
         else:
-            message = await interaction.followup.send(text, wait=True, allowed_mentions=NO_PINGS)
+            message = await interaction.followup.send(
+                text, wait=True, allowed_mentions=NO_PINGS, **_with_view(controls)
+            )
         self._webhook_ids.add(message.id)
         return str(message.id)
 
-    async def _channel_send(self, text: str) -> str:
+    async def _channel_send(self, text: str, controls: ReplyControls | None) -> str:
         original = self._original_id
         if not self._original_used and original is not None:
             # Fill the "thinking…" message through the channel route when Discord allows it.
             self._original_used = True
             try:
-                await self._fallback.edit(str(original), text)
+                await self._fallback.edit(str(original), text, controls=controls)
             except RetryLater:
                 self._original_used = False
                 raise
@@ -226,27 +265,30 @@ class InteractionSurface:
             else:
                 return str(original)
         self._original_used = True
-        return await self._fallback.send(text)
+        return await self._fallback.send(text, controls=controls)
 
-    async def edit(self, message_id: str, text: str) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, controls: ReplyControls | None = None
+    ) -> None:
         mid = int(message_id)
         if mid in self._webhook_ids and not self.expired:
             interaction = self._interaction
+            view = stop_view(controls)
             try:
                 if mid == self._original_id:
                     await interaction.edit_original_response(
-                        content=text, allowed_mentions=NO_PINGS
+                        content=text, allowed_mentions=NO_PINGS, view=view
                     )
                 else:
                     await interaction.followup.edit_message(
-                        mid, content=text, allowed_mentions=NO_PINGS
+                        mid, content=text, allowed_mentions=NO_PINGS, view=view
                     )
                 return
             except FAILURES as exc:
                 if not _token_gone(exc):
                     raise translate(exc, editing=True) from exc
                 self._expire("Discord refused its token")
-        await self._fallback.edit(message_id, text)
+        await self._fallback.edit(message_id, text, controls=controls)
 
     async def typing(self) -> None:
         # The deferred response already shows "thinking…"; only a plain channel needs typing.

@@ -1,5 +1,6 @@
 """Telegram's chat commands: ``/help`` (and ``/start``), ``/model`` with its keyboard,
-``/system``, ``/reset``, ``/usage`` and ``/stats``.
+``/system``, ``/reset``, ``/usage`` and ``/stats``; ``/stop`` and the ⏹ button in
+:mod:`bot.platforms.telegram.stops`.
 
 Each handler parses its update and sends what :class:`~bot.core.chat.commands.ChatCommands`
 answers; ``/ask`` and plain messages are the chat itself (:mod:`bot.platforms.telegram.bot`).
@@ -28,6 +29,7 @@ from bot.platforms.telegram.messages import (
     requester_of,
 )
 from bot.platforms.telegram.render import render
+from bot.platforms.telegram.stops import TelegramStops
 from bot.platforms.telegram.surface import retry_later, surface_for, tell
 
 __all__ = ["COMMANDS", "TelegramCommands"]
@@ -39,6 +41,7 @@ COMMANDS: Final = (
     ("model", "Show or pick this chat's model"),
     ("system", "Show or set this chat's persona"),
     ("reset", "Start a fresh conversation"),
+    ("stop", "Stop the answer being written"),
     ("usage", "Your use today and what is left"),
     ("help", "What this bot can do"),
 )
@@ -80,6 +83,7 @@ class TelegramCommands:
         self._commands = ChatCommands(chat, gatekeeper, dialect)
         self._bot = bot
         self._pacer = pacer
+        self._stops = TelegramStops(self._commands, bot=bot, pacer=pacer)  # ⏹ and /stop
 
     def register(self, app: Application[Any, Any, Any, Any, Any, Any], guard: Wrapper) -> None:
         app.add_handler(CommandHandler(["start", "help"], guard(self.help)))
@@ -91,6 +95,7 @@ class TelegramCommands:
         )
         app.add_handler(CommandHandler("usage", guard(self.usage)))
         app.add_handler(CommandHandler("stats", guard(self.stats)))
+        self._stops.register(app, guard)
 
     async def _tell(self, update: Update, text: str) -> None:
         await tell(self._pacer, self._bot, update, text)

@@ -13,12 +13,22 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Final, TypeVar
 
-from telegram import Bot, LinkPreviewOptions, Message, ReplyParameters, Update
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    ReplyParameters,
+    Update,
+)
 from telegram.constants import ChatAction, ChatType, MessageLimit
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from bot.core.errors import MessageGone, RetryLater, SurfaceError
+from bot.core.models import ReplyControls
 from bot.core.pacing import TELEGRAM_GROUP, TELEGRAM_PRIVATE, Pacer
+from bot.platforms.common import STOP_LABEL, STOP_PREFIX
 from bot.platforms.telegram.messages import thread_id
 from bot.platforms.telegram.render import measure, render
 
@@ -60,6 +70,14 @@ def translate(exc: TelegramError) -> Exception | None:
     return SurfaceError(f"Telegram: {exc.message}")
 
 
+def stop_markup(controls: ReplyControls | None) -> InlineKeyboardMarkup | None:
+    """The ⏹ button under a streaming reply; ``None`` (no markup) removes it on an edit."""
+    if controls is None:
+        return None
+    button = InlineKeyboardButton(STOP_LABEL, callback_data=STOP_PREFIX + controls.stop)
+    return InlineKeyboardMarkup([[button]])
+
+
 class TelegramSurface:
     """One chat (or forum topic) on Telegram; implements :class:`bot.core.ports.Surface`."""
 
@@ -86,7 +104,7 @@ class TelegramSurface:
     def measure(self, text: str) -> int:
         return measure(text)
 
-    async def send(self, text: str) -> str:
+    async def send(self, text: str, *, controls: ReplyControls | None = None) -> str:
         body, entities = render(text)
         reply = None
         if self._reply_to is not None:
@@ -100,12 +118,15 @@ class TelegramSurface:
                 message_thread_id=self._thread_id,
                 reply_parameters=reply,
                 link_preview_options=_NO_PREVIEW,
+                reply_markup=stop_markup(controls),
             )
         except TelegramError as exc:
             raise (translate(exc) or SurfaceError("Telegram: empty answer to send")) from exc
         return str(message.message_id)
 
-    async def edit(self, message_id: str, text: str) -> None:
+    async def edit(
+        self, message_id: str, text: str, *, controls: ReplyControls | None = None
+    ) -> None:
         body, entities = render(text)
         try:
             await self._bot.edit_message_text(
@@ -114,6 +135,7 @@ class TelegramSurface:
                 message_id=int(message_id),
                 entities=entities,
                 link_preview_options=_NO_PREVIEW,
+                reply_markup=stop_markup(controls),  # none: an inline keyboard is removed
             )
         except TelegramError as exc:
             error = translate(exc)
