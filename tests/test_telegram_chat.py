@@ -331,3 +331,23 @@ async def test_commands_are_registered(tmp_path: Path) -> None:
             pass
         names = {c["command"] for c in tg.my_commands()}
         assert {"ask", "model", "system", "reset", "help"} <= names
+
+
+async def test_unknown_command_gets_one_line_only_where_it_is_for_this_bot(tmp_path: Path) -> None:
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        async with telegram_service(tmp_path, comet, tg):
+            tg.inject_private_message("/foo", user_id=USER)
+            reply = await tg.wait_for_message(USER, "I don't know /foo", timeout=10)
+            tg.inject_group_message(GROUP, "/foo@otherbot", user_id=1)
+            tg.inject_group_message(GROUP, "/bar", user_id=1)
+            tg.inject_group_message(GROUP, "/baz@comet_test_bot", user_id=1)
+            await tg.wait_for_message(GROUP, "I don't know /baz", timeout=10)
+            tg.inject_private_message("/help", user_id=USER)
+            await tg.wait_for_message(USER, "/reset", timeout=10)
+            await tg.wait_idle(quiet=0.5)
+        assert "/help" in reply.text
+        private = [m.text for m in tg.messages(USER)]
+        assert len(private) == 2 and "don't know" not in private[1]  # /help is known
+        group = [m.text for m in tg.messages(GROUP)]
+        assert group == ["I don't know /baz. Send /help to see what I can do."]
+        assert comet.requests_to("/v1/chat") == []

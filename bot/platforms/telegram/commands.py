@@ -12,8 +12,17 @@ import logging
 from typing import Any, Final
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatType, MessageEntityType
 from telegram.error import TelegramError
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import (
+    Application,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.chat.commands import ChatCommands, Dialect, ModelChoice, Picker
@@ -48,6 +57,9 @@ HOW_TO_ASK: Final = (
     "Send a photo and I will look at it."
 )
 MODEL_CALLBACK: Final = "model:"
+UNKNOWN_GROUP: Final = 1
+"""The handler group of the unknown-command answer: after every other handler of group 0
+has had its chance, whatever order they were added in."""
 
 
 def keyboard(choices: tuple[ModelChoice, ...]) -> InlineKeyboardMarkup | None:
@@ -91,9 +103,44 @@ class TelegramCommands:
         )
         app.add_handler(CommandHandler("usage", guard(self.usage)))
         app.add_handler(CommandHandler("stats", guard(self.stats)))
+        app.add_handler(
+            MessageHandler(filters.COMMAND & ~filters.UpdateType.EDITED, guard(self.unknown)),
+            group=UNKNOWN_GROUP,
+        )
+
+    @staticmethod
+    def _known(app: Application[Any, Any, Any, Any, Any, Any]) -> frozenset[str]:
+        """Every command some handler of the application takes (read when asked, so handlers
+        added after this one count too)."""
+        handlers: list[BaseHandler[Any, Any, Any]] = [
+            h for group in app.handlers.values() for h in group
+        ]
+        return frozenset(
+            name for h in handlers if isinstance(h, CommandHandler) for name in h.commands
+        )
 
     async def _tell(self, update: Update, text: str) -> None:
         await tell(self._pacer, self._bot, update, text)
+
+    async def unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A command nobody handles: one line naming /help, where it is surely for this bot (a
+        private chat, or ``/foo@thisbot``). In groups a bare ``/foo`` or ``/foo@otherbot`` may
+        be another bot's, so it is left alone."""
+        message = update.effective_message
+        if message is None or not message.text or not message.entities:
+            return
+        entity = message.entities[0]
+        if entity.type != MessageEntityType.BOT_COMMAND or entity.offset != 0:
+            return
+        command, _, addressee = message.parse_entity(entity)[1:].partition("@")
+        if addressee:
+            if addressee.lower() != (self._bot.username or "").lower():
+                return
+        elif message.chat.type != ChatType.PRIVATE:
+            return
+        if command.lower() in self._known(context.application):
+            return  # handled in group 0 (e.g. with arguments PTB's filters refused)
+        await self._tell(update, f"I don't know /{command}. Send /help to see what I can do.")
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._tell(update, self._commands.help().text)
