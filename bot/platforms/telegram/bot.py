@@ -68,15 +68,17 @@ class TelegramBot:
         generation = services.generation
         self._drain_timeout = drain_timeout
         self._guard = Guard(gatekeeper, Platform.TELEGRAM)
+        # PTB's default: 256 connections for calls, 1 for getUpdates. Kept to be closed even
+        # when start-up fails before PTB counts itself initialized (it then closes nothing).
+        self._requests = (AiohttpRequest(256), AiohttpRequest(1))
         self.application: Application[Any, Any, Any, Any, Any, Any] = (
             ApplicationBuilder()
             .token(settings.token.get_secret_value())
             .base_url(settings.api_base_url)
             .base_file_url(settings.file_base_url)
             .concurrent_updates(concurrent_updates)
-            # PTB's defaults: 256 connections for calls, 1 for getUpdates.
-            .request(AiohttpRequest(256))
-            .get_updates_request(AiohttpRequest(1))
+            .request(self._requests[0])
+            .get_updates_request(self._requests[1])
             .build()
         )
         self._username = ""
@@ -101,8 +103,8 @@ class TelegramBot:
 
     async def __aenter__(self) -> TelegramBot:
         app = self.application
-        await app.initialize()
         try:
+            await app.initialize()
             self._username = (app.bot.username or "").lower()
             self._bot_id = app.bot.id
             commands = COMMANDS + (GENERATION_COMMANDS if self._generation else ())
@@ -137,6 +139,8 @@ class TelegramBot:
         if app.running:
             await app.stop()  # waits for the handlers still running (none, after the drain)
         await app.shutdown()
+        for request in self._requests:  # idempotent; the only close when initialize failed
+            await request.shutdown()
 
     def _polling_error(self, exc: TelegramError) -> None:
         log.warning("telegram: polling error: %s", exc.message)
