@@ -154,7 +154,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             limits_config(settings.limits, settings.access), store, clock=clock, telemetry=metrics
         )
         gatekeeper = Gatekeeper(
-            policy=access_policy(settings.access),
+            policy=access_policy(settings.access, settings.chat),
             limits=limits,
             gate=WorkGate(),
             stats=store,

@@ -91,6 +91,12 @@ class ChatSettings(_Section):
     model_context_tokens: dict[str, int] = Field(default_factory=dict)
     max_prompt_chars: int = Field(default=8000, ge=1)
     models: list[str] = Field(default_factory=list)
+    group_settings: Literal["admins", "everyone"] = "admins"
+
+    @field_validator("group_settings", mode="before")
+    @classmethod
+    def _lower_group_settings(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     def context_budget(self, model: str) -> int:
         """The token budget for the context sent with ``model``."""

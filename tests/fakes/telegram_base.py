@@ -88,6 +88,7 @@ class TelegramBase:
     spec_problems: list[str]
     call_observers: list[Callable[[Call], None]]
     drafts: dict[int, list[tuple[int, str, list[dict[str, Any]]]]]
+    chat_admins: dict[int | str, dict[int, str]]
 
     # counters
     total_429s: int
@@ -131,6 +132,11 @@ class TelegramBase:
             chat["is_forum"] = True
         self.chats[chat_id] = chat
         return chat
+
+    def set_chat_admin(self, chat_id: int, user_id: int, *, status: str = "administrator") -> None:
+        """Make ``user_id`` an admin of ``chat_id`` for getChatMember (``status``:
+        ``"administrator"`` or ``"creator"``); everyone else is a plain ``"member"``."""
+        self.chat_admins.setdefault(chat_id, {})[user_id] = status
 
     def user(
         self, user_id: int = 42, *, first_name: str = "Alice", username: str | None = "alice"

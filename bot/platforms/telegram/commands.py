@@ -12,7 +12,7 @@ import logging
 from typing import Any, Final
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.constants import ChatType, MessageEntityType
+from telegram.constants import ChatMemberStatus, ChatType, MessageEntityType
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -25,7 +25,7 @@ from telegram.ext import (
 )
 
 from bot.core.access.gatekeeper import Gatekeeper
-from bot.core.chat.commands import ChatCommands, Dialect, ModelChoice, Picker
+from bot.core.chat.commands import Changer, ChatCommands, Dialect, ModelChoice, Picker
 from bot.core.chat.service import ChatService
 from bot.core.errors import PlatformUnavailable, UserFacingError
 from bot.core.pacing import Pacer
@@ -57,6 +57,7 @@ HOW_TO_ASK: Final = (
     "Send a photo and I will look at it."
 )
 MODEL_CALLBACK: Final = "model:"
+GROUP_ADMINS: Final = frozenset({ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR})
 UNKNOWN_GROUP: Final = 1
 """The handler group of the unknown-command answer: after every other handler of group 0
 has had its chance, whatever order they were added in."""
@@ -119,6 +120,29 @@ class TelegramCommands:
             name for h in handlers if isinstance(h, CommandHandler) for name in h.commands
         )
 
+    def _changer(self, update: Update) -> Changer:
+        """Who asks for a change; whether they administer the group is asked of Telegram
+        (getChatMember: not a message, so outside the chat's send budget) only if needed."""
+        who = requester_of(update)
+        message, user = update.effective_message, update.effective_user
+        if who is None or message is None or user is None:
+            raise UserFacingError("Sorry, I cannot tell who is asking.")
+        # An anonymous admin speaks as the group itself.
+        sender = update.message.sender_chat if update.message is not None else None
+        as_group = sender is not None and sender.id == message.chat_id
+
+        async def place_admin() -> bool:
+            if as_group:
+                return True
+            try:
+                member = await self._bot.get_chat_member(message.chat_id, user.id)
+            except TelegramError as exc:
+                log.info("telegram: could not check chat %s admins: %s", message.chat_id, exc)
+                return False
+            return member.status in GROUP_ADMINS
+
+        return Changer(who, place_admin)
+
     async def _tell(self, update: Update, text: str) -> None:
         await tell(self._pacer, self._bot, update, text)
 
@@ -165,7 +189,9 @@ class TelegramCommands:
         if message is None:
             return
         text = (message.text or "").partition(" ")[2]  # newlines kept, unlike context.args
-        answer = await self._commands.system(conversation_key(message), text)
+        answer = await self._commands.system(
+            conversation_key(message), text, by=self._changer(update)
+        )
         await self._tell(update, answer.text)
 
     async def model(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -173,11 +199,12 @@ class TelegramCommands:
         if message is None:
             return
         key = conversation_key(message)
+        changer = self._changer(update)
         if context.args:
-            answer = await self._commands.model(key, " ".join(context.args))
+            answer = await self._commands.model(key, " ".join(context.args), by=changer)
             await self._tell(update, answer.text)
             return
-        answer = await self._commands.model(key)
+        answer = await self._commands.model(key, by=changer)
         body, entities = render(answer.text)
         surface = surface_for(self._bot, message, reply=True)
         with contextlib.suppress(PlatformUnavailable):  # rate limited: no menu this time
@@ -198,7 +225,9 @@ class TelegramCommands:
             return
         name = query.data.removeprefix(MODEL_CALLBACK)
         try:
-            answer = await self._commands.model(conversation_key(query.message), name)
+            answer = await self._commands.model(
+                conversation_key(query.message), name, by=self._changer(update)
+            )
         except UserFacingError as exc:
             await query.answer(exc.message[:200], show_alert=True)
             return
