@@ -200,6 +200,7 @@ class FakeTelegram(
         self.call_observers: list[Callable[[Call], None]] = []
         self.drafts: dict[int, list[tuple[int, str, list[dict[str, Any]]]]] = {}
         self.chat_admins: dict[int | str, dict[int, str]] = {}
+        self.migrated: dict[int | str, int] = {}  # a group upgraded: old id -> new id
 
         # counters
         self.total_429s = 0

@@ -89,6 +89,7 @@ class TelegramBase:
     call_observers: list[Callable[[Call], None]]
     drafts: dict[int, list[tuple[int, str, list[dict[str, Any]]]]]
     chat_admins: dict[int | str, dict[int, str]]
+    migrated: dict[int | str, int]
 
     # counters
     total_429s: int
@@ -217,6 +218,12 @@ class TelegramBase:
             return
         if chat_id in self.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat_id in self.migrated:
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": self.migrated[chat_id]},
+            )
         self._chat_for(chat_id)
         if counted and self.rate_limits_enabled:
             wait = self.flood.try_consume(chat_id, cost)

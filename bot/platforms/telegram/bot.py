@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 TYPING_AFTER = 0.5  # seconds without text before a chat shows "typing…"
+MIGRATE_GROUP = -2  # before the generation's reply handlers (group -1)
 
 
 class TelegramBot:
@@ -85,7 +86,10 @@ class TelegramBot:
         self._bot_id = 0
         # Generation: the outbox reaches chats by key alone (the task poller uses it).
         self.outbox = TelegramOutbox(
-            self.application.bot, pacer, services.media_limits or MEDIA_LIMITS
+            self.application.bot,
+            pacer,
+            services.media_limits or MEDIA_LIMITS,
+            on_migrated=self._chat_migrated,
         )
         self._generation = (
             TelegramGeneration(generation, self.outbox) if generation is not None else None
@@ -149,6 +153,11 @@ class TelegramBot:
 
     def _register(self) -> None:
         app = self.application
+        # Its own group: a service message, whatever else handles (or ignores) the update.
+        app.add_handler(
+            MessageHandler(filters.StatusUpdate.MIGRATE, self._guarded(self._migrate, admit=False)),
+            group=MIGRATE_GROUP,
+        )
         if self._generation is not None:  # first: its album/caption handlers must win
             self._generation.register(app, self._guarded)
         self._commands.register(app, self._guarded)
@@ -252,6 +261,21 @@ class TelegramBot:
         addressed, text = self._addressed(message)
         if addressed:
             await self._answer(message, text)
+
+    async def _migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A group became a supergroup. Telegram says so in both chats (``migrate_to_chat_id``
+        in the old one, ``migrate_from_chat_id`` in the new); either moves it, once."""
+        message = update.effective_message
+        if message is None:
+            return
+        if message.migrate_to_chat_id:
+            await self.outbox.migrated(str(message.chat_id), str(message.migrate_to_chat_id))
+        elif message.migrate_from_chat_id:
+            await self.outbox.migrated(str(message.migrate_from_chat_id), str(message.chat_id))
+
+    async def _chat_migrated(self, old_chat_id: str, new_chat_id: str) -> None:
+        # The conversation (context, model, persona) and its tasks follow to the new id.
+        await self._chat.move_chat(Platform.TELEGRAM, old_chat_id, new_chat_id)
 
     async def _ask(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
