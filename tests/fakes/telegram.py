@@ -201,6 +201,7 @@ class FakeTelegram(
         self.drafts: dict[int, list[tuple[int, str, list[dict[str, Any]]]]] = {}
         self.chat_admins: dict[int | str, dict[int, str]] = {}
         self.migrated: dict[int | str, int] = {}  # a group upgraded: old id -> new id
+        self.slow_answers: dict[str, float] = {}  # method (lower case) -> seconds
 
         # counters
         self.total_429s = 0

@@ -90,6 +90,7 @@ class TelegramBase:
     drafts: dict[int, list[tuple[int, str, list[dict[str, Any]]]]]
     chat_admins: dict[int | str, dict[int, str]]
     migrated: dict[int | str, int]
+    slow_answers: dict[str, float]
 
     # counters
     total_429s: int
@@ -133,6 +134,11 @@ class TelegramBase:
             chat["is_forum"] = True
         self.chats[chat_id] = chat
         return chat
+
+    def slow_answer(self, method: str, seconds: float) -> None:
+        """The next successful ``method`` call does its work at once (a sent message is
+        stored) but answers ``seconds`` later (real time): an upload whose answer is slow."""
+        self.slow_answers[method.lower()] = seconds
 
     def set_chat_admin(self, chat_id: int, user_id: int, *, status: str = "administrator") -> None:
         """Make ``user_id`` an admin of ``chat_id`` for getChatMember (``status``:
