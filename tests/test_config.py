@@ -249,33 +249,59 @@ def test_entry_point_whose_http_port_is_taken_says_one_line(tmp_path: Path) -> N
     _one_line(result, "cannot serve [http]")
 
 
+async def _run_bot_async(env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m bot`` while the test's own fakes serve on this event loop."""
+    import asyncio
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("BOT_")}
+    env |= env_extra
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "--config",
+        "config.example.toml",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    return subprocess.CompletedProcess([], process.returncode or 0, out.decode(), err.decode())
+
+
 @pytest.mark.e2e
 async def test_entry_point_with_a_refused_telegram_token_closes_everything(
     tmp_path: Path,
 ) -> None:
-    import asyncio
-    import os
-
     from tests.fakes.telegram import FakeTelegram
 
     async with FakeTelegram(token="123456:TEST") as tg:
-        env = {k: v for k, v in os.environ.items() if not k.upper().startswith("BOT_")}
-        env |= _start_env(
+        env = _start_env(
             tmp_path,
             BOT_TELEGRAM__TOKEN="123456:WRONG",
             BOT_TELEGRAM__API_BASE_URL=tg.api_base_url,
         )
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "--config",
-            "config.example.toml",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    result = subprocess.CompletedProcess([], process.returncode or 0, out.decode(), err.decode())
+        result = await _run_bot_async(env)
     _one_line(result, "Telegram refused [telegram] token")
+
+
+@pytest.mark.e2e
+async def test_entry_point_whose_discord_fails_after_telegram_started_closes_both(
+    tmp_path: Path,
+) -> None:
+    from tests.fakes.telegram import FakeTelegram
+
+    async with FakeTelegram(token="123456:TEST") as tg:
+        env = _start_env(
+            tmp_path,
+            BOT_TELEGRAM__TOKEN="123456:TEST",
+            BOT_TELEGRAM__API_BASE_URL=tg.api_base_url,
+            BOT_TELEGRAM__FILE_BASE_URL=tg.file_base_url,
+            BOT_DISCORD__TOKEN="discord-token",
+            BOT_DISCORD__API_BASE_URL=f"http://127.0.0.1:{_closed_port()}/api/v10",
+        )
+        result = await _run_bot_async(env)
+        assert tg.calls("setMyCommands")  # Telegram had started before Discord failed
+    _one_line(result, "cannot reach Discord")
