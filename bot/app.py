@@ -173,7 +173,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             limits_config(settings.limits, settings.access), store, clock=clock, telemetry=metrics
         )
         gatekeeper = Gatekeeper(
-            policy=access_policy(settings.access),
+            policy=access_policy(settings.access, settings.chat),
             limits=limits,
             gate=WorkGate(),
             stats=store,
@@ -264,9 +264,15 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
 
     stop = stop or _stop_event()
     async with open_core(settings) as core, contextlib.AsyncExitStack() as platforms:
-        ops = await platforms.enter_async_context(
-            open_ops_server(settings.http, metrics=core.metrics, store=core.store)
-        )
+        try:
+            ops = await platforms.enter_async_context(
+                open_ops_server(settings.http, metrics=core.metrics, store=core.store)
+            )
+        except OSError as exc:  # the port is taken, the address is not this host's
+            http = settings.http
+            raise StartupError(
+                f"cannot serve [http] on {http.host}:{http.port}: {exc.strerror or exc}"
+            ) from exc
         if settings.telegram.enabled:
             telegram = TelegramBot(
                 settings.telegram,

@@ -98,6 +98,12 @@ class ChatSettings(_Section):
         default=900.0, gt=0, description="seconds one answer may stream in all"
     )
     max_answer_chars: int = Field(default=100_000, ge=1, description="longest answer kept")
+    group_settings: Literal["admins", "everyone"] = "admins"
+
+    @field_validator("group_settings", mode="before")
+    @classmethod
+    def _lower_group_settings(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     def context_budget(self, model: str) -> int:
         """The token budget for the context sent with ``model``."""

@@ -176,3 +176,132 @@ def test_entry_point_with_broken_file_names_the_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "line 2" in result.stderr
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    # WARNING: the one line must be all there is (the INFO lines of a normal start aside).
+    return {
+        "BOT_COMETAPI__API_KEY": "sk-test",
+        "BOT_STORAGE__PATH": str(tmp_path / "bot.sqlite3"),
+        "BOT_LOGGING__LEVEL": "WARNING",
+        **extra,
+    }
+
+
+def _one_line(result: subprocess.CompletedProcess[str], expected: str) -> None:
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [lines[0]] and expected in lines[0], result.stderr
+    assert "Unclosed" not in result.stderr and "Traceback" not in result.stderr
+    assert "PyNaCl" not in result.stderr and "voice will NOT" not in result.stderr
+
+
+@pytest.mark.e2e
+def test_entry_point_that_cannot_reach_telegram_says_one_line_and_closes_everything(
+    tmp_path: Path,
+) -> None:
+    env = _start_env(
+        tmp_path,
+        BOT_TELEGRAM__TOKEN="123456:TEST",
+        BOT_TELEGRAM__API_BASE_URL=f"http://127.0.0.1:{_closed_port()}/bot",
+        BOT_DISCORD__TOKEN="discord-token",  # on too: never started, nothing left open
+    )
+    result = run_bot("--config", "config.example.toml", env_extra=env)
+    _one_line(result, "cannot reach Telegram")
+
+
+@pytest.mark.e2e
+def test_entry_point_that_cannot_reach_discord_says_one_line_without_voice_noise(
+    tmp_path: Path,
+) -> None:
+    env = _start_env(
+        tmp_path,
+        BOT_DISCORD__TOKEN="discord-token",
+        BOT_DISCORD__API_BASE_URL=f"http://127.0.0.1:{_closed_port()}/api/v10",
+    )
+    result = run_bot("--config", "config.example.toml", env_extra=env)
+    _one_line(result, "cannot reach Discord")
+
+
+@pytest.mark.e2e
+def test_entry_point_whose_http_port_is_taken_says_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = _start_env(
+            tmp_path,
+            BOT_TELEGRAM__TOKEN="123456:TEST",
+            BOT_HTTP__ENABLED="true",
+            BOT_HTTP__PORT=str(taken.getsockname()[1]),
+        )
+        result = run_bot("--config", "config.example.toml", env_extra=env)
+    _one_line(result, "cannot serve [http]")
+
+
+async def _run_bot_async(env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m bot`` while the test's own fakes serve on this event loop."""
+    import asyncio
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("BOT_")}
+    env |= env_extra
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "--config",
+        "config.example.toml",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    return subprocess.CompletedProcess([], process.returncode or 0, out.decode(), err.decode())
+
+
+@pytest.mark.e2e
+async def test_entry_point_with_a_refused_telegram_token_closes_everything(
+    tmp_path: Path,
+) -> None:
+    from tests.fakes.telegram import FakeTelegram
+
+    async with FakeTelegram(token="123456:TEST") as tg:
+        env = _start_env(
+            tmp_path,
+            BOT_TELEGRAM__TOKEN="123456:WRONG",
+            BOT_TELEGRAM__API_BASE_URL=tg.api_base_url,
+        )
+        result = await _run_bot_async(env)
+    _one_line(result, "Telegram refused [telegram] token")
+
+
+@pytest.mark.e2e
+async def test_entry_point_whose_discord_fails_after_telegram_started_closes_both(
+    tmp_path: Path,
+) -> None:
+    from tests.fakes.telegram import FakeTelegram
+
+    async with FakeTelegram(token="123456:TEST") as tg:
+        env = _start_env(
+            tmp_path,
+            BOT_TELEGRAM__TOKEN="123456:TEST",
+            BOT_TELEGRAM__API_BASE_URL=tg.api_base_url,
+            BOT_TELEGRAM__FILE_BASE_URL=tg.file_base_url,
+            BOT_DISCORD__TOKEN="discord-token",
+            BOT_DISCORD__API_BASE_URL=f"http://127.0.0.1:{_closed_port()}/api/v10",
+        )
+        result = await _run_bot_async(env)
+        assert tg.calls("setMyCommands")  # Telegram had started before Discord failed
+    _one_line(result, "cannot reach Discord")

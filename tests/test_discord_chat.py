@@ -26,7 +26,7 @@ from bot.platforms.discord.messages import conversation_key
 from bot.platforms.discord.surface import translate
 from tests.fakes.cometapi import FakeCometAPI, tiny_png
 from tests.fakes.discord import FakeDiscord, FakeInteraction, FakeMessage
-from tests.fakes.discord_payloads import JSON
+from tests.fakes.discord_payloads import EVERYONE_PERMISSIONS, JSON, make_member
 from tests.world import (
     DiscordService,
     chat_requests,
@@ -368,6 +368,35 @@ async def test_system_shows_sets_and_restores_the_persona(tmp_path: Path) -> Non
         help_message = original(dc, helped)
         assert help_message.ephemeral and "/reset" in help_message.content
         assert dc.errors == []
+
+
+async def test_in_servers_only_members_who_manage_messages_change_model_and_persona(
+    tmp_path: Path,
+) -> None:
+    async with FakeCometAPI() as comet, FakeDiscord() as dc:
+        general = dc.channel(guild_with(dc, "general"), "general")
+        key = conversation_key(general["id"])
+        bob = dc.make_user("bob")
+        plain = make_member(bob, permissions=EVERYONE_PERMISSIONS)  # no Manage Messages
+        async with discord_service(tmp_path, comet, dc) as svc:
+            refused = await dc.interact(
+                dc.slash("model", {"name": "gpt-4o"}, user=bob, channel=general, member=plain)
+            )
+            await dc.wait_for(lambda: "only the admins here" in original(dc, refused).content)
+            persona = await dc.interact(
+                dc.slash("system", {"text": "A pirate."}, user=bob, channel=general, member=plain)
+            )
+            await dc.wait_for(lambda: "change the persona" in original(dc, persona).content)
+            shown = await dc.interact(dc.slash("model", user=bob, channel=general, member=plain))
+            await dc.wait_for(lambda: "gpt-4o-mini" in original(dc, shown).content)
+            assert await svc.core.chat.current_model(key) == "gpt-4o-mini"
+            # the fake gives a member every permission unless told otherwise
+            allowed = await dc.interact(dc.slash("model", {"name": "gpt-4o"}, channel=general))
+            await dc.wait_for(lambda: "Model set to `gpt-4o`" in original(dc, allowed).content)
+            mine = await dc.interact(dc.slash("model", {"name": "gpt-4o"}, user=bob))  # a DM
+            await dc.wait_for(lambda: "Model set to `gpt-4o`" in original(dc, mine).content)
+            assert await svc.core.chat.current_model(key) == "gpt-4o"
+            assert (await svc.core.chat.persona(key))[1] is True  # still the default
 
 
 async def test_image_attachment_goes_to_the_model_and_other_files_are_refused(

@@ -87,6 +87,28 @@ async def test_a_stop_during_delivery_posts_nothing_twice(tmp_path: Path) -> Non
         assert task is not None and task.delivered_at is not None
 
 
+async def test_a_stop_while_an_upload_waits_for_its_answer_never_posts_it_twice(
+    tmp_path: Path,
+) -> None:
+    async with FakeCometAPI(task_steps=2) as comet, FakeTelegram() as tg:
+        settings = generation_settings(tmp_path, comet, tg)
+        tg.slow_answer("sendPhoto", 30)  # the grid is posted; its answer comes after the stop
+        async with running_service(settings, tg):
+            tg.inject_private_message("/imagine a paper boat", user_id=USER)
+            await tg.wait_for(lambda: media(tg, "photo"), timeout=15)
+        async with open_store(tmp_path) as store:
+            task = await store.get_task(1)
+        assert task is not None and task.delivered_at is None and task.result is not None
+        assert "image" not in task.result.get("sent", {})  # no answer, so no message id
+        async with running_service(settings, tg):
+            await tg.wait_for(lambda: "✅ Done" in (tg.messages(USER)[0].text or ""), timeout=15)
+        assert len(media(tg, "photo")) == 1  # at most once: it may be there, so not again
+        assert "a part may be missing" in (tg.messages(USER)[0].text or "")
+        async with open_store(tmp_path) as store:
+            task = await store.get_task(1)
+        assert task is not None and task.delivered_at is not None
+
+
 async def test_a_button_posted_before_a_restart_still_works(tmp_path: Path) -> None:
     async with FakeCometAPI(task_steps=2) as comet, FakeTelegram() as tg:
         settings = generation_settings(tmp_path, comet, tg)

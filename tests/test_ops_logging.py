@@ -168,3 +168,17 @@ def test_secret_values_come_from_the_settings() -> None:
 def test_unknown_context_fields_are_refused() -> None:
     with pytest.raises(TypeError, match="unknown log context fields: prompt"):
         bind_log_context(prompt="hello")
+
+
+def test_discord_voice_warnings_are_dropped_and_other_warnings_kept(
+    capture: tuple[io.StringIO, list[logging.Handler]],
+) -> None:
+    install(capture, "plain", level="INFO")
+    stream = install(capture, "plain", level="INFO")  # twice: still one filter
+    discord_log = logging.getLogger("discord.client")
+    discord_log.warning("PyNaCl is not installed, voice will NOT be supported")
+    discord_log.warning("davey is not installed, voice will NOT be supported")
+    discord_log.warning("Shard ID %s heartbeat blocked", None)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("Shard ID None heartbeat blocked")
+    assert len(discord_log.filters) == 1

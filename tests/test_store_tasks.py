@@ -14,7 +14,7 @@ import pytest
 
 import bot.store as store_package
 from bot.core.generation import records as core_records
-from bot.core.models import ConversationKey, Platform
+from bot.core.models import ConversationKey, Platform, Role, Turn
 from bot.store import (
     ACTIVE_STATUSES,
     UNSET,
@@ -340,3 +340,35 @@ async def test_due_query_uses_the_partial_index(tmp_path: Path) -> None:
     text = "\n".join(plan)
     assert "USING INDEX tasks_due" in text, text
     assert "TEMP B-TREE" not in text, text
+
+
+async def test_move_chat_takes_conversations_threads_and_tasks_in_one_go(store: Store) -> None:
+    old, new, other = (ConversationKey(Platform.TELEGRAM, c) for c in ("-5", "-1005", "-55"))
+    topic = ConversationKey(Platform.TELEGRAM, "-5", "7")
+    await store.add_turn(old, Turn(Role.USER, "before"))
+    await store.set_model(old, "gpt-4o")
+    await store.set_persona(old, "A pirate.")
+    await store.add_turn(topic, Turn(Role.USER, "in a topic"))
+    await store.add_turn(other, Turn(Role.USER, "elsewhere"))  # "-55" starts like "-5"
+    await store.add_turn(new, Turn(Role.USER, "said in the supergroup first"))
+    await store.set_persona(new, "Its own persona.")
+    task_id = await _task(store, conversation=old)
+    topic_task = await _task(store, conversation=topic)
+    other_task = await _task(store, conversation=other)
+
+    moved = await store.move_chat(Platform.TELEGRAM, "-5", "-1005")
+
+    assert moved == 4  # two conversations, two tasks
+    turns = [t.content for t in await store.recent_turns(new, limit=10)]
+    assert turns == ["before", "said in the supergroup first"]
+    settings = await store.get_settings(new)
+    assert (settings.model, settings.persona) == ("gpt-4o", "Its own persona.")
+    new_topic = ConversationKey(Platform.TELEGRAM, "-1005", "7")
+    assert [t.content for t in await store.recent_turns(new_topic, limit=10)] == ["in a topic"]
+    assert await store.recent_turns(old, limit=10) == []
+    assert (await store.get_settings(old)).model is None
+    tasks = [await store.get_task(i) for i in (task_id, topic_task, other_task)]
+    assert [t.conversation if t else None for t in tasks] == [new, new_topic, other]
+    await store.add_turn(new, Turn(Role.USER, "after"))  # the id cache was not left stale
+    assert [t.content for t in await store.recent_turns(new, limit=10)][-1] == "after"
+    assert await store.move_chat(Platform.TELEGRAM, "-5", "-1005") == 0  # again: nothing

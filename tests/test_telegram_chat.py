@@ -331,3 +331,61 @@ async def test_commands_are_registered(tmp_path: Path) -> None:
             pass
         names = {c["command"] for c in tg.my_commands()}
         assert {"ask", "model", "system", "reset", "help"} <= names
+
+
+async def test_unknown_command_gets_one_line_only_where_it_is_for_this_bot(tmp_path: Path) -> None:
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        async with telegram_service(tmp_path, comet, tg):
+            tg.inject_private_message("/foo", user_id=USER)
+            reply = await tg.wait_for_message(USER, "I don't know /foo", timeout=10)
+            tg.inject_group_message(GROUP, "/foo@otherbot", user_id=1)
+            tg.inject_group_message(GROUP, "/bar", user_id=1)
+            tg.inject_group_message(GROUP, "/baz@comet_test_bot", user_id=1)
+            await tg.wait_for_message(GROUP, "I don't know /baz", timeout=10)
+            tg.inject_private_message("/help", user_id=USER)
+            await tg.wait_for_message(USER, "/reset", timeout=10)
+            await tg.wait_idle(quiet=0.5)
+        assert "/help" in reply.text
+        private = [m.text for m in tg.messages(USER)]
+        assert len(private) == 2 and "don't know" not in private[1]  # /help is known
+        group = [m.text for m in tg.messages(GROUP)]
+        assert group == ["I don't know /baz. Send /help to see what I can do."]
+        assert comet.requests_to("/v1/chat") == []
+
+
+async def test_in_groups_only_admins_change_model_and_persona(tmp_path: Path) -> None:
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        tg.set_chat_admin(GROUP, 5)
+        tg.set_chat_admin(GROUP, 6, status="creator")
+        access = {"access": {"admins": ["tg:9"]}}
+        async with telegram_service(tmp_path, comet, tg, sections=access) as svc:
+            key = _key(GROUP)
+            tg.inject_group_message(GROUP, "/model gpt-4o", user_id=1)
+            await tg.wait_for_message(GROUP, "only the admins here can change the model")
+            tg.inject_group_message(GROUP, "/system You are a pirate.", user_id=1)
+            await tg.wait_for_message(GROUP, "only the admins here can change the persona")
+            tg.inject_group_message(GROUP, "/model", user_id=1)  # looking stays open
+            menu = await tg.wait_for_message(GROUP, "This conversation uses gpt-4o-mini")
+            query = tg.inject_callback_query(GROUP, menu.message_id, "model:gpt-4o", user_id=1)
+            await tg.wait_for(lambda: tg.callback(query).answered, timeout=10)
+            assert "only the admins here" in tg.callback(query).answer["text"]
+            assert await svc.core.chat.current_model(key) == "gpt-4o-mini"
+            tg.inject_group_message(GROUP, "/model gpt-4o", user_id=5)  # an administrator
+            await tg.wait_for_message(GROUP, "Model set to gpt-4o")
+            tg.inject_group_message(GROUP, "/system You are a pirate.", user_id=6)  # the creator
+            await tg.wait_for_message(GROUP, "Persona set")
+            query = tg.inject_callback_query(GROUP, menu.message_id, "model:gpt-4o-mini", user_id=9)
+            await tg.wait_for(lambda: tg.callback(query).answered, timeout=10)  # a bot admin
+            await tg.wait_idle(quiet=0.3)
+            assert await svc.core.chat.current_model(key) == "gpt-4o-mini"
+            assert await svc.core.chat.persona(key) == ("You are a pirate.", False)
+            tg.inject_private_message("/model gpt-4o", user_id=1)  # their own chat: theirs
+            await tg.wait_for_message(1, "Model set to gpt-4o")
+
+
+async def test_group_settings_everyone_lets_any_member_change_them(tmp_path: Path) -> None:
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        async with telegram_service(tmp_path, comet, tg, group_settings="everyone"):
+            tg.inject_group_message(GROUP, "/model gpt-4o", user_id=1)
+            await tg.wait_for_message(GROUP, "Model set to gpt-4o")
+        assert tg.calls("getChatMember") == []

@@ -28,6 +28,7 @@ from bot.core.models import (
     Downloaded,
     MediaLimits,
     OutgoingMessage,
+    Platform,
     ReplyControls,
     StatusView,
     Submitted,
@@ -119,6 +120,12 @@ class ChatStore(Protocol):
 
     async def reset(self, key: ConversationKey) -> None:
         """Start a fresh context; older turns stay stored."""
+        ...
+
+    async def move_chat(self, platform: Platform, old_chat_id: str, new_chat_id: str) -> int:
+        """The chat of ``old_chat_id`` now has ``new_chat_id``: move its conversations (turns,
+        settings, threads) and its tasks there in one transaction; how many rows moved
+        (0 when there was nothing left to move)."""
         ...
 
 

@@ -10,7 +10,8 @@ it gets
   header, a CometAPI key or a Telegram/Discord bot token: a last line of defence, the code
   itself never logs secrets.
 
-Noisy libraries (httpx logs every request at INFO) are held at WARNING.
+Noisy libraries (httpx logs every request at INFO) are held at WARNING; discord.py's
+warnings that voice is unsupported (PyNaCl, davey) are dropped: the bot never joins voice.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NOISY_LOGGERS",
     "ContextFilter",
+    "DropVoiceWarnings",
     "JsonFormatter",
     "PlainFormatter",
     "RedactingFilter",
@@ -68,6 +70,15 @@ _PATTERNS: Final = (
     re.compile(r"\b[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,}"),  # Discord
 )
 _HANDLER_MARK: Final = "_cometbot_handler"
+_VOICE_LOGGER: Final = "discord.client"
+
+
+class DropVoiceWarnings(logging.Filter):
+    """Drops discord.py's "<library> is not installed, voice will NOT be supported": said at
+    every start, about a feature this bot never uses."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "voice will NOT be supported" not in str(record.msg)
 
 
 def secret_values(settings: Settings) -> list[str]:
@@ -205,5 +216,8 @@ def setup_logging(
     root.setLevel(config.level)
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    voice = logging.getLogger(_VOICE_LOGGER)
+    if not any(isinstance(f, DropVoiceWarnings) for f in voice.filters):
+        voice.addFilter(DropVoiceWarnings())
     logging.captureWarnings(True)
     return handler

@@ -1,6 +1,6 @@
 """Builders from ``Settings`` sections to the operator-facing core objects, for ``bot.app``.
 
-They keep the composition root short: ``access_policy(settings.access)``,
+They keep the composition root short: ``access_policy(settings.access, settings.chat)``,
 ``limits_config(settings.limits, settings.access)`` and ``open_ops_server(...)``.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-from bot.config import AccessSettings, HttpSettings, LimitsSettings
+from bot.config import AccessSettings, ChatSettings, HttpSettings, LimitsSettings
 from bot.core.access.limits import LimitsConfig
 from bot.core.access.policy import AccessPolicy
 from bot.core.ports import StatsStore
@@ -19,8 +19,9 @@ from bot.ops.metrics import Metrics
 __all__ = ["access_policy", "limits_config", "open_ops_server"]
 
 
-def access_policy(access: AccessSettings) -> AccessPolicy:
-    """The allow-lists of ``[access]``."""
+def access_policy(access: AccessSettings, chat: ChatSettings | None = None) -> AccessPolicy:
+    """The allow-lists of ``[access]``, and who may change a group's model and persona
+    (``[chat] group_settings``)."""
     return AccessPolicy.build(
         users=access.users,
         blocked_users=access.blocked_users,
@@ -28,6 +29,7 @@ def access_policy(access: AccessSettings) -> AccessPolicy:
         discord_guilds=access.discord_guilds,
         discord_channels=access.discord_channels,
         admins=access.admins,
+        group_settings_open=chat is not None and chat.group_settings == "everyone",
     )
 
 

@@ -13,7 +13,7 @@ import sys
 from typing import TextIO
 
 from bot.core.access.policy import Requester
-from bot.core.chat.commands import Answer, ChatCommands, Dialect, Picker
+from bot.core.chat.commands import Answer, Changer, ChatCommands, Dialect, Picker
 from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import UserFacingError
 from bot.core.models import ConversationKey, Incoming, Platform, ReplyControls, qualify
@@ -129,9 +129,9 @@ class Console:
         if command == "/reset":
             return await commands.reset(CONSOLE_KEY)
         if command == "/model":
-            return await commands.model(CONSOLE_KEY, arg)
+            return await commands.model(CONSOLE_KEY, arg, by=Changer(OPERATOR))
         if command == "/system":
-            return await commands.system(CONSOLE_KEY, arg)
+            return await commands.system(CONSOLE_KEY, arg, by=Changer(OPERATOR))
         return None
 
     async def _ask(self, text: str) -> None:

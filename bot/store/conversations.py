@@ -7,7 +7,7 @@ from typing import Final
 import aiosqlite
 
 from bot.core.access.usage import UsageKind
-from bot.core.models import ChannelSettings, ConversationKey, Role, Turn, Usage
+from bot.core.models import ChannelSettings, ConversationKey, Platform, Role, Turn, Usage
 from bot.store._base import Row, StoreBase, utc_day
 from bot.store.usage import add_usage
 
@@ -134,6 +134,57 @@ class ConversationQueries(StoreBase):
             "  WHERE conversation_id = conversations.id)",
             (str(key), key.platform.value, now, now),
         )
+
+    async def move_chat(self, platform: Platform, old_chat_id: str, new_chat_id: str) -> int:
+        """The chat now has another id (a Telegram group became a supergroup): its
+        conversations (forum topics too), with their turns and settings, and its tasks
+        follow, in one transaction. Where the new id already has a conversation (someone
+        spoke there first), it takes the old turns and keeps its own settings, taking the
+        old ones only where it has none. Returns how many conversations and tasks moved (0
+        when called again)."""
+        old_key = str(ConversationKey(platform, old_chat_id))
+        new_key = str(ConversationKey(platform, new_chat_id))
+        # The chat's own key, or one of its threads' ("tg:-5:12"): the prefix then a colon.
+        of_chat = "{column} = ?1 OR substr({column}, 1, length(?1) + 1) = ?1 || ':'"
+        moved = 0
+        async with self._transaction() as db:
+            self._conversation_ids.clear()  # keys are about to point elsewhere
+            rows = await db.execute_fetchall(
+                "SELECT id, key, model, persona FROM conversations WHERE "
+                + of_chat.format(column="key"),
+                (old_key,),
+            )
+            for conversation_id, key, model, persona in rows:
+                target = new_key + str(key)[len(old_key) :]
+                existing = list(
+                    await db.execute_fetchall(
+                        "SELECT id FROM conversations WHERE key = ?", (target,)
+                    )
+                )
+                if not existing:
+                    await db.execute(
+                        "UPDATE conversations SET key = ? WHERE id = ?", (target, conversation_id)
+                    )
+                else:
+                    into = existing[0][0]
+                    await db.execute(
+                        "UPDATE turns SET conversation_id = ? WHERE conversation_id = ?",
+                        (into, conversation_id),
+                    )
+                    await db.execute(
+                        "UPDATE conversations SET model = coalesce(model, ?),"
+                        " persona = coalesce(persona, ?) WHERE id = ?",
+                        (model, persona, into),
+                    )
+                    await db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+                moved += 1
+            cursor = await db.execute(
+                "UPDATE tasks SET conversation = ?2 || substr(conversation, length(?1) + 1)"
+                " WHERE " + of_chat.format(column="conversation"),
+                (old_key, new_key),
+            )
+            moved += max(cursor.rowcount, 0)
+        return moved
 
     async def _set_setting(self, key: ConversationKey, column: str, value: str | None) -> None:
         if column not in _SETTING_COLUMNS:  # column names cannot be parameters

@@ -199,6 +199,9 @@ class FakeTelegram(
         # goes out: ``bench.streaming`` notes when each chat first shows its final text.
         self.call_observers: list[Callable[[Call], None]] = []
         self.drafts: dict[int, list[tuple[int, str, list[dict[str, Any]]]]] = {}
+        self.chat_admins: dict[int | str, dict[int, str]] = {}
+        self.migrated: dict[int | str, int] = {}  # a group upgraded: old id -> new id
+        self.slow_answers: dict[str, float] = {}  # method (lower case) -> seconds
 
         # counters
         self.total_429s = 0
@@ -329,6 +332,7 @@ class FakeTelegram(
             "answerCallbackQuery": self._answer_callback_query,
             "getFile": self._get_file,
             "getChat": self._get_chat,
+            "getChatMember": self._get_chat_member,
         }
         for method in _MEDIA_KINDS:
             table[method] = self._send_media

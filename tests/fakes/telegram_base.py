@@ -88,6 +88,9 @@ class TelegramBase:
     spec_problems: list[str]
     call_observers: list[Callable[[Call], None]]
     drafts: dict[int, list[tuple[int, str, list[dict[str, Any]]]]]
+    chat_admins: dict[int | str, dict[int, str]]
+    migrated: dict[int | str, int]
+    slow_answers: dict[str, float]
 
     # counters
     total_429s: int
@@ -131,6 +134,16 @@ class TelegramBase:
             chat["is_forum"] = True
         self.chats[chat_id] = chat
         return chat
+
+    def slow_answer(self, method: str, seconds: float) -> None:
+        """The next successful ``method`` call does its work at once (a sent message is
+        stored) but answers ``seconds`` later (real time): an upload whose answer is slow."""
+        self.slow_answers[method.lower()] = seconds
+
+    def set_chat_admin(self, chat_id: int, user_id: int, *, status: str = "administrator") -> None:
+        """Make ``user_id`` an admin of ``chat_id`` for getChatMember (``status``:
+        ``"administrator"`` or ``"creator"``); everyone else is a plain ``"member"``."""
+        self.chat_admins.setdefault(chat_id, {})[user_id] = status
 
     def user(
         self, user_id: int = 42, *, first_name: str = "Alice", username: str | None = "alice"
@@ -211,6 +224,12 @@ class TelegramBase:
             return
         if chat_id in self.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat_id in self.migrated:
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": self.migrated[chat_id]},
+            )
         self._chat_for(chat_id)
         if counted and self.rate_limits_enabled:
             wait = self.flood.try_consume(chat_id, cost)

@@ -1,4 +1,5 @@
-"""Callback, file and chat methods of ``FakeTelegram``: answerCallbackQuery, getFile, getChat."""
+"""Callback, file and chat methods of ``FakeTelegram``: answerCallbackQuery, getFile, getChat,
+getChatMember."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tests.fakes.telegram_wire import require_chat
 
 
 class CallbackMethods(TelegramBase):
-    """answerCallbackQuery (with the query age limit), getFile and getChat."""
+    """answerCallbackQuery (with the query age limit), getFile, getChat and getChatMember."""
 
     async def _answer_callback_query(self, params: dict[str, Any], call: Call) -> Any:
         self._gate(call, counted=False)
@@ -60,3 +61,38 @@ class CallbackMethods(TelegramBase):
             }
         )
         return chat
+
+    async def _get_chat_member(self, params: dict[str, Any], call: Call) -> Any:
+        """A member's status: "creator"/"administrator" as set with ``set_chat_admin``, else
+        "member" (the fields PTB requires of each kind)."""
+        require_chat(params)
+        self._gate(call, counted=False)
+        chat = self._chat_for(params["chat_id"])
+        user_id = int(params["user_id"])
+        status = self.chat_admins.get(chat["id"], {}).get(user_id, "member")
+        member: dict[str, Any] = {"status": status, "user": self.user(user_id)}
+        if status == "creator":
+            member["is_anonymous"] = False
+        elif status == "administrator":
+            member.update(
+                {
+                    "can_be_edited": False,
+                    "is_anonymous": False,
+                    **dict.fromkeys(_ADMIN_RIGHTS, True),
+                }
+            )
+        return member
+
+
+_ADMIN_RIGHTS = (
+    "can_manage_chat",
+    "can_delete_messages",
+    "can_manage_video_chats",
+    "can_restrict_members",
+    "can_promote_members",
+    "can_change_info",
+    "can_invite_users",
+    "can_post_stories",
+    "can_edit_stories",
+    "can_delete_stories",
+)

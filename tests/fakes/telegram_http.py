@@ -3,6 +3,7 @@ error answers, in-flight tracking), parameter decoding and the file download rou
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -47,6 +48,9 @@ class HttpMixin(TelegramBase):
             chat_id = call.params.get("chat_id")
             call.chat_id = chat_id if isinstance(chat_id, int | str) else None
             result = await handler(call.params, call)
+            delay = self.slow_answers.pop(name.lower(), None)
+            if delay is not None:  # done (the message is there), but the answer is late
+                await asyncio.sleep(delay)
         except ApiError as exc:
             self._record_error(call, exc)
             return _json_response(exc.payload(), exc.status)

@@ -120,6 +120,24 @@ class InjectionMixin(TelegramBase):
             chat_id, text, user_id=user_id, reply_to=reply_to, thread_id=thread_id, **kwargs
         )
 
+    def migrate_chat(
+        self, old_chat_id: int, new_chat_id: int, *, user_id: int = 42, announce: bool = True
+    ) -> None:
+        """The group ``old_chat_id`` becomes the supergroup ``new_chat_id``: from now on every
+        call to the old id answers 400 with ``migrate_to_chat_id``. With ``announce`` the two
+        service messages Telegram sends are queued (``migrate_to_chat_id`` in the old chat,
+        ``migrate_from_chat_id`` in the new one)."""
+        old = self._ensure_chat(old_chat_id, type="group")
+        self.add_chat(new_chat_id, type="supergroup", title=old.get("title"))
+        if announce:
+            self.inject_message(
+                old_chat_id, user_id=user_id, extra={"migrate_to_chat_id": new_chat_id}
+            )
+            self.inject_message(
+                new_chat_id, user_id=user_id, extra={"migrate_from_chat_id": old_chat_id}
+            )
+        self.migrated[old_chat_id] = new_chat_id
+
     def inject_photo(
         self,
         chat_id: int,

@@ -17,6 +17,10 @@ in order:
    as community servers expect. A listed user does not open an unlisted group (they can
    still use the bot in a DM).
 
+Changing a group's model or persona is a narrower right (:meth:`AccessPolicy.settings_open_to`):
+in groups it belongs to the group's own admins (the platform knows them) and the bot's admins,
+unless ``[chat] group_settings = "everyone"``.
+
 So ``users = ["tg:1"]`` alone makes the bot private to that person everywhere;
 ``telegram_chats = ["-100..."]`` alone opens that group to its members and keeps DMs open;
 both together give "my group for everyone, DMs for me". Refusals are one polite line that
@@ -110,6 +114,9 @@ class AccessPolicy:
     discord_guilds: frozenset[str] = frozenset()
     discord_channels: frozenset[str] = frozenset()
     admins: frozenset[str] = frozenset()
+    group_settings_open: bool = False
+    """``[chat] group_settings = "everyone"``: anyone who may use the bot in a group may also
+    change its model and persona."""
 
     @classmethod
     def build(
@@ -121,6 +128,7 @@ class AccessPolicy:
         discord_guilds: Iterable[str | int] = (),
         discord_channels: Iterable[str | int] = (),
         admins: Iterable[str] = (),
+        group_settings_open: bool = False,
     ) -> AccessPolicy:
         return cls(
             users=_ids(users),
@@ -129,6 +137,7 @@ class AccessPolicy:
             discord_guilds=_ids(discord_guilds),
             discord_channels=_ids(discord_channels),
             admins=_ids(admins),
+            group_settings_open=group_settings_open,
         )
 
     def is_admin(self, user: str) -> bool:
@@ -145,6 +154,17 @@ class AccessPolicy:
         """Raise :class:`AdminOnly` unless the requester is an admin (or the console)."""
         if requester.platform is not Platform.CONSOLE and not self.is_admin(requester.user):
             raise AdminOnly(command)
+
+    def settings_open_to(self, requester: Requester) -> bool:
+        """Whether ``requester`` may change this place's model and persona without being one
+        of the group's admins: always in a private place, for the bot's admins and the
+        console, and everywhere when :attr:`group_settings_open`."""
+        return (
+            requester.is_private
+            or self.group_settings_open
+            or requester.platform is Platform.CONSOLE
+            or self.is_admin(requester.user)
+        )
 
     def _refusal(self, requester: Requester) -> AccessDenied | None:
         user = requester.user

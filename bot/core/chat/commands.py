@@ -8,10 +8,15 @@ and the console only parse the command and send the answer. What really differs 
 them (how the bot is addressed, how a command takes its argument, whether a model is picked
 from buttons, an autocompleted option or a typed name) is their :class:`Dialect`; the
 wording is the same everywhere.
+
+Showing the model or persona is open to everyone; changing them in a group is for the
+group's admins and the bot's (see :class:`Changer`): with the default empty ``chat.models``
+any model may be picked, however expensive.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -19,9 +24,10 @@ from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.policy import Requester
 from bot.core.chat.service import ChatService
 from bot.core.chat.stops import StopResult
+from bot.core.errors import UserFacingError
 from bot.core.models import ConversationKey
 
-__all__ = ["Answer", "ChatCommands", "Dialect", "ModelChoice", "Picker"]
+__all__ = ["Answer", "Changer", "ChatCommands", "Dialect", "ModelChoice", "Picker"]
 
 CURRENT_MARK = "✅ "
 RESET = (
@@ -30,6 +36,21 @@ RESET = (
 )
 PERSONA_RESTORED = "Persona restored to the default."
 PERSONA_SET = "Persona set for this conversation. Use /reset to start fresh with it."
+
+
+async def _not_an_admin() -> bool:
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Changer:
+    """Who asks for ``/model NAME`` or ``/system TEXT``, and how the platform tells whether
+    they administer the group (Telegram: the chat's creator or an administrator; Discord:
+    Manage Messages in the channel). ``place_admin`` is awaited only when it decides: not
+    in private places, not for the bot's admins, not when groups are open to everyone."""
+
+    requester: Requester
+    place_admin: Callable[[], Awaitable[bool]] = _not_an_admin
 
 
 class Picker(StrEnum):
@@ -111,10 +132,17 @@ class ChatCommands:
         admin = self._gatekeeper.policy.is_admin(requester.user)
         return self._chat.running.stop(key, requester.user, admin=admin, reply=reply)
 
-    async def model(self, key: ConversationKey, name: str | None = None) -> Answer:
-        """With a name: set it (an unknown one raises, with suggestions). Without: the current
-        model and how to pick another."""
+    async def _may_change(self, by: Changer, what: str) -> None:
+        """Return if ``by`` may change this conversation's ``what``; raise if not."""
+        if self._gatekeeper.policy.settings_open_to(by.requester) or await by.place_admin():
+            return
+        raise UserFacingError(f"Sorry, only the admins here can change the {what}.")
+
+    async def model(self, key: ConversationKey, name: str | None = None, *, by: Changer) -> Answer:
+        """With a name: set it, if ``by`` may (an unknown one raises, with suggestions).
+        Without: the current model and how to pick another."""
         if name and name.strip():
+            await self._may_change(by, "model")
             chosen = await self._chat.set_model(key, name)
             return Answer(f"Model set to `{chosen}` for this conversation.")
         current = await self._chat.current_model(key)
@@ -140,13 +168,15 @@ class ChatCommands:
         inside = [m for m in models if needle in m.lower() and m not in starts]
         return starts + inside
 
-    async def system(self, key: ConversationKey, text: str | None = None) -> Answer:
-        """Without text: the persona. ``default``: restore it. Anything else: set it."""
+    async def system(self, key: ConversationKey, text: str | None = None, *, by: Changer) -> Answer:
+        """Without text: the persona. ``default``: restore it. Anything else: set it. Both
+        changes only if ``by`` may."""
         text = (text or "").strip()
         if not text:
             persona, default = await self._chat.persona(key)
             origin = "the default" if default else "set for this conversation"
             return Answer(f"Persona ({origin}):\n\n{persona}")
+        await self._may_change(by, "persona")
         if text.lower() == "default":
             await self._chat.set_persona(key, None)
             return Answer(PERSONA_RESTORED)

@@ -21,7 +21,7 @@ from bot.core.clock import SystemClock
 from bot.core.errors import ModelError, UserFacingError
 from bot.core.locks import KeyedLocks
 from bot.core.logcontext import bind_log_context
-from bot.core.models import ConversationKey, Incoming, Role, Turn, Usage
+from bot.core.models import ConversationKey, Incoming, Platform, Role, Turn, Usage
 from bot.core.ports import ChatModel, ChatStore, Clock, Telemetry
 from bot.core.telemetry import NullTelemetry
 from bot.core.text import is_blank
@@ -225,6 +225,13 @@ class ChatService:
         """Start a fresh context; an answer in progress is stored before the reset point."""
         async with self._locks.hold(str(key)):
             await self._store.reset(key)
+
+    async def move_chat(self, platform: Platform, old_chat_id: str, new_chat_id: str) -> None:
+        """A chat got a new id (a Telegram group became a supergroup): its context, model,
+        persona and generation tasks follow it (see :meth:`ChatStore.move_chat`)."""
+        moved = await self._store.move_chat(platform, old_chat_id, new_chat_id)
+        if moved:
+            log.info("chat %s moved to %s (%d rows)", old_chat_id, new_chat_id, moved)
 
     async def set_persona(self, key: ConversationKey, persona: str | None) -> None:
         if persona is not None and len(persona) > self._config.max_prompt_chars:

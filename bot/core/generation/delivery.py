@@ -9,10 +9,14 @@ first *settles* the task's editor so no stale progress lands after the final tex
   before the next part starts, and a resumed delivery skips the parts already there;
 * waiting for the chat's pacer slot may be interrupted at any time; sending a part and
   recording it form one *step* that cancellation does not cut in half: on shutdown a step
-  in flight finishes (within ``grace`` seconds) before the delivery stops, so a stop at any
-  moment neither loses nor repeats a part. (A process killed with SIGKILL during a step
-  may repeat that one part at the next start: the platform gives no way to ask whether a
-  message went out.)
+  in flight finishes (within ``grace`` seconds) before the delivery stops;
+* a step first writes the part's name as *being sent* (``result["sending"]``); an answer
+  from the platform (a message id, or an error: then nothing went out) clears it. A step
+  that never got its answer (slower than ``grace``, or the process was killed) leaves it,
+  and the next start cannot tell whether that part went out: the platforms offer no
+  idempotency key and no way to ask. It is not posted again (*at most once* rather than
+  twice): it counts as sent, with no message id, and the final status says a part may be
+  missing.
 * the status message then shows the final view (an idempotent edit) and the row is marked
   delivered; ``mark_delivered`` is idempotent too;
 * a file that cannot be fetched is retried (a 404 or a refused URL once, soon); when given
@@ -70,6 +74,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 SENT: Final = "sent"
 """Key in ``task.result``: part name -> platform message id, for parts already delivered."""
+SENDING: Final = "sending"
+"""Key in ``task.result``: the part whose post was under way and unanswered (see above)."""
+UNCONFIRMED: Final = ""
+"""The message id of a part that may or may not have been posted before a stop."""
+MAYBE_MISSING: Final = (
+    "⚠️ The bot restarted while posting: a part may be missing (none is sent twice)."
+)
 RETRY_DELAYS: Final = (5.0, 15.0, 60.0, 300.0, 900.0)
 UNAVAILABLE_RETRY_DELAYS: Final = (3.0,)
 """A 404 or a refused URL: one more try (a CDN may lag behind the task's status), then give up."""
@@ -232,6 +243,7 @@ class _Delivery:
         self._outbox = outbox
         self._result: dict[str, Any] = dict(task.result or {})
         self._sent: dict[str, str] = dict(self._result.get(SENT) or {})
+        self._unconfirmed = UNCONFIRMED in self._sent.values()
 
     @property
     def nothing_posted(self) -> bool:
@@ -267,8 +279,11 @@ class _Delivery:
         else:
             await self._part("notice", lambda: _text(f"{headline(self._task)}\n✅ Done."))
         if self._task.status_message_id is not None:
+            done = done_view(self._task)
+            if self._unconfirmed:
+                done = StatusView(f"{done.text}\n{MAYBE_MISSING}", final=True)
             try:
-                await self._owner.step(lambda: self._edit(done_view(self._task)))
+                await self._owner.step(lambda: self._edit(done))
             except PlatformUnavailable:
                 raise  # try again: the parts already posted are skipped
             except SurfaceError as exc:  # deleted or not editable: the result is there anyway
@@ -281,16 +296,24 @@ class _Delivery:
     async def _part(self, name: str, build: Callable[[], Awaitable[OutgoingMessage]]) -> None:
         if name in self._sent:
             return
+        if self._result.get(SENDING) == name:  # the last run stopped before its answer
+            log.warning("task %d: %s may have gone out before the stop", self._task.id, name)
+            self._unconfirmed = True
+            await self._record(None, (name, UNCONFIRMED))  # at most once: never sent again
+            return
         message = await build()  # downloads: cancellable, nothing is posted yet
 
         async def post_and_record() -> None:
             task = self._task
-            message_id = await self._outbox.post(
-                task.conversation, message, reply_to=task.reply_to_id
-            )
-            self._sent[name] = message_id
-            self._result[SENT] = dict(self._sent)
-            await self._store.update_task(TaskUpdate(task.id, result=self._result))
+            await self._record(name)
+            try:
+                message_id = await self._outbox.post(
+                    task.conversation, message, reply_to=task.reply_to_id
+                )
+            except Exception:
+                await self._record(None)  # the platform answered: nothing went out
+                raise
+            await self._record(None, (name, message_id))
 
         # The outbox waits for the chat's slot (safe to stop) before it starts the step.
         await self._outbox.paced(
@@ -298,6 +321,15 @@ class _Delivery:
             lambda: self._owner.step(post_and_record),
             attempts=POST_ATTEMPTS,
         )
+
+    async def _record(self, sending: str | None, sent: tuple[str, str] | None = None) -> None:
+        """Write which part is being sent (None: none) and, with ``sent``, a part's message
+        id, into the task's row."""
+        if sent is not None:
+            self._sent[sent[0]] = sent[1]
+            self._result[SENT] = dict(self._sent)
+        self._result[SENDING] = sending
+        await self._store.update_task(TaskUpdate(self._task.id, result=self._result))
 
     # -- building the parts ---------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from typing import Final
 import discord
 from discord import app_commands
 
-from bot.core.chat.commands import Answer, ChatCommands, Dialect, Picker
+from bot.core.chat.commands import Answer, Changer, ChatCommands, Dialect, Picker
 from bot.core.chat.service import ChatService
 from bot.core.models import Incoming, Platform, qualify
 from bot.platforms.discord.context import DiscordContext
@@ -78,7 +78,7 @@ class SlashCommands:
         @tree.command(name="model", description="Show or pick this channel's model")
         @app_commands.describe(name="The model to use from now on (leave empty to see it)")
         async def model_command(interaction: discord.Interaction, name: str | None = None) -> None:
-            await respond(interaction, lambda s: self.model(s, name))
+            await respond(interaction, lambda s: self.model(interaction, s, name))
 
         @model_command.autocomplete("name")
         async def model_names(
@@ -89,7 +89,7 @@ class SlashCommands:
         @tree.command(name="system", description="Show or set this channel's persona")
         @app_commands.describe(text="The new persona, or `default` to restore the default")
         async def system_command(interaction: discord.Interaction, text: str | None = None) -> None:
-            await respond(interaction, lambda s: self.system(s, text))
+            await respond(interaction, lambda s: self.system(interaction, s, text))
 
         @tree.command(name="usage", description="Your use of the bot today and what is left")
         async def usage_command(interaction: discord.Interaction) -> None:
@@ -134,8 +134,12 @@ class SlashCommands:
     async def reset(self, surface: InteractionSurface) -> None:
         await self._say(surface, await self._commands.reset(conversation_key(surface.lane)))
 
-    async def model(self, surface: InteractionSurface, name: str | None) -> None:
-        await self._say(surface, await self._commands.model(conversation_key(surface.lane), name))
+    async def model(
+        self, interaction: discord.Interaction, surface: InteractionSurface, name: str | None
+    ) -> None:
+        key = conversation_key(surface.lane)
+        answer = await self._commands.model(key, name, by=changer(interaction))
+        await self._say(surface, answer)
 
     async def model_choices(self, current: str) -> list[app_commands.Choice[str]]:
         """Models matching what is typed (prefix matches first); popular ones when empty."""
@@ -147,5 +151,20 @@ class SlashCommands:
         fitting = [m for m in models if 0 < len(m) <= MAX_CHOICE_LEN]
         return [app_commands.Choice(name=m, value=m) for m in fitting[:MAX_CHOICES]]
 
-    async def system(self, surface: InteractionSurface, text: str | None) -> None:
-        await self._say(surface, await self._commands.system(conversation_key(surface.lane), text))
+    async def system(
+        self, interaction: discord.Interaction, surface: InteractionSurface, text: str | None
+    ) -> None:
+        key = conversation_key(surface.lane)
+        answer = await self._commands.system(key, text, by=changer(interaction))
+        await self._say(surface, answer)
+
+
+def changer(interaction: discord.Interaction) -> Changer:
+    """Who asks for a change; a server's admins here are the members who may manage
+    messages in the channel (Discord resolves the permissions into the interaction)."""
+    may_manage = interaction.permissions.manage_messages
+
+    async def place_admin() -> bool:
+        return may_manage
+
+    return Changer(requester_of(interaction), place_admin)

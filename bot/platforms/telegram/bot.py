@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 TYPING_AFTER = 0.5  # seconds without text before a chat shows "typing…"
+MIGRATE_GROUP = -2  # before the generation's reply handlers (group -1)
 
 
 class TelegramBot:
@@ -68,22 +69,27 @@ class TelegramBot:
         generation = services.generation
         self._drain_timeout = drain_timeout
         self._guard = Guard(gatekeeper, Platform.TELEGRAM)
+        # PTB's default: 256 connections for calls, 1 for getUpdates. Kept to be closed even
+        # when start-up fails before PTB counts itself initialized (it then closes nothing).
+        self._requests = (AiohttpRequest(256), AiohttpRequest(1))
         self.application: Application[Any, Any, Any, Any, Any, Any] = (
             ApplicationBuilder()
             .token(settings.token.get_secret_value())
             .base_url(settings.api_base_url)
             .base_file_url(settings.file_base_url)
             .concurrent_updates(concurrent_updates)
-            # PTB's defaults: 256 connections for calls, 1 for getUpdates.
-            .request(AiohttpRequest(256))
-            .get_updates_request(AiohttpRequest(1))
+            .request(self._requests[0])
+            .get_updates_request(self._requests[1])
             .build()
         )
         self._username = ""
         self._bot_id = 0
         # Generation: the outbox reaches chats by key alone (the task poller uses it).
         self.outbox = TelegramOutbox(
-            self.application.bot, pacer, services.media_limits or MEDIA_LIMITS
+            self.application.bot,
+            pacer,
+            services.media_limits or MEDIA_LIMITS,
+            on_migrated=self._chat_migrated,
         )
         self._generation = (
             TelegramGeneration(generation, self.outbox) if generation is not None else None
@@ -101,8 +107,8 @@ class TelegramBot:
 
     async def __aenter__(self) -> TelegramBot:
         app = self.application
-        await app.initialize()
         try:
+            await app.initialize()
             self._username = (app.bot.username or "").lower()
             self._bot_id = app.bot.id
             commands = COMMANDS + (GENERATION_COMMANDS if self._generation else ())
@@ -137,6 +143,8 @@ class TelegramBot:
         if app.running:
             await app.stop()  # waits for the handlers still running (none, after the drain)
         await app.shutdown()
+        for request in self._requests:  # idempotent; the only close when initialize failed
+            await request.shutdown()
 
     def _polling_error(self, exc: TelegramError) -> None:
         log.warning("telegram: polling error: %s", exc.message)
@@ -145,6 +153,11 @@ class TelegramBot:
 
     def _register(self) -> None:
         app = self.application
+        # Its own group: a service message, whatever else handles (or ignores) the update.
+        app.add_handler(
+            MessageHandler(filters.StatusUpdate.MIGRATE, self._guarded(self._migrate, admit=False)),
+            group=MIGRATE_GROUP,
+        )
         if self._generation is not None:  # first: its album/caption handlers must win
             self._generation.register(app, self._guarded)
         self._commands.register(app, self._guarded)
@@ -248,6 +261,21 @@ class TelegramBot:
         addressed, text = self._addressed(message)
         if addressed:
             await self._answer(message, text)
+
+    async def _migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A group became a supergroup. Telegram says so in both chats (``migrate_to_chat_id``
+        in the old one, ``migrate_from_chat_id`` in the new); either moves it, once."""
+        message = update.effective_message
+        if message is None:
+            return
+        if message.migrate_to_chat_id:
+            await self.outbox.migrated(str(message.chat_id), str(message.migrate_to_chat_id))
+        elif message.migrate_from_chat_id:
+            await self.outbox.migrated(str(message.migrate_from_chat_id), str(message.chat_id))
+
+    async def _chat_migrated(self, old_chat_id: str, new_chat_id: str) -> None:
+        # The conversation (context, model, persona) and its tasks follow to the new id.
+        await self._chat.move_chat(Platform.TELEGRAM, old_chat_id, new_chat_id)
 
     async def _ask(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message

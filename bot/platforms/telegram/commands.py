@@ -13,11 +13,20 @@ import logging
 from typing import Any, Final
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatMemberStatus, ChatType, MessageEntityType
 from telegram.error import TelegramError
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import (
+    Application,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from bot.core.access.gatekeeper import Gatekeeper
-from bot.core.chat.commands import ChatCommands, Dialect, ModelChoice, Picker
+from bot.core.chat.commands import Changer, ChatCommands, Dialect, ModelChoice, Picker
 from bot.core.chat.service import ChatService
 from bot.core.errors import PlatformUnavailable, UserFacingError
 from bot.core.pacing import Pacer
@@ -51,6 +60,10 @@ HOW_TO_ASK: Final = (
     "Send a photo and I will look at it."
 )
 MODEL_CALLBACK: Final = "model:"
+GROUP_ADMINS: Final = frozenset({ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR})
+UNKNOWN_GROUP: Final = 1
+"""The handler group of the unknown-command answer: after every other handler of group 0
+has had its chance, whatever order they were added in."""
 
 
 def keyboard(choices: tuple[ModelChoice, ...]) -> InlineKeyboardMarkup | None:
@@ -96,9 +109,67 @@ class TelegramCommands:
         app.add_handler(CommandHandler("usage", guard(self.usage)))
         app.add_handler(CommandHandler("stats", guard(self.stats)))
         self._stops.register(app, guard)
+        app.add_handler(
+            MessageHandler(filters.COMMAND & ~filters.UpdateType.EDITED, guard(self.unknown)),
+            group=UNKNOWN_GROUP,
+        )
+
+    @staticmethod
+    def _known(app: Application[Any, Any, Any, Any, Any, Any]) -> frozenset[str]:
+        """Every command some handler of the application takes (read when asked, so handlers
+        added after this one count too)."""
+        handlers: list[BaseHandler[Any, Any, Any]] = [
+            h for group in app.handlers.values() for h in group
+        ]
+        return frozenset(
+            name for h in handlers if isinstance(h, CommandHandler) for name in h.commands
+        )
+
+    def _changer(self, update: Update) -> Changer:
+        """Who asks for a change; whether they administer the group is asked of Telegram
+        (getChatMember: not a message, so outside the chat's send budget) only if needed."""
+        who = requester_of(update)
+        message, user = update.effective_message, update.effective_user
+        if who is None or message is None or user is None:
+            raise UserFacingError("Sorry, I cannot tell who is asking.")
+        # An anonymous admin speaks as the group itself.
+        sender = update.message.sender_chat if update.message is not None else None
+        as_group = sender is not None and sender.id == message.chat_id
+
+        async def place_admin() -> bool:
+            if as_group:
+                return True
+            try:
+                member = await self._bot.get_chat_member(message.chat_id, user.id)
+            except TelegramError as exc:
+                log.info("telegram: could not check chat %s admins: %s", message.chat_id, exc)
+                return False
+            return member.status in GROUP_ADMINS
+
+        return Changer(who, place_admin)
 
     async def _tell(self, update: Update, text: str) -> None:
         await tell(self._pacer, self._bot, update, text)
+
+    async def unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A command nobody handles: one line naming /help, where it is surely for this bot (a
+        private chat, or ``/foo@thisbot``). In groups a bare ``/foo`` or ``/foo@otherbot`` may
+        be another bot's, so it is left alone."""
+        message = update.effective_message
+        if message is None or not message.text or not message.entities:
+            return
+        entity = message.entities[0]
+        if entity.type != MessageEntityType.BOT_COMMAND or entity.offset != 0:
+            return
+        command, _, addressee = message.parse_entity(entity)[1:].partition("@")
+        if addressee:
+            if addressee.lower() != (self._bot.username or "").lower():
+                return
+        elif message.chat.type != ChatType.PRIVATE:
+            return
+        if command.lower() in self._known(context.application):
+            return  # handled in group 0 (e.g. with arguments PTB's filters refused)
+        await self._tell(update, f"I don't know /{command}. Send /help to see what I can do.")
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._tell(update, self._commands.help().text)
@@ -123,7 +194,9 @@ class TelegramCommands:
         if message is None:
             return
         text = (message.text or "").partition(" ")[2]  # newlines kept, unlike context.args
-        answer = await self._commands.system(conversation_key(message), text)
+        answer = await self._commands.system(
+            conversation_key(message), text, by=self._changer(update)
+        )
         await self._tell(update, answer.text)
 
     async def model(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -131,11 +204,12 @@ class TelegramCommands:
         if message is None:
             return
         key = conversation_key(message)
+        changer = self._changer(update)
         if context.args:
-            answer = await self._commands.model(key, " ".join(context.args))
+            answer = await self._commands.model(key, " ".join(context.args), by=changer)
             await self._tell(update, answer.text)
             return
-        answer = await self._commands.model(key)
+        answer = await self._commands.model(key, by=changer)
         body, entities = render(answer.text)
         surface = surface_for(self._bot, message, reply=True)
         with contextlib.suppress(PlatformUnavailable):  # rate limited: no menu this time
@@ -156,7 +230,9 @@ class TelegramCommands:
             return
         name = query.data.removeprefix(MODEL_CALLBACK)
         try:
-            answer = await self._commands.model(conversation_key(query.message), name)
+            answer = await self._commands.model(
+                conversation_key(query.message), name, by=self._changer(update)
+            )
         except UserFacingError as exc:
             await query.answer(exc.message[:200], show_alert=True)
             return

@@ -8,12 +8,17 @@ at all goes to that chat until it passes): a post (inside :meth:`TelegramOutbox.
 a final edit are retried after it, and a progress edit is simply dropped (a newer one, or
 the final view, follows). Texts are plain: no parse mode, so a prompt can never break
 Telegram's parser.
+
+A group that became a supergroup answers its old id with ``ChatMigrated``: the call is made
+again at the new id, which every later call uses at once, and the move is reported
+(:meth:`TelegramOutbox.migrated`) so the conversation and its tasks follow in the store.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
 
 from telegram import (
     Bot,
@@ -26,7 +31,14 @@ from telegram import (
     ReplyParameters,
 )
 from telegram.constants import FileSizeLimit, MessageLimit
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 
 from bot.core.chat.markdown import utf16_len
 from bot.core.errors import MessageGone, PlatformUnavailable, RetryLater, SurfaceError
@@ -53,6 +65,9 @@ MEDIA_LIMITS: Final = MediaLimits(
 MEDIA_READ_TIMEOUT: Final = 60.0
 MEDIA_WRITE_TIMEOUT: Final = 300.0
 _NO_PREVIEW: Final = LinkPreviewOptions(is_disabled=True)
+T = TypeVar("T")
+Migrated = Callable[[str, str], Awaitable[None]]
+"""Told ``(old chat id, new chat id)`` when a group turned into a supergroup."""
 
 
 def clip(text: str, limit: int) -> str:
@@ -83,21 +98,42 @@ def _translate(exc: TelegramError) -> SurfaceError:
 class TelegramOutbox(PacedOutbox):
     """Posts and edits in Telegram chats by conversation key (see the module docstring)."""
 
-    def __init__(self, bot: Bot, pacer: Pacer, limits: MediaLimits) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        pacer: Pacer,
+        limits: MediaLimits,
+        *,
+        on_migrated: Migrated | None = None,
+    ) -> None:
         super().__init__(pacer, limits)
         self._bot = bot
+        self._on_migrated = on_migrated
+        self._moved: dict[str, str] = {}  # old chat id -> the supergroup's
+
+    async def migrated(self, old_chat_id: str, new_chat_id: str) -> None:
+        """The group ``old_chat_id`` is now the supergroup ``new_chat_id``: calls for its
+        keys go there from now on, and ``on_migrated`` moves it in the store."""
+        if self._moved.get(old_chat_id) != new_chat_id:
+            log.info("telegram: chat %s is now the supergroup %s", old_chat_id, new_chat_id)
+        self._moved[old_chat_id] = new_chat_id
+        if self._on_migrated is not None:
+            await self._on_migrated(old_chat_id, new_chat_id)
+
+    def current(self, key: ConversationKey) -> ConversationKey:
+        """``key`` at its chat's id today (a migrated group's key reaches the supergroup)."""
+        new = self._moved.get(key.chat_id)
+        return key if new is None else ConversationKey(key.platform, new, key.thread)
 
     def lane(self, key: ConversationKey) -> tuple[str, str]:
         # The same lanes as TelegramSurface: per chat (forum topics share their group's budget).
-        return key.chat_id, TELEGRAM_GROUP if key.chat_id.startswith("-") else TELEGRAM_PRIVATE
+        chat_id = self.current(key).chat_id
+        return chat_id, TELEGRAM_GROUP if chat_id.startswith("-") else TELEGRAM_PRIVATE
 
     async def post(
         self, key: ConversationKey, message: OutgoingMessage, *, reply_to: str | None = None
     ) -> str:
-        try:
-            sent = await self._send(key, message, reply_to)
-        except TelegramError as exc:
-            raise _translate(exc) from exc
+        sent = await self._follow(key, lambda target: self._send(target, message, reply_to))
         return str(sent.message_id)
 
     async def edit(self, key: ConversationKey, message_id: str, view: StatusView) -> None:
@@ -107,21 +143,36 @@ class TelegramOutbox(PacedOutbox):
             else _NO_PREVIEW
         )
 
-        async def edit() -> None:
+        async def edit_at(target: ConversationKey) -> None:
             try:
                 await self._bot.edit_message_text(
                     clip(view.text, int(MessageLimit.MAX_TEXT_LENGTH)),
-                    chat_id=int(key.chat_id),
+                    chat_id=int(target.chat_id),
                     message_id=int(message_id),
                     link_preview_options=preview,
                 )
             except BadRequest as exc:
                 if "message is not modified" not in exc.message.lower():
-                    raise _translate(exc) from exc
-            except TelegramError as exc:
-                raise _translate(exc) from exc
+                    raise
+
+        async def edit() -> None:
+            await self._follow(key, edit_at)
 
         await self.show(key, edit, final=view.final)
+
+    async def _follow(
+        self, key: ConversationKey, call: Callable[[ConversationKey], Awaitable[T]]
+    ) -> T:
+        """``call`` at the chat's current id, and once more at the supergroup's if the group
+        has just been upgraded; Telegram's errors become the core's."""
+        try:
+            try:
+                return await call(self.current(key))
+            except ChatMigrated as exc:
+                await self.migrated(self.current(key).chat_id, str(exc.new_chat_id))
+                return await call(self.current(key))
+        except TelegramError as exc:
+            raise _translate(exc) from exc
 
     async def _send(
         self, key: ConversationKey, message: OutgoingMessage, reply_to: str | None
