@@ -1,4 +1,4 @@
-"""Who may press a result button, where, and how often (issue 12: forged and double presses).
+"""Who may press a result button, where, and how often: no forged or double presses.
 
 A platform button carries only ``mj:<token>``, and a Telegram client can send any callback
 data on any of the bot's messages in its own chat; a Discord member can click anyone's
