@@ -120,3 +120,20 @@ async def test_undecodable_text_is_refused_after_download(tmp_path: Path) -> Non
             await tg.wait_idle(quiet=0.3)
         assert reply.text == "I could not read a.txt: it is not UTF-8 text."
         assert not chat_requests(comet)
+
+
+async def test_image_sent_as_a_file_is_looked_at_like_a_photo(tmp_path: Path) -> None:
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        comet.script_chat(tokens=["A cat."])
+        async with telegram_service(tmp_path, comet, tg):
+            tg.inject_document(
+                USER,
+                b"\x89PNG\r\n\x1a\nfake",
+                filename="cat.png",
+                content_type="image/png",
+                caption="what is this?",
+            )
+            await tg.wait_for_message(USER, "A cat", timeout=10)
+        content = chat_requests(comet)[0]["messages"][-1]["content"]
+        assert content[0] == {"type": "text", "text": "what is this?"}
+        assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
