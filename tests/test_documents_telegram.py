@@ -29,7 +29,7 @@ async def test_text_file_is_read_for_this_turn_and_stored_by_name(tmp_path: Path
         async with telegram_service(tmp_path, comet, tg):
             tg.inject_document(
                 USER,
-                "line one\nthe secret number is 7\n".encode(),
+                b"line one\nthe secret number is 7\n",
                 filename="notes.txt",
                 content_type="text/plain",
                 caption="what is the secret number?",
