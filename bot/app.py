@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from telegram.error import InvalidToken, TelegramError
 
 from bot.adapters.chat_model import CometChatModel
+from bot.adapters.pdf import PypdfText
 from bot.adapters.task_backend import CometTaskBackend
 from bot.config import Settings
 from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.limits import Limits
+from bot.core.chat.documents import MB, DocumentLimits
 from bot.core.chat.service import ChatConfig, ChatService
 from bot.core.chat.watch import AnswerLimits
 from bot.core.clock import SystemClock
@@ -79,6 +81,11 @@ def chat_config(settings: Settings) -> ChatConfig:
             idle_timeout=chat.answer_idle_timeout,
             deadline=chat.answer_deadline,
             max_chars=chat.max_answer_chars,
+        ),
+        documents=DocumentLimits(
+            max_bytes=int(chat.max_document_mb * MB),
+            max_pdf_pages=chat.max_pdf_pages,
+            max_chars=chat.max_document_chars,
         ),
     )
 
@@ -187,6 +194,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             telemetry=metrics,
             clock=clock,
             turns=gatekeeper,
+            pdf=PypdfText(),
         )
         backend = CometTaskBackend(client, telemetry=metrics)
         outboxes: dict[Platform, Outbox] = {}

@@ -99,6 +99,16 @@ class ChatSettings(_Section):
     )
     max_answer_chars: int = Field(default=100_000, ge=1, description="longest answer kept")
     group_settings: Literal["admins", "everyone"] = "admins"
+    max_document_mb: float = Field(
+        default=10.0,
+        gt=0,
+        le=20,
+        description="largest file read with a question (Telegram bots download 20 MB at most)",
+    )
+    max_pdf_pages: int = Field(default=30, ge=1, description="pages of a PDF read")
+    max_document_chars: int = Field(
+        default=20_000, ge=1, description="longest text read from one file"
+    )
 
     @field_validator("group_settings", mode="before")
     @classmethod

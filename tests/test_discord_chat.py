@@ -406,7 +406,7 @@ async def test_image_attachment_goes_to_the_model_and_other_files_are_refused(
     async with FakeCometAPI() as comet, FakeDiscord() as dc:
         dm = int(dc.dm_channel()["id"])
         async with discord_service(tmp_path, comet, dc):
-            notes = dc.add_attachment(dm, "notes.txt", b"hello", "text/plain")
+            notes = dc.add_attachment(dm, "notes.zip", b"PK\x03\x04", "application/zip")
             await dc.say("read this", attachments=[notes])
             await dc.wait_for(lambda: dc.last_message(dm), timeout=WAIT)
             image = dc.add_attachment(dm, "comet.png", png, "image/png")
@@ -414,7 +414,7 @@ async def test_image_attachment_goes_to_the_model_and_other_files_are_refused(
             await dc.wait_for(lambda: len(chat_requests(comet)) == 1, timeout=WAIT)
             await dc.wait_for(lambda: len(dc.messages(dm)) == 2, timeout=WAIT)
         refusal = dc.messages(dm)[0].content
-        assert "only read images" in refusal and "notes.txt" in refusal
+        assert "only read text files and PDFs" in refusal and "notes.zip" in refusal
         content = chat_requests(comet)[0]["messages"][-1]["content"]
         assert content[0] == {"type": "text", "text": "what is this?"}
         assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")

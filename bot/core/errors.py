@@ -160,3 +160,8 @@ class ResultUnavailable(UpstreamError):
 
 class PlatformUnavailable(SurfaceError):
     """A transient platform failure (network error, 5xx, timeout): try again later."""
+
+
+class DocumentUnreadable(BotError):
+    """A file sent with a question cannot be read (a damaged or encrypted PDF); the chat
+    turns it into one sentence naming the file."""

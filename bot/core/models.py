@@ -76,6 +76,25 @@ class ImageInput:
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentText:
+    """A file a user sent with a question, read as text (see ``bot.core.chat.documents``).
+    ``part`` says which part was read when it is not all of it (``"pages 1-30 of 57"``)."""
+
+    name: str
+    text: str
+    part: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PdfPages:
+    """What a PDF reader found: the text of the pages read, and how many pages there are."""
+
+    text: str
+    pages_read: int
+    pages_total: int
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
     """One stored message of a conversation, as the store returns it."""
 
@@ -130,6 +149,8 @@ class Incoming:
     text: str
     images: tuple[ImageInput, ...] = field(default=())
     is_group: bool = False
+    documents: tuple[DocumentText, ...] = ()
+    """Files sent with the question, read: their text goes upstream with this turn only."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from bot.core.models import (
     Downloaded,
     MediaLimits,
     OutgoingMessage,
+    PdfPages,
     Platform,
     ReplyControls,
     StatusView,
@@ -356,3 +357,16 @@ class Admission(Protocol):
     """
 
     async def admit_generation(self, user: str, kind: str, *, amount: int = 1) -> Admitted: ...
+
+
+# -- documents --------------------------------------------------------------------------------
+
+
+class PdfText(Protocol):
+    """Text extraction from PDFs (``bot.adapters.pdf``: a third-party library, kept out of
+    the core)."""
+
+    async def extract(self, data: bytes, *, max_pages: int) -> PdfPages:
+        """The text of the first ``max_pages`` pages, and the page count;
+        :class:`~bot.core.errors.DocumentUnreadable` for a damaged or encrypted file."""
+        ...

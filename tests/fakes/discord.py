@@ -70,6 +70,8 @@ class FakeDiscord(PayloadBuilders):
         self.bot_id = int(self.bot_user["id"])
         self.world = World(app_id=self.app_id, bot_user=self.bot_user, clock=clock)
         self.user = self.make_user("alice")
+        self.downloads: list[int] = []
+        """Ids of the attachments the bot downloaded, in order."""
         self.enforce_message_content_intent = enforce_message_content_intent
         spec = load_spec_validator(str(spec_path)) if spec_path is not None else None
         self.gateway = Gateway(self.world, heartbeat_interval_ms=heartbeat_interval_ms)
@@ -175,7 +177,9 @@ class FakeDiscord(PayloadBuilders):
                 await asyncio.wait_for(task, ready_timeout)
 
     async def _serve_file(self, request: web.Request) -> web.Response:
-        stored = self.world.files.get(int(request.match_info["attachment_id"]))
+        attachment_id = int(request.match_info["attachment_id"])
+        self.downloads.append(attachment_id)
+        stored = self.world.files.get(attachment_id)
         if stored is None:
             return web.Response(status=404)
         return web.Response(body=stored[0], headers={"Content-Type": stored[1]})

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.core.chat.context import MAX_TURNS_LOADED, build_context, estimate_tokens
+from bot.core.chat.documents import DocumentLimits, DocumentReader, file_marks, framed_question
 from bot.core.chat.stops import RunningAnswers
 from bot.core.chat.streaming import StreamingReply
 from bot.core.chat.watch import AnswerLimits, EarlyStop, StreamWatch
@@ -22,7 +23,7 @@ from bot.core.errors import ModelError, UserFacingError
 from bot.core.locks import KeyedLocks
 from bot.core.logcontext import bind_log_context
 from bot.core.models import ConversationKey, Incoming, Platform, Role, Turn, Usage
-from bot.core.ports import ChatModel, ChatStore, Clock, Telemetry
+from bot.core.ports import ChatModel, ChatStore, Clock, PdfText, Telemetry
 from bot.core.telemetry import NullTelemetry
 from bot.core.text import is_blank
 
@@ -74,6 +75,8 @@ class ChatConfig:
     """Models users may pick; empty: whatever the model list offers."""
     answer_limits: AnswerLimits = field(default_factory=AnswerLimits)
     """When a streamed answer is stopped early: silence, total time, length."""
+    documents: DocumentLimits = field(default_factory=DocumentLimits)
+    """Caps for files sent with a question."""
 
     def budget(self, model: str) -> int:
         return dict(self.model_context_tokens).get(model, self.context_tokens)
@@ -101,6 +104,7 @@ class ChatService:
         telemetry: Telemetry | None = None,
         clock: Clock | None = None,
         turns: ChatTurns | None = None,
+        pdf: PdfText | None = None,
     ) -> None:
         # No wall clock here: the store dates the turns it stores (one clock for every date).
         # ``clock`` only times the answer limits (a monotonic clock).
@@ -113,6 +117,8 @@ class ChatService:
         self._turns: ChatTurns = turns or _Unlimited()
         self.running = RunningAnswers()
         """The answers being streamed, for the ⏹ button and ``/stop``."""
+        self.documents = DocumentReader(config.documents, pdf)
+        """Files sent with a question: platforms check, download, then read through it."""
 
     @property
     def config(self) -> ChatConfig:
@@ -120,7 +126,7 @@ class ChatService:
 
     def validate(self, incoming: Incoming) -> None:
         """Refuse bad input before anything is stored or sent upstream."""
-        if is_blank(incoming.text) and not incoming.images:
+        if is_blank(incoming.text) and not incoming.images and not incoming.documents:
             raise UserFacingError("Send me some text (or a photo) and I will answer.")
         if len(incoming.text) > self._config.max_prompt_chars:
             raise UserFacingError(
@@ -149,7 +155,8 @@ class ChatService:
         messages = build_context(
             system_prompt=persona,
             history=history,
-            question=incoming.text,
+            # A file's text goes upstream with this turn only; the stored turn names it.
+            question=framed_question(incoming.text, incoming.documents),
             speaker=incoming.user_name,
             images=incoming.images,
             group=incoming.is_group,
@@ -279,11 +286,12 @@ class ChatService:
 
 
 def _stored_question(incoming: Incoming) -> str:
+    text = file_marks(incoming.text, incoming.documents)
     if not incoming.images:
-        return incoming.text
+        return text
     count = len(incoming.images)
     marker = "[1 image]" if count == 1 else f"[{count} images]"
-    return f"{incoming.text}\n{marker}" if incoming.text else marker
+    return f"{text}\n{marker}" if text else marker
 
 
 def _note(error: ModelError | None, stopped: EarlyStop | None, had_text: bool) -> str | None:

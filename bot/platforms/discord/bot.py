@@ -43,7 +43,7 @@ from bot.platforms.discord.messages import (
     addressed,
     clean_text,
     conversation_key,
-    download_images,
+    read_attachments,
     requester,
 )
 from bot.platforms.discord.outbox import MEDIA_LIMITS, DiscordOutbox
@@ -260,13 +260,15 @@ class DiscordBot:
             if await self._generation.buttons.answer_reply(message, text, me_id):
                 return
         await self._gatekeeper.admit_chat(who)
+        images, documents = await read_attachments(message.attachments, self._chat.documents)
         incoming = Incoming(
             key=conversation_key(message.channel.id),
             user_id=qualify(Platform.DISCORD, message.author.id),
             user_name=message.author.display_name,
             text=text,
-            images=await download_images(message.attachments),
+            images=images,
             is_group=message.guild is not None,
+            documents=documents,
         )
         await self._chat.answer(incoming, self._context.reply(surface))
 

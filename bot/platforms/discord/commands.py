@@ -35,7 +35,7 @@ MAX_CHOICES: Final = 25  # Discord's limit for autocomplete choices
 MAX_CHOICE_LEN: Final = 100
 HOW_TO_ASK: Final = (
     "In a DM just write to me. In a server, mention me, reply to one of my messages, or use "
-    "/chat. Attach images and I will look at them."
+    "/chat. Attach images and I will look at them, text files or PDFs and I will read them."
 )
 
 

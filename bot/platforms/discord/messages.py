@@ -1,5 +1,6 @@
 """Reading Discord messages for the core: who is addressed, the text without the bot's mention,
-image attachments as :class:`~bot.core.models.ImageInput`, the conversation key."""
+image attachments as :class:`~bot.core.models.ImageInput`, text and PDF attachments as
+:class:`~bot.core.models.DocumentText`, the conversation key."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from collections.abc import Sequence
 import discord
 
 from bot.core.access.policy import Requester
+from bot.core.chat.documents import DocumentKind, DocumentReader
 from bot.core.errors import UserFacingError
-from bot.core.models import ConversationKey, ImageInput, Platform
+from bot.core.models import ConversationKey, DocumentText, ImageInput, Platform
 from bot.platforms.discord.surface import FAILURES
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "clean_text",
     "conversation_key",
     "download_images",
+    "read_attachments",
     "requester",
     "requester_of",
 ]
@@ -97,21 +100,55 @@ async def download_images(attachments: Sequence[discord.Attachment]) -> tuple[Im
     kinds = [_image_type(a) for a in attachments]
     images: list[ImageInput] = []
     for attachment, kind in zip(attachments, kinds, strict=True):
-        try:
-            data = await attachment.read()
-        except FAILURES as exc:
-            log.warning("discord: downloading attachment %s failed: %s", attachment.id, exc)
-            raise UserFacingError(
-                f"I could not download {attachment.filename}; please try again."
-            ) from exc
-        images.append(ImageInput(data, kind))
+        images.append(ImageInput(await _download(attachment), kind))
     return tuple(images)
 
 
-def _image_type(attachment: discord.Attachment) -> str:
+async def read_attachments(
+    attachments: Sequence[discord.Attachment], reader: DocumentReader
+) -> tuple[tuple[ImageInput, ...], tuple[DocumentText, ...]]:
+    """A chat message's attachments: images for the model to look at, text files and PDFs to
+    read. Every one is checked (type, size) before any is downloaded, so a refused file
+    costs no download and no upstream call."""
+    if len(attachments) > MAX_IMAGES:
+        raise UserFacingError(f"Please attach at most {MAX_IMAGES} files at a time.")
+    checked = []
+    for attachment in attachments:
+        mime = _mime_type(attachment)
+        kind = reader.check(attachment.filename, mime, attachment.size)
+        checked.append(
+            (attachment, _image_type(attachment) if kind is DocumentKind.IMAGE else mime)
+        )
+    images: list[ImageInput] = []
+    documents: list[DocumentText] = []
+    for attachment, mime in checked:
+        data = await _download(attachment)
+        if mime.startswith("image/"):
+            images.append(ImageInput(data, mime))
+        else:
+            documents.append(await reader.read(attachment.filename, mime, data))
+    return tuple(images), tuple(documents)
+
+
+async def _download(attachment: discord.Attachment) -> bytes:
+    try:
+        return await attachment.read()
+    except FAILURES as exc:
+        log.warning("discord: downloading attachment %s failed: %s", attachment.id, exc)
+        raise UserFacingError(
+            f"I could not download {attachment.filename}; please try again."
+        ) from exc
+
+
+def _mime_type(attachment: discord.Attachment) -> str:
     kind = (attachment.content_type or "").split(";")[0].strip().lower()
     if not kind or kind == "application/octet-stream":
-        kind = mimetypes.guess_type(attachment.filename)[0] or ""
+        kind = mimetypes.guess_type(attachment.filename)[0] or kind
+    return kind
+
+
+def _image_type(attachment: discord.Attachment) -> str:
+    kind = _mime_type(attachment)
     if not kind.startswith("image/"):
         raise UserFacingError(f"I can only read images, and {attachment.filename} is not one.")
     if attachment.size > MAX_IMAGE_BYTES:

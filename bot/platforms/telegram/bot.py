@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram import BotCommand, Message, MessageEntity, Update
+from telegram import BotCommand, Document, Message, MessageEntity, Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -24,10 +24,11 @@ from telegram.ext import (
 )
 
 from bot.config import TelegramSettings
+from bot.core.chat.documents import DocumentKind
 from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import UserFacingError
 from bot.core.lifecycle import SHUTDOWN
-from bot.core.models import ImageInput, Incoming, Platform, qualify
+from bot.core.models import DocumentText, ImageInput, Incoming, Platform, qualify
 from bot.platforms.common import Guard, Services
 from bot.platforms.telegram.commands import COMMANDS, TelegramCommands
 from bot.platforms.telegram.generation import COMMANDS as GENERATION_COMMANDS
@@ -164,7 +165,9 @@ class TelegramBot:
         app.add_handler(CommandHandler("ask", self._guarded(self._ask)))
         app.add_handler(
             MessageHandler(
-                (filters.TEXT | filters.PHOTO) & ~filters.COMMAND & ~filters.UpdateType.EDITED,
+                (filters.TEXT | filters.PHOTO | filters.Document.ALL)
+                & ~filters.COMMAND
+                & ~filters.UpdateType.EDITED,
                 # Access is checked only once a message is known to be for the bot.
                 self._guarded(self._message, admit=False),
             )
@@ -220,6 +223,10 @@ class TelegramBot:
                 raise UserFacingError("That photo is too large for me to read (10 MB at most).")
             file = await photo.get_file()
             images = (ImageInput(bytes(await file.download_as_bytearray()), "image/jpeg"),)
+        documents: tuple[DocumentText, ...] = ()
+        if message.document:
+            image, document = await self._read_document(message.document)
+            images, documents = (image,) if image else (), (document,) if document else ()
         return Incoming(
             key=conversation_key(message),
             user_id=qualify(Platform.TELEGRAM, user.id if user else "?"),
@@ -227,7 +234,24 @@ class TelegramBot:
             text=text,
             images=images,
             is_group=message.chat.type != ChatType.PRIVATE,
+            documents=documents,
         )
+
+    async def _read_document(
+        self, document: Document
+    ) -> tuple[ImageInput | None, DocumentText | None]:
+        """A file sent with a question: an image to look at or a text to read. Refused in one
+        sentence before the download when the core cannot read it or it is too large."""
+        reader = self._chat.documents
+        name = document.file_name or "file"
+        kind = reader.check(name, document.mime_type, document.file_size)
+        if kind is DocumentKind.IMAGE and (document.file_size or 0) > MAX_PHOTO_BYTES:
+            raise UserFacingError(f"{name} is too large for me to look at (10 MB at most).")
+        file = await document.get_file()
+        data = bytes(await file.download_as_bytearray())
+        if kind is DocumentKind.IMAGE:
+            return ImageInput(data, document.mime_type or "image/jpeg"), None
+        return None, await reader.read(name, document.mime_type, data)
 
     async def _answer(self, message: Message, text: str) -> None:
         who = requester_of_message(message)

@@ -57,7 +57,8 @@ COMMANDS: Final = (
 """The command menu (``setMyCommands``), before the generation commands."""
 HOW_TO_ASK: Final = (
     "In a private chat just write to me. In a group, mention me, reply to me, or use /ask. "
-    "Send a photo and I will look at it."
+    "Send a photo and I will look at it. Send a text file or a PDF (its caption is the "
+    "question) and I will read it."
 )
 MODEL_CALLBACK: Final = "model:"
 GROUP_ADMINS: Final = frozenset({ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR})
