@@ -205,6 +205,7 @@ class LimitsSettings(_Section):
     daily_imagine: int = Field(default=0, ge=0)
     daily_music: int = Field(default=0, ge=0)
     daily_video: int = Field(default=0, ge=0)
+    daily_images: int = Field(default=0, ge=0)
     max_concurrent_tasks: int = Field(default=3, ge=0)
 
 
@@ -240,6 +241,26 @@ class GenerationSettings(_Section):
     download_max_mb: float = Field(default=50.0, gt=0)
 
 
+class ImagesSettings(_Section):
+    """``/image``: the OpenAI images API (generations, and edits with a photo)."""
+
+    model: str = Field(default="gpt-image-1", min_length=1)
+    size: str = "1024x1024"
+    quality: str = ""
+    """Sent only when set (gpt-image-1: low, medium, high, auto; dall-e-3: standard, hd)."""
+    models: list[str] = Field(default_factory=lambda: ["gpt-image-1", "dall-e-3"])
+    """What a person may pick with ``--model`` (Telegram) or the ``model`` option (Discord)."""
+    max_prompt_chars: int = Field(default=4000, ge=1)
+
+    @field_validator("models")
+    @classmethod
+    def _some_models(cls, value: list[str]) -> list[str]:
+        models = [m.strip() for m in value if m.strip()]
+        if len(models) > 25:
+            raise ValueError("at most 25 models (Discord shows 25 choices)")
+        return models
+
+
 class HttpSettings(_Section):
     """The optional operations endpoint: /healthz and /metrics."""
 
@@ -268,6 +289,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    images: ImagesSettings = Field(default_factory=ImagesSettings)
 
     _SECTIONS: ClassVar[tuple[str, ...]] = (
         "cometapi",
@@ -280,6 +302,7 @@ class Settings(BaseSettings):
         "limits",
         "http",
         "generation",
+        "images",
     )
 
     @classmethod

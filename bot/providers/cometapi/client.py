@@ -26,6 +26,7 @@ from bot.providers.cometapi._mapping import check_response, parse_retry_after, t
 from bot.providers.cometapi.chat import Chat
 from bot.providers.cometapi.download import Download, Downloader, DownloadLimits
 from bot.providers.cometapi.errors import APIResponseError, CometAPIError, redact
+from bot.providers.cometapi.images import Images
 from bot.providers.cometapi.kling import Kling
 from bot.providers.cometapi.midjourney import Midjourney
 from bot.providers.cometapi.retries import MAX_RETRIES, next_delay
@@ -143,6 +144,7 @@ class CometAPI:
             trusted_origins=trusted_download_origins,
         )
         self.chat = Chat(self)
+        self.images = Images(self)
         self.midjourney = Midjourney(self)
         self.suno = Suno(self)
         self.kling = Kling(self)
@@ -210,13 +212,18 @@ class CometAPI:
         json: Any = None,
         auth: bool = True,
         paid: bool = False,
+        data: Mapping[str, str] | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
     ) -> Any:
         """Send one call (with retries) and return its decoded JSON body.
 
         A low-level escape hatch for endpoints without a wrapper; ``paid=True``
-        applies the submit rules (no resubmission after an unclear outcome).
+        applies the submit rules (no resubmission after an unclear outcome); ``data`` and
+        ``files`` send a multipart form (the images edits) instead of ``json``.
         """
-        response = await self._send(method, path, json=json, auth=auth, paid=paid)
+        response = await self._send(
+            method, path, json=json, auth=auth, paid=paid, data=data, files=files
+        )
         try:
             return response.json()
         except ValueError as exc:
@@ -248,6 +255,8 @@ class CometAPI:
         paid: bool = False,
         stream: bool = False,
         extensions: Mapping[str, Any] | None = None,
+        data: Mapping[str, str] | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
     ) -> httpx.Response:
         if not path.startswith("/"):
             # Only paths: an absolute URL here would carry the key to another host.
@@ -263,6 +272,8 @@ class CometAPI:
                 method,
                 url,
                 json=json,
+                data=data,
+                files=files,
                 headers=headers,
                 timeout=timeout,
                 extensions=dict(extensions) if extensions else None,

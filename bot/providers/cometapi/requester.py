@@ -1,6 +1,6 @@
 """What the API families need from the client, and what a stream may ask of a transport.
 
-The family modules (chat, midjourney, suno, kling) depend on :class:`Requester` alone;
+The family modules (chat, images, midjourney, suno, kling) depend on :class:`Requester` alone;
 :class:`~bot.providers.cometapi.client.CometAPI` implements it and builds the families, so
 imports run one way: the client imports the families, never the reverse.
 """
@@ -31,8 +31,11 @@ class Requester(Protocol):
         json: Any = None,
         auth: bool = True,
         paid: bool = False,
+        data: Mapping[str, str] | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
     ) -> Any:
-        """The decoded JSON body; ``paid=True`` never resubmits after an unclear outcome."""
+        """The decoded JSON body; ``paid=True`` never resubmits after an unclear outcome.
+        ``data`` and ``files`` send a multipart form instead of ``json``."""
         ...
 
     async def open_stream(
