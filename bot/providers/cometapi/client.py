@@ -29,6 +29,7 @@ from bot.providers.cometapi.errors import APIResponseError, CometAPIError, redac
 from bot.providers.cometapi.images import Images
 from bot.providers.cometapi.kling import Kling
 from bot.providers.cometapi.midjourney import Midjourney
+from bot.providers.cometapi.requester import Multipart
 from bot.providers.cometapi.retries import MAX_RETRIES, next_delay
 from bot.providers.cometapi.suno import Suno
 
@@ -212,18 +213,21 @@ class CometAPI:
         json: Any = None,
         auth: bool = True,
         paid: bool = False,
-        data: Mapping[str, str] | None = None,
-        files: Mapping[str, tuple[str, bytes, str]] | None = None,
     ) -> Any:
         """Send one call (with retries) and return its decoded JSON body.
 
         A low-level escape hatch for endpoints without a wrapper; ``paid=True``
-        applies the submit rules (no resubmission after an unclear outcome); ``data`` and
-        ``files`` send a multipart form (the images edits) instead of ``json``.
+        applies the submit rules (no resubmission after an unclear outcome).
         """
-        response = await self._send(
-            method, path, json=json, auth=auth, paid=paid, data=data, files=files
-        )
+        response = await self._send(method, path, json=json, auth=auth, paid=paid)
+        return self._decoded(response, method, path)
+
+    async def post_form(self, path: str, form: Multipart, *, paid: bool = False) -> Any:
+        """:meth:`request` with a multipart body (the images edits) instead of JSON."""
+        response = await self._send("POST", path, paid=paid, form=form)
+        return self._decoded(response, "POST", path)
+
+    def _decoded(self, response: httpx.Response, method: str, path: str) -> Any:
         try:
             return response.json()
         except ValueError as exc:
@@ -255,8 +259,7 @@ class CometAPI:
         paid: bool = False,
         stream: bool = False,
         extensions: Mapping[str, Any] | None = None,
-        data: Mapping[str, str] | None = None,
-        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        form: Multipart | None = None,
     ) -> httpx.Response:
         if not path.startswith("/"):
             # Only paths: an absolute URL here would carry the key to another host.
@@ -272,8 +275,8 @@ class CometAPI:
                 method,
                 url,
                 json=json,
-                data=data,
-                files=files,
+                data=form.fields if form else None,
+                files=form.files if form else None,
                 headers=headers,
                 timeout=timeout,
                 extensions=dict(extensions) if extensions else None,

@@ -17,7 +17,7 @@ from pydantic import Field
 from bot.providers.cometapi._base import LenientModel
 from bot.providers.cometapi.errors import APIResponseError
 from bot.providers.cometapi.media import image_mime_type
-from bot.providers.cometapi.requester import Requester
+from bot.providers.cometapi.requester import Multipart, Requester
 
 __all__ = ["GeneratedImage", "Images", "ImagesResult"]
 
@@ -89,9 +89,8 @@ class Images:
                 fields[key] = value
         mime = image_mime_type(image)
         files = {"image": (f"image.{_EXTENSIONS.get(mime, 'png')}", image, mime)}
-        body = await self._requester.request(
-            "POST", "/v1/images/edits", data=fields, files=files, paid=True
-        )
+        form = Multipart(fields, files)
+        body = await self._requester.post_form("/v1/images/edits", form, paid=True)
         return _result(body, "/v1/images/edits")
 
 

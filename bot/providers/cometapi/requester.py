@@ -8,16 +8,26 @@ imports run one way: the client imports the families, never the reverse.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import httpx
 
-__all__ = ["READ_INTERVAL", "Requester"]
+__all__ = ["READ_INTERVAL", "Multipart", "Requester"]
 
 READ_INTERVAL: Final = "read_interval"
 """httpx request extension: ``() -> float``, seconds a transport may let a streamed body
 gather between two reads. :class:`~bot.providers.cometapi.aiohttp_transport.AiohttpTransport`
 honours it; other transports ignore extensions they do not know."""
+
+
+@dataclass(frozen=True, slots=True)
+class Multipart:
+    """A ``multipart/form-data`` body: text fields, and files as ``name -> (filename, bytes,
+    content type)`` (the images edits; the API reads a file's format from its name)."""
+
+    fields: Mapping[str, str]
+    files: Mapping[str, tuple[str, bytes, str]] = field(default_factory=dict)
 
 
 class Requester(Protocol):
@@ -31,11 +41,8 @@ class Requester(Protocol):
         json: Any = None,
         auth: bool = True,
         paid: bool = False,
-        data: Mapping[str, str] | None = None,
-        files: Mapping[str, tuple[str, bytes, str]] | None = None,
     ) -> Any:
-        """The decoded JSON body; ``paid=True`` never resubmits after an unclear outcome.
-        ``data`` and ``files`` send a multipart form instead of ``json``."""
+        """The decoded JSON body; ``paid=True`` never resubmits after an unclear outcome."""
         ...
 
     async def open_stream(
@@ -47,4 +54,8 @@ class Requester(Protocol):
         extensions: Mapping[str, Any] | None = None,
     ) -> httpx.Response:
         """A 2xx response with its body unread; the caller must ``aclose()`` it."""
+        ...
+
+    async def post_form(self, path: str, form: Multipart, *, paid: bool = False) -> Any:
+        """``request("POST", path)`` with a multipart body instead of JSON."""
         ...
