@@ -235,7 +235,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             gatekeeper=gatekeeper,
             metrics=metrics,
             images=ImageService(
-                model=CometImageModel(client, telemetry=metrics),
+                model=CometImageModel(client, timeout=settings.images.timeout, telemetry=metrics),
                 outboxes=outboxes,
                 config=images_config(settings),
                 admission=gatekeeper,

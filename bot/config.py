@@ -251,6 +251,8 @@ class ImagesSettings(_Section):
     models: list[str] = Field(default_factory=lambda: ["gpt-image-1", "dall-e-3"])
     """What a person may pick with ``--model`` (Telegram) or the ``model`` option (Discord)."""
     max_prompt_chars: int = Field(default=4000, ge=1)
+    timeout: float = Field(default=180.0, gt=0)
+    """Seconds to wait for a picture (gpt-image-1 at high quality takes minutes)."""
 
     @field_validator("models")
     @classmethod

@@ -4,6 +4,7 @@ sentences the adapter turns failures into."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -111,3 +112,16 @@ async def test_edit_through_the_adapter(fake: FakeCometAPI, client: CometAPI) ->
     (call,) = fake.image_calls
     assert call.filename == "image.jpg" and call.content_type == "image/jpeg"
     assert call.fields["quality"] == "high" and "size" not in call.fields
+
+
+async def test_the_images_read_timeout_replaces_the_clients_and_is_never_resent(
+    fake: FakeCometAPI, client: CometAPI
+) -> None:
+    fake.fail_next(1, path_prefix="/v1/images", hang=True)  # the client waits 120 s by default
+    model = CometImageModel(client, timeout=0.3)
+    with pytest.raises(core.GenerationError, match="took too long") as caught:
+        await asyncio.wait_for(
+            model.draw(model="gpt-image-1", prompt="a cat", size="", quality=""), 10
+        )
+    assert isinstance(caught.value.__cause__, SubmitUncertainError)
+    assert len(fake.requests_to("/v1/images/generations")) == 1

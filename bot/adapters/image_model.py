@@ -75,8 +75,15 @@ def to_image_error(exc: sdk.CometAPIError, model: str) -> core.GenerationError:
 class CometImageModel:
     """:class:`bot.core.ports.ImageModel` over ``client.images`` (see the module doc)."""
 
-    def __init__(self, client: sdk.CometAPI, *, telemetry: Telemetry | None = None) -> None:
+    def __init__(
+        self,
+        client: sdk.CometAPI,
+        *,
+        timeout: float | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._client = client
+        self._timeout = timeout
         self._telemetry: Telemetry = telemetry or NullTelemetry()
 
     async def draw(
@@ -92,11 +99,20 @@ class CometImageModel:
         try:
             if image is not None:
                 result = await images.edit(
-                    model, prompt, image.data, size=size or None, quality=quality or None
+                    model,
+                    prompt,
+                    image.data,
+                    size=size or None,
+                    quality=quality or None,
+                    read_timeout=self._timeout,
                 )
             else:
                 result = await images.generate(
-                    model, prompt, size=size or None, quality=quality or None
+                    model,
+                    prompt,
+                    size=size or None,
+                    quality=quality or None,
+                    read_timeout=self._timeout,
                 )
             return [await self._picture(item) for item in result.data if item.b64_json or item.url]
         except sdk.CometAPIError as exc:

@@ -222,9 +222,20 @@ class CometAPI:
         response = await self._send(method, path, json=json, auth=auth, paid=paid)
         return self._decoded(response, method, path)
 
-    async def post_form(self, path: str, form: Multipart, *, paid: bool = False) -> Any:
-        """:meth:`request` with a multipart body (the images edits) instead of JSON."""
-        response = await self._send("POST", path, paid=paid, form=form)
+    async def post(
+        self,
+        path: str,
+        *,
+        json: Any = None,
+        form: Multipart | None = None,
+        paid: bool = False,
+        read_timeout: float | None = None,
+    ) -> Any:
+        """:meth:`request` for a POST with a JSON or multipart body (the images API), and
+        ``read_timeout`` seconds to wait for the answer instead of the client's read timeout."""
+        response = await self._send(
+            "POST", path, json=json, paid=paid, form=form, read_timeout=read_timeout
+        )
         return self._decoded(response, "POST", path)
 
     def _decoded(self, response: httpx.Response, method: str, path: str) -> Any:
@@ -260,6 +271,7 @@ class CometAPI:
         stream: bool = False,
         extensions: Mapping[str, Any] | None = None,
         form: Multipart | None = None,
+        read_timeout: float | None = None,
     ) -> httpx.Response:
         if not path.startswith("/"):
             # Only paths: an absolute URL here would carry the key to another host.
@@ -269,6 +281,10 @@ class CometAPI:
         if auth:
             headers["Authorization"] = f"Bearer {self._api_key}"
         timeout = self._stream_timeout if stream else self._timeout
+        if read_timeout is not None:
+            timeout = httpx.Timeout(
+                connect=timeout.connect, read=read_timeout, write=read_timeout, pool=timeout.pool
+            )
         attempt = 0
         while True:
             request = self._http.build_request(

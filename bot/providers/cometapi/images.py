@@ -3,7 +3,8 @@
 Both answer synchronously (no task to poll) with ``{created, data: [{b64_json | url,
 revised_prompt?}]}``: gpt-image-1 always sends ``b64_json``, dall-e-3 a ``url`` unless asked
 otherwise, other models either. Both calls are paid: they are sent with the submit rules
-(never resent after an unclear outcome), so a timeout raises
+(never resent after an unclear outcome); ``read_timeout`` gives a slow model the minutes it
+needs instead of the client's read timeout. A timeout raises
 :class:`~bot.providers.cometapi.errors.SubmitUncertainError` rather than drawing twice.
 """
 
@@ -60,14 +61,15 @@ class Images:
         size: str | None = None,
         quality: str | None = None,
         response_format: str | None = None,
+        read_timeout: float | None = None,
     ) -> ImagesResult:
         payload: dict[str, object] = {"model": model, "prompt": prompt, "n": n}
         options = (("size", size), ("quality", quality), ("response_format", response_format))
         for key, value in options:
             if value:
                 payload[key] = value
-        body = await self._requester.request(
-            "POST", "/v1/images/generations", json=payload, paid=True
+        body = await self._requester.post(
+            "/v1/images/generations", json=payload, paid=True, read_timeout=read_timeout
         )
         return _result(body, "/v1/images/generations")
 
@@ -80,6 +82,7 @@ class Images:
         n: int = 1,
         size: str | None = None,
         quality: str | None = None,
+        read_timeout: float | None = None,
     ) -> ImagesResult:
         """Multipart, the picture as ``image`` with a filename whose extension names its
         format (the API reads the format from it)."""
@@ -90,7 +93,9 @@ class Images:
         mime = image_mime_type(image)
         files = {"image": (f"image.{_EXTENSIONS.get(mime, 'png')}", image, mime)}
         form = Multipart(fields, files)
-        body = await self._requester.post_form("/v1/images/edits", form, paid=True)
+        body = await self._requester.post(
+            "/v1/images/edits", form=form, paid=True, read_timeout=read_timeout
+        )
         return _result(body, "/v1/images/edits")
 
 

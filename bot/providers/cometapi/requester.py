@@ -56,6 +56,15 @@ class Requester(Protocol):
         """A 2xx response with its body unread; the caller must ``aclose()`` it."""
         ...
 
-    async def post_form(self, path: str, form: Multipart, *, paid: bool = False) -> Any:
-        """``request("POST", path)`` with a multipart body instead of JSON."""
+    async def post(
+        self,
+        path: str,
+        *,
+        json: Any = None,
+        form: Multipart | None = None,
+        paid: bool = False,
+        read_timeout: float | None = None,
+    ) -> Any:
+        """A POST whose body is ``json`` or a multipart ``form``; ``read_timeout`` (seconds)
+        replaces the client's read timeout for this call (pictures take minutes)."""
         ...
