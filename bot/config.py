@@ -242,17 +242,15 @@ class GenerationSettings(_Section):
 
 
 class ImagesSettings(_Section):
-    """``/image``: the OpenAI images API (generations, and edits with a photo)."""
+    """``/image``: the OpenAI images API (generations, and edits with a photo); every key is
+    explained in ``config.example.toml``."""
 
     model: str = Field(default="gpt-image-1", min_length=1)
     size: str = "1024x1024"
     quality: str = ""
-    """Sent only when set (gpt-image-1: low, medium, high, auto; dall-e-3: standard, hd)."""
     models: list[str] = Field(default_factory=lambda: ["gpt-image-1", "dall-e-3"])
-    """What a person may pick with ``--model`` (Telegram) or the ``model`` option (Discord)."""
     max_prompt_chars: int = Field(default=4000, ge=1)
     timeout: float = Field(default=180.0, gt=0)
-    """Seconds to wait for a picture (gpt-image-1 at high quality takes minutes)."""
 
     @field_validator("models")
     @classmethod
