@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from telegram.error import InvalidToken, TelegramError
 
 from bot.adapters.chat_model import CometChatModel
+from bot.adapters.image_model import CometImageModel
 from bot.adapters.pdf import PypdfText
 from bot.adapters.task_backend import CometTaskBackend
 from bot.config import Settings
@@ -25,6 +26,7 @@ from bot.core.chat.documents import MB, DocumentLimits
 from bot.core.chat.service import ChatConfig, ChatService
 from bot.core.chat.watch import AnswerLimits
 from bot.core.clock import SystemClock
+from bot.core.generation.images import ImagesConfig, ImageService
 from bot.core.generation.poller import PollerConfig, TaskPoller
 from bot.core.generation.prompts import PromptLimits
 from bot.core.generation.records import Provider
@@ -66,6 +68,7 @@ class Core:
     """Filled by each platform as it starts; the task poller reaches chats through them."""
     gatekeeper: Gatekeeper
     metrics: Metrics
+    images: ImageService | None = None
 
 
 def chat_config(settings: Settings) -> ChatConfig:
@@ -87,6 +90,18 @@ def chat_config(settings: Settings) -> ChatConfig:
             max_pdf_pages=chat.max_pdf_pages,
             max_chars=chat.max_document_chars,
         ),
+    )
+
+
+def images_config(settings: Settings) -> ImagesConfig:
+    """``[images]``: ``/image``'s default model, size, quality and the models one may pick."""
+    images = settings.images
+    return ImagesConfig(
+        model=images.model,
+        size=images.size,
+        quality=images.quality,
+        models=tuple(images.models),
+        max_prompt_chars=images.max_prompt_chars,
     )
 
 
@@ -227,6 +242,12 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             outboxes=outboxes,
             gatekeeper=gatekeeper,
             metrics=metrics,
+            images=ImageService(
+                model=CometImageModel(client, timeout=settings.images.timeout, telemetry=metrics),
+                outboxes=outboxes,
+                config=images_config(settings),
+                admission=gatekeeper,
+            ),
         )
 
 
@@ -253,6 +274,7 @@ def platform_services(
         clock=core.clock,
         generation=core.generation,
         media_limits=media_limits(settings, platform),
+        images=core.images,
     )
 
 

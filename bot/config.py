@@ -14,10 +14,20 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -43,16 +53,20 @@ def _strip_slash(value: str) -> str:
     return value.strip().rstrip("/")
 
 
+def _folded(fold: Callable[[str], str]) -> BeforeValidator:
+    """Case-insensitive choices: fold a string before it is checked."""
+    return BeforeValidator(lambda value: fold(value) if isinstance(value, str) else value)
+
+
+BaseURL = Annotated[str, AfterValidator(_strip_slash)]
+"""A base URL without its trailing slash (the clients append paths)."""
+
+
 class CometAPISettings(_Section):
     api_key: SecretStr = SecretStr("")
-    base_url: str = "https://api.cometapi.com"
+    base_url: BaseURL = "https://api.cometapi.com"
     timeout: float = Field(default=60.0, gt=0, description="seconds to wait for an answer")
     max_retries: int = Field(default=3, ge=0, le=10)
-
-    @field_validator("base_url")
-    @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        return _strip_slash(value)
 
 
 class TelegramSettings(_Section):
@@ -67,13 +81,8 @@ class TelegramSettings(_Section):
 
 class DiscordSettings(_Section):
     token: SecretStr = SecretStr("")
-    api_base_url: str = "https://discord.com/api/v10"
+    api_base_url: BaseURL = "https://discord.com/api/v10"
     gateway_url: str = ""
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        return _strip_slash(value)
 
     @property
     def enabled(self) -> bool:
@@ -98,7 +107,7 @@ class ChatSettings(_Section):
         default=900.0, gt=0, description="seconds one answer may stream in all"
     )
     max_answer_chars: int = Field(default=100_000, ge=1, description="longest answer kept")
-    group_settings: Literal["admins", "everyone"] = "admins"
+    group_settings: Annotated[Literal["admins", "everyone"], _folded(str.lower)] = "admins"
     max_document_mb: float = Field(
         default=10.0,
         gt=0,
@@ -110,29 +119,14 @@ class ChatSettings(_Section):
         default=20_000, ge=1, description="longest text read from one file"
     )
 
-    @field_validator("group_settings", mode="before")
-    @classmethod
-    def _lower_group_settings(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
-
     def context_budget(self, model: str) -> int:
         """The token budget for the context sent with ``model``."""
         return self.model_context_tokens.get(model, self.context_tokens)
 
 
 class LoggingSettings(_Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    format: Literal["plain", "json"] = "plain"
-
-    @field_validator("level", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
-
-    @field_validator("format", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
+    level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], _folded(str.upper)] = "INFO"
+    format: Annotated[Literal["plain", "json"], _folded(str.lower)] = "plain"
 
 
 def _id_list(value: object) -> object:
@@ -215,6 +209,7 @@ class LimitsSettings(_Section):
     daily_imagine: int = Field(default=0, ge=0)
     daily_music: int = Field(default=0, ge=0)
     daily_video: int = Field(default=0, ge=0)
+    daily_images: int = Field(default=0, ge=0)
     max_concurrent_tasks: int = Field(default=3, ge=0)
 
 
@@ -250,6 +245,26 @@ class GenerationSettings(_Section):
     download_max_mb: float = Field(default=50.0, gt=0)
 
 
+class ImagesSettings(_Section):
+    """``/image``: the OpenAI images API (generations, and edits with a photo); every key is
+    explained in ``config.example.toml``."""
+
+    model: str = Field(default="gpt-image-1", min_length=1)
+    size: str = "1024x1024"
+    quality: str = ""
+    models: list[str] = Field(default_factory=lambda: ["gpt-image-1", "dall-e-3"])
+    max_prompt_chars: int = Field(default=4000, ge=1)
+    timeout: float = Field(default=180.0, gt=0)
+
+    @field_validator("models")
+    @classmethod
+    def _some_models(cls, value: list[str]) -> list[str]:
+        models = [m.strip() for m in value if m.strip()]
+        if len(models) > 25:
+            raise ValueError("at most 25 models (Discord shows 25 choices)")
+        return models
+
+
 class HttpSettings(_Section):
     """The optional operations endpoint: /healthz and /metrics."""
 
@@ -278,6 +293,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    images: ImagesSettings = Field(default_factory=ImagesSettings)
 
     _SECTIONS: ClassVar[tuple[str, ...]] = (
         "cometapi",
@@ -290,6 +306,7 @@ class Settings(BaseSettings):
         "limits",
         "http",
         "generation",
+        "images",
     )
 
     @classmethod

@@ -35,6 +35,8 @@ def test_example_config_loads_with_every_default() -> None:
     assert settings.discord.gateway_url == ""
     assert settings.storage.path == "data/bot.sqlite3"
     assert settings.chat.default_model == "gpt-4o-mini"
+    assert settings.images.model == "gpt-image-1" and settings.limits.daily_images == 0
+    assert settings.images.models == ["gpt-image-1", "dall-e-3"]
     assert not settings.telegram.enabled
     assert not settings.discord.enabled
 

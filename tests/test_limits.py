@@ -307,6 +307,7 @@ async def test_usage_summary(store: Store, clock: FakeClock, wall: FakeClock) ->
         "Images: 3 — 7 of 10 left",
         "Songs: 0 (no daily limit)",
         "Videos: 1 — 0 of 1 left",
+        "Pictures: 0 (no daily limit)",
         "Generations in progress: 1 (at most 2 at a time)",
         "Wait between requests: chat 3 s.",
         "Quotas reset at 00:00 UTC (in 5 h 3 min).",

@@ -66,7 +66,7 @@ async def test_stats_count_today_and_the_queue(store: Store, wall: FakeClock) ->
     assert stats.users_total == 3
     assert stats.chat_turns == 3
     assert (stats.prompt_tokens, stats.completion_tokens) == (160, 26)
-    assert stats.generations == {"imagine": 2, "music": 0, "video": 0}
+    assert stats.generations == {"imagine": 2, "music": 0, "video": 0, "images": 0}
     assert stats.tasks == {"pending": 1, "succeeded": 1, "running": 1, "failed": 1}
     assert stats.tasks_by_provider[("mj", "pending")] == 1
     assert stats.queue_length == 2
@@ -76,7 +76,7 @@ async def test_stats_count_today_and_the_queue(store: Store, wall: FakeClock) ->
         "Users: 2 (ever: 3)",
         "Chat turns: 3",
         "Tokens: 186 (160 prompt, 26 completion)",
-        "Generations: imagine 2, music 0, video 0",
+        "Generations: imagine 2, music 0, video 0, images 0",
         "Queue: 2 unfinished, the oldest for 3 min",
         "Tasks: pending 1, running 1, succeeded 1, failed 1",
     ]

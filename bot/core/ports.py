@@ -26,6 +26,7 @@ from bot.core.models import (
     ChatMessage,
     ConversationKey,
     Downloaded,
+    ImageInput,
     MediaLimits,
     OutgoingMessage,
     PdfPages,
@@ -353,7 +354,8 @@ class Admission(Protocol):
     """The one place a generation is allowed or refused (quotas, cooldowns, caps).
 
     Raises a :class:`~bot.core.errors.UserFacingError` to refuse. ``kind`` is
-    ``"imagine"`` (every Midjourney submit, actions included), ``"music"`` or ``"video"``.
+    ``"imagine"`` (every Midjourney submit, actions included), ``"music"``, ``"video"`` or
+    ``"images"`` (``/image``).
     """
 
     async def admit_generation(self, user: str, kind: str, *, amount: int = 1) -> Admitted: ...
@@ -369,4 +371,24 @@ class PdfText(Protocol):
     async def extract(self, data: bytes, *, max_pages: int) -> PdfPages:
         """The text of the first ``max_pages`` pages, and the page count;
         :class:`~bot.core.errors.DocumentUnreadable` for a damaged or encrypted file."""
+
+
+class ImageModel(Protocol):
+    """The images API (``/image``): one synchronous, paid call, no task to poll.
+
+    Raises :class:`~bot.core.errors.GenerationError` (a refusal, e.g. content policy:
+    :class:`~bot.core.errors.PromptRefused`; busy; no clear answer) with the sentence a
+    user sees.
+    """
+
+    async def draw(
+        self,
+        *,
+        model: str,
+        prompt: str,
+        size: str,
+        quality: str,
+        image: ImageInput | None = None,
+    ) -> list[ImageInput]:
+        """The pictures for ``prompt``; with ``image``, that picture edited by it."""
         ...

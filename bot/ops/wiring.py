@@ -42,6 +42,7 @@ def limits_config(limits: LimitsSettings, access: AccessSettings) -> LimitsConfi
         daily_imagine=limits.daily_imagine,
         daily_music=limits.daily_music,
         daily_video=limits.daily_video,
+        daily_images=limits.daily_images,
         max_concurrent_tasks=limits.max_concurrent_tasks,
         exempt=frozenset(access.admins) if access.admins_exempt_from_limits else frozenset(),
     )

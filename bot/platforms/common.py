@@ -24,6 +24,7 @@ from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.policy import Requester
 from bot.core.chat.service import ChatService
 from bot.core.errors import UserFacingError
+from bot.core.generation.images import ImageService
 from bot.core.generation.service import GenerationService
 from bot.core.lifecycle import RESTARTING, SHUTDOWN
 from bot.core.models import ConversationKey, MediaLimits, Platform
@@ -69,6 +70,8 @@ class Services:
     """``None``: the platform offers chat only."""
     media_limits: MediaLimits | None = None
     """``None``: the platform's own upload limits."""
+    images: ImageService | None = None
+    """``/image``; ``None``: the platform does not offer it."""
 
 
 T = TypeVar("T")

@@ -16,6 +16,7 @@ What it speaks (shapes from ``/work/shared/cometapi.md``):
   the prompt has a word of ``mj_slow_words``, 404 for one of ``mj_missing_words``);
 * ``/suno/submit/{music,lyrics}``, ``GET /suno/fetch/{id}``, ``POST /suno/fetch``;
 * ``/kling/v1/videos/{text2video,image2video}`` and their ``/{task_id}`` queries;
+* ``/v1/images/{generations,edits}`` and ``/cdn/{name}`` (``cometapi_images``);
 * ``/website/...`` answers HTML and ``/redirect/...`` a 301, like a wrong base URL would.
 
 Tasks advance one step per observation (a fetch, or a list/fetch-many that includes them):
@@ -54,6 +55,7 @@ from tests.fakes.cometapi_common import (
     _Task,
     tiny_png,
 )
+from tests.fakes.cometapi_images import ImagesRoutes
 from tests.fakes.cometapi_mj import MidjourneyRoutes
 from tests.fakes.cometapi_tasks import TaskRoutes
 
@@ -68,7 +70,7 @@ __all__ = [
 ]
 
 
-class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes):
+class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes, ImagesRoutes):
     """The fake server. Scripting attributes may be changed at any time during a test."""
 
     # Route handlers live in the mixins (cometapi_chat, cometapi_mj, cometapi_tasks); state
@@ -98,6 +100,7 @@ class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes):
         self._port: int | None = None
         self._closing = asyncio.Event()
         self._changed = asyncio.Event()
+        self._images_state()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -115,6 +118,9 @@ class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes):
             ("GET", "/suno/fetch/{id}", self._suno_fetch),
             ("POST", "/suno/fetch", self._suno_fetch_many),
             ("GET", "/media/{name}", self._media),
+            ("POST", "/v1/images/generations", self._images_generate),
+            ("POST", "/v1/images/edits", self._images_edit),
+            ("GET", "/cdn/{name}", self._cdn_file),
             ("POST", "/kling/v1/videos/{kind}", self._kling_create),
             ("GET", "/kling/v1/videos/{kind}/{id}", self._kling_query),
             ("*", "/website{tail:.*}", self._website),

@@ -128,6 +128,7 @@ class LimitsConfig:
     daily_imagine: int = 0
     daily_music: int = 0
     daily_video: int = 0
+    daily_images: int = 0
     max_concurrent_tasks: int = 0
     exempt: frozenset[str] = frozenset()
     """Platform-qualified users no limit applies to (the admins, unless configured)."""

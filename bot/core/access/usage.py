@@ -25,14 +25,22 @@ class UsageKind(StrEnum):
     IMAGINE = "imagine"
     MUSIC = "music"
     VIDEO = "video"
+    IMAGES = "images"
+    """``/image`` (the OpenAI images API), apart from Midjourney's ``imagine``."""
 
 
 #: Generation kinds with a daily quota (``[limits] daily_<kind>``); also their usage labels.
-QUOTA_KINDS: Final = (UsageKind.IMAGINE.value, UsageKind.MUSIC.value, UsageKind.VIDEO.value)
+QUOTA_KINDS: Final = (
+    UsageKind.IMAGINE.value,
+    UsageKind.MUSIC.value,
+    UsageKind.VIDEO.value,
+    UsageKind.IMAGES.value,
+)
 _NOUNS: Final = {
     UsageKind.IMAGINE.value: ("image", "images"),
     UsageKind.MUSIC.value: ("song", "songs"),
     UsageKind.VIDEO.value: ("video", "videos"),
+    UsageKind.IMAGES.value: ("picture", "pictures"),
 }
 
 

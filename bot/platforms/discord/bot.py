@@ -39,6 +39,7 @@ from bot.platforms.discord.buttons import ButtonClient
 from bot.platforms.discord.commands import SlashCommands
 from bot.platforms.discord.context import DiscordContext
 from bot.platforms.discord.generation import DiscordGeneration
+from bot.platforms.discord.images import DiscordImages
 from bot.platforms.discord.messages import (
     addressed,
     clean_text,
@@ -100,6 +101,8 @@ class DiscordBot:
         self._generation = (
             DiscordGeneration(generation, self._context) if generation is not None else None
         )
+        images = services.images
+        self._images = DiscordImages(images, self._context) if images is not None else None
         self._register()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -212,11 +215,16 @@ class DiscordBot:
     def _register(self) -> None:
         self.client.event(self.on_message)
         self.tree.error(self._tree_error)
-        SlashCommands(self._context, self._chat, generation=self._generation is not None).register(
-            self.tree
-        )
+        SlashCommands(
+            self._context,
+            self._chat,
+            generation=self._generation is not None,
+            images=self._images is not None,
+        ).register(self.tree)
         if self._generation is not None:  # /imagine, /music..., their buttons and forms
             self._generation.register(self.tree, self.client)
+        if self._images is not None:
+            self._images.register(self.tree)
 
     # -- errors -------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from bot.core.chat.service import ChatService
 from bot.core.models import Incoming, Platform, qualify
 from bot.platforms.discord.context import DiscordContext
 from bot.platforms.discord.generation import HELP as GENERATION_HELP
+from bot.platforms.discord.images import HELP as IMAGE_HELP
 from bot.platforms.discord.messages import conversation_key, requester_of
 from bot.platforms.discord.stops import DiscordStops
 from bot.platforms.discord.surface import NO_PINGS, InteractionSurface, say
@@ -48,16 +49,20 @@ class SlashCommands:
         chat: ChatService,
         *,
         generation: bool = False,
+        images: bool = False,
     ) -> None:
         self._context = context
         self._chat = chat
+        more_help = GENERATION_HELP if generation else ""
+        if images:
+            more_help += IMAGE_HELP if generation else "\n" + IMAGE_HELP
         dialect = Dialect(
             how_to_ask=HOW_TO_ASK,
             picker=Picker.AUTOCOMPLETE,
             set_model="/model name",
             set_persona="/system text",
             restore_persona="/system text: default",
-            more_help=GENERATION_HELP if generation else "",
+            more_help=more_help,
         )
         self._commands = ChatCommands(chat, context.gatekeeper, dialect)
         self._stops = DiscordStops(context, self._commands)  # ⏹ and /stop

@@ -209,7 +209,7 @@ class DiscordGeneration:
     # -- commands (run by ``respond``: acknowledged, access checked, errors answered) ----------
 
     @staticmethod
-    def _origin(surface: InteractionSurface, interaction: discord.Interaction) -> Origin:
+    def origin(surface: InteractionSurface, interaction: discord.Interaction) -> Origin:
         """The status message and the results reply to the command's response."""
         anchor = surface.original_id
         return Origin(
@@ -231,7 +231,7 @@ class DiscordGeneration:
         can_post(interaction)
         prompt = self._service.check_imagine(prompt)  # before downloading anything
         images = await _images([image])
-        await self._service.imagine(self._origin(surface, interaction), prompt, images=images)
+        await self._service.imagine(self.origin(surface, interaction), prompt, images=images)
         await self._done(surface, _echo("imagine", prompt, len(images)))
 
     async def music(
@@ -245,7 +245,7 @@ class DiscordGeneration:
         checked = spec()  # inline options work as on Telegram (--instrumental, --style...)
         if instrumental and not checked.instrumental:
             checked = dataclasses.replace(checked, instrumental=True)
-        await self._service.music(self._origin(surface, interaction), checked)
+        await self._service.music(self.origin(surface, interaction), checked)
         about = (checked.title or checked.style) if checked.custom else checked.description
         await self._done(surface, _echo("music", about + " (instrumental)" * checked.instrumental))
 
@@ -282,7 +282,7 @@ class DiscordGeneration:
             image=image is not None,
         )
         images = await _images([image])
-        origin = self._origin(surface, interaction)
+        origin = self.origin(surface, interaction)
         await self._service.video(origin, spec, image=images[0] if images else None)
         await self._done(surface, _echo("video", spec.prompt, len(images)))
 
@@ -298,7 +298,7 @@ class DiscordGeneration:
         if (image is None) == (link is None):
             raise UserFacingError("Attach one image, or give one image link, to describe.")
         images = await _images([image])
-        origin = self._origin(surface, interaction)
+        origin = self.origin(surface, interaction)
         await self._service.describe(origin, image=images[0] if images else None, link=link)
         await self._done(surface, _echo("describe", link or "", len(images)))
 
@@ -311,5 +311,5 @@ class DiscordGeneration:
     ) -> None:
         can_post(interaction)
         images = await _images(attachments)
-        await self._service.blend(self._origin(surface, interaction), images, dimensions=dimensions)
+        await self._service.blend(self.origin(surface, interaction), images, dimensions=dimensions)
         await self._done(surface, _echo("blend", dimensions.lower(), len(images)))

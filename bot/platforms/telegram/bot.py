@@ -33,6 +33,8 @@ from bot.platforms.common import Guard, Services
 from bot.platforms.telegram.commands import COMMANDS, TelegramCommands
 from bot.platforms.telegram.generation import COMMANDS as GENERATION_COMMANDS
 from bot.platforms.telegram.generation import TelegramGeneration
+from bot.platforms.telegram.images import COMMANDS as IMAGE_COMMANDS
+from bot.platforms.telegram.images import TelegramImages
 from bot.platforms.telegram.messages import (
     Handler,
     conversation_key,
@@ -95,12 +97,14 @@ class TelegramBot:
         self._generation = (
             TelegramGeneration(generation, self.outbox) if generation is not None else None
         )
+        self._images = TelegramImages(services.images) if services.images is not None else None
         self._commands = TelegramCommands(
             chat,
             gatekeeper,
             bot=self.application.bot,
             pacer=pacer,
             generation=self._generation is not None,
+            images=self._images is not None,
         )
         self._register()
 
@@ -113,6 +117,7 @@ class TelegramBot:
             self._username = (app.bot.username or "").lower()
             self._bot_id = app.bot.id
             commands = COMMANDS + (GENERATION_COMMANDS if self._generation else ())
+            commands += IMAGE_COMMANDS if self._images else ()
             await app.bot.set_my_commands([BotCommand(name, text) for name, text in commands])
             await app.start()
             assert app.updater is not None
@@ -159,6 +164,8 @@ class TelegramBot:
             MessageHandler(filters.StatusUpdate.MIGRATE, self._guarded(self._migrate, admit=False)),
             group=MIGRATE_GROUP,
         )
+        if self._images is not None:  # first: a photo captioned /image is its own
+            self._images.register(app, self._guarded)
         if self._generation is not None:  # first: its album/caption handlers must win
             self._generation.register(app, self._guarded)
         self._commands.register(app, self._guarded)

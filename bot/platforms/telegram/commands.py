@@ -31,6 +31,7 @@ from bot.core.chat.service import ChatService
 from bot.core.errors import PlatformUnavailable, UserFacingError
 from bot.core.pacing import Pacer
 from bot.platforms.telegram.generation import HELP as GENERATION_HELP
+from bot.platforms.telegram.images import HELP as IMAGE_HELP
 from bot.platforms.telegram.messages import (
     Wrapper,
     conversation_key,
@@ -88,12 +89,12 @@ class TelegramCommands:
         bot: Bot,
         pacer: Pacer,
         generation: bool = False,
+        images: bool = False,
     ) -> None:
-        dialect = Dialect(
-            how_to_ask=HOW_TO_ASK,
-            picker=Picker.BUTTONS,
-            more_help=GENERATION_HELP if generation else "",
-        )
+        more_help = GENERATION_HELP if generation else ""
+        if images:
+            more_help += IMAGE_HELP if generation else "\n" + IMAGE_HELP
+        dialect = Dialect(how_to_ask=HOW_TO_ASK, picker=Picker.BUTTONS, more_help=more_help)
         self._commands = ChatCommands(chat, gatekeeper, dialect)
         self._bot = bot
         self._pacer = pacer

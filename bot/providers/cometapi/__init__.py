@@ -54,6 +54,7 @@ from bot.providers.cometapi.errors import (
     TaskNotFoundError,
     WrongBaseURLError,
 )
+from bot.providers.cometapi.images import GeneratedImage, Images, ImagesResult
 from bot.providers.cometapi.kling import (
     DEFAULT_KLING_MODEL,
     KlingKind,
@@ -61,7 +62,7 @@ from bot.providers.cometapi.kling import (
     KlingTaskStatus,
     KlingVideo,
 )
-from bot.providers.cometapi.media import data_uri, raw_base64
+from bot.providers.cometapi.media import data_uri, image_mime_type, raw_base64
 from bot.providers.cometapi.midjourney import MJButton, MJTask, MJTaskStatus, SubmitResult
 from bot.providers.cometapi.retries import (
     INITIAL_RETRY_DELAY,
@@ -104,6 +105,9 @@ __all__ = [
     "DownloadRefusedError",
     "DownloadTooLargeError",
     "DownloadTooSlowError",
+    "GeneratedImage",
+    "Images",
+    "ImagesResult",
     "InternalServerError",
     "KlingAPIError",
     "KlingKind",
@@ -137,6 +141,7 @@ __all__ = [
     "Usage",
     "WrongBaseURLError",
     "data_uri",
+    "image_mime_type",
     "image_part",
     "raw_base64",
     "user_message",

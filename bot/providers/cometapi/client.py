@@ -26,8 +26,10 @@ from bot.providers.cometapi._mapping import check_response, parse_retry_after, t
 from bot.providers.cometapi.chat import Chat
 from bot.providers.cometapi.download import Download, Downloader, DownloadLimits
 from bot.providers.cometapi.errors import APIResponseError, CometAPIError, redact
+from bot.providers.cometapi.images import Images
 from bot.providers.cometapi.kling import Kling
 from bot.providers.cometapi.midjourney import Midjourney
+from bot.providers.cometapi.requester import Multipart
 from bot.providers.cometapi.retries import MAX_RETRIES, next_delay
 from bot.providers.cometapi.suno import Suno
 
@@ -143,6 +145,7 @@ class CometAPI:
             trusted_origins=trusted_download_origins,
         )
         self.chat = Chat(self)
+        self.images = Images(self)
         self.midjourney = Midjourney(self)
         self.suno = Suno(self)
         self.kling = Kling(self)
@@ -217,6 +220,25 @@ class CometAPI:
         applies the submit rules (no resubmission after an unclear outcome).
         """
         response = await self._send(method, path, json=json, auth=auth, paid=paid)
+        return self._decoded(response, method, path)
+
+    async def post(
+        self,
+        path: str,
+        *,
+        json: Any = None,
+        form: Multipart | None = None,
+        paid: bool = False,
+        read_timeout: float | None = None,
+    ) -> Any:
+        """:meth:`request` for a POST with a JSON or multipart body (the images API), and
+        ``read_timeout`` seconds to wait for the answer instead of the client's read timeout."""
+        response = await self._send(
+            "POST", path, json=json, paid=paid, form=form, read_timeout=read_timeout
+        )
+        return self._decoded(response, "POST", path)
+
+    def _decoded(self, response: httpx.Response, method: str, path: str) -> Any:
         try:
             return response.json()
         except ValueError as exc:
@@ -248,6 +270,8 @@ class CometAPI:
         paid: bool = False,
         stream: bool = False,
         extensions: Mapping[str, Any] | None = None,
+        form: Multipart | None = None,
+        read_timeout: float | None = None,
     ) -> httpx.Response:
         if not path.startswith("/"):
             # Only paths: an absolute URL here would carry the key to another host.
@@ -257,12 +281,18 @@ class CometAPI:
         if auth:
             headers["Authorization"] = f"Bearer {self._api_key}"
         timeout = self._stream_timeout if stream else self._timeout
+        if read_timeout is not None:
+            timeout = httpx.Timeout(
+                connect=timeout.connect, read=read_timeout, write=read_timeout, pool=timeout.pool
+            )
         attempt = 0
         while True:
             request = self._http.build_request(
                 method,
                 url,
                 json=json,
+                data=form.fields if form else None,
+                files=form.files if form else None,
                 headers=headers,
                 timeout=timeout,
                 extensions=dict(extensions) if extensions else None,
