@@ -30,9 +30,7 @@ def chunked(text: str, size: int = 7) -> list[str]:
 
 def shown_texts(tg: FakeTelegram) -> list[str]:
     """Every text the person could ever see: each message's texts and captions, every edit."""
-    return [
-        t for m in tg.messages(USER) for t in (*m.history, m.text, m.caption) if t is not None
-    ]
+    return [t for m in tg.messages(USER) for t in (*m.history, m.text, m.caption) if t is not None]
 
 
 def assert_no_markup(tg: FakeTelegram) -> None:
@@ -56,7 +54,7 @@ async def test_a_data_uri_answer_becomes_a_photo_and_history_has_a_placeholder(
             assert len(photos) == 1
             assert photos[0].upload is not None and photos[0].upload.data == PNG
             texts = [m.text for m in tg.messages(USER) if m.text is not None]
-            assert texts == ["Here is your cat — enjoy!"] or texts == ["Here is your cat  — enjoy!"]
+            assert texts in (["Here is your cat — enjoy!"], ["Here is your cat  — enjoy!"])
             assert_no_markup(tg)
             tg.inject_private_message("make the sky red", user_id=USER)
             await tg.wait_for(lambda: len(chat_requests(comet)) == 2, timeout=15)

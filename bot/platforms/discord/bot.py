@@ -97,6 +97,7 @@ class DiscordBot:
         )
         # Generation: the outbox reaches channels by key alone (the task poller uses it).
         self.outbox = DiscordOutbox(self.client, pacer, services.media_limits or MEDIA_LIMITS)
+        self._context.outbox = self.outbox
         self._generation = (
             DiscordGeneration(generation, self._context) if generation is not None else None
         )
@@ -268,7 +269,9 @@ class DiscordBot:
             images=await download_images(message.attachments),
             is_group=message.guild is not None,
         )
-        await self._chat.answer(incoming, self._context.reply(surface))
+        await self._chat.answer(
+            incoming, self._context.reply(surface), pictures=self._context.pictures(incoming.key)
+        )
 
 
 def _gateway_ended(task: asyncio.Task[None]) -> None:
