@@ -43,6 +43,9 @@ async def test_a_data_uri_answer_becomes_an_attachment_and_history_has_a_placeho
             sent = await dc.say("draw a cat")
             dm = int(sent["channel_id"])
             await dc.wait_for(lambda: any(m.attachments for m in dc.messages(dm)), timeout=WAIT)
+            await dc.wait_for(
+                lambda: any("enjoy!" in m.content for m in dc.messages(dm)), timeout=WAIT
+            )
             (pictured,) = [m for m in dc.messages(dm) if m.attachments]
             assert [a["filename"] for a in pictured.attachments] == ["image-1.png"]
             assert pictured.attachments[0]["size"] == len(PNG)
@@ -64,8 +67,11 @@ async def test_progress_lines_then_a_cdn_url_become_the_attachment(tmp_path: Pat
             sent = await dc.say("a lighthouse")
             dm = int(sent["channel_id"])
             await dc.wait_for(lambda: any(m.attachments for m in dc.messages(dm)), timeout=WAIT)
+            await dc.wait_for(
+                lambda: any("Progress 14...37" in m.content for m in dc.messages(dm)),
+                timeout=WAIT,
+            )
             assert_no_markup(dc, dm)
-            assert any("Progress 14...37" in m.content for m in dc.messages(dm))
 
 
 async def test_an_image_url_that_404s_is_one_sentence_and_the_text_stays(tmp_path: Path) -> None:

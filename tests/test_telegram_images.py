@@ -49,6 +49,9 @@ async def test_a_data_uri_answer_becomes_a_photo_and_history_has_a_placeholder(
         async with telegram_service(tmp_path, comet, tg):
             tg.inject_private_message("draw a cat", user_id=USER)
             await tg.wait_for(lambda: any(m.media_type for m in tg.messages(USER)), timeout=15)
+            await tg.wait_for(
+                lambda: any("enjoy!" in (m.text or "") for m in tg.messages(USER)), timeout=15
+            )
             await tg.wait_idle(quiet=0.3)
             photos = [m for m in tg.messages(USER) if m.media_type == "photo"]
             assert len(photos) == 1
@@ -74,6 +77,9 @@ async def test_progress_lines_then_a_cdn_url_become_the_picture(tmp_path: Path) 
         async with telegram_service(tmp_path, comet, tg):
             tg.inject_private_message("a lighthouse", user_id=USER)
             await tg.wait_for(lambda: any(m.media_type for m in tg.messages(USER)), timeout=15)
+            await tg.wait_for(
+                lambda: any("37.." in (m.text or "") for m in tg.messages(USER)), timeout=15
+            )
             await tg.wait_idle(quiet=0.3)
         (photo,) = [m for m in tg.messages(USER) if m.media_type == "photo"]
         assert photo.upload is not None and photo.upload.data == tiny_png()

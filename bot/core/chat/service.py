@@ -188,6 +188,11 @@ class ChatService:
                 streamed.parts.append(tail)
                 reply.feed(tail)
             files, problems = await gather_pictures(scanner.images, self._images)
+            if files:
+                # Before the text's last edit: the pictures take the chat's next slot, so
+                # they show within a second of the answer's end, below its first message.
+                shown = reply.result.message_ids
+                await _post(pictures, files, shown[-1] if shown else None)
             error, usage, stopped = streamed.error, streamed.usage, streamed.stopped
             if error is not None:
                 bind_log_context(request_id=error.request_id)
@@ -204,8 +209,6 @@ class ChatService:
             if files and not notes and not "".join(streamed.parts).strip():
                 notes.append("🖼️")  # a picture alone still gets its reply
             sent = await reply.finish(note="\n".join(notes) or None)
-        if files:
-            await _post(pictures, files, sent.message_ids[-1] if sent.message_ids else None)
         text = streamed.text
         if usage is None and text:
             # No usage chunk from upstream: count an estimate, so quotas still hold.
