@@ -7,8 +7,10 @@ import random
 
 import pytest
 
-from bot.core.chat.images import ImageScanner
-from bot.core.chat.pictures import image_size
+from bot.core.chat.images import MAX_IMAGE_BYTES, ImageScanner
+from bot.core.chat.pictures import gather_pictures, image_size
+from bot.core.errors import MediaTooLarge, ResultUnavailable, UpstreamError
+from bot.core.models import Downloaded, MediaKind
 from tests.fakes.cometapi_common import tiny_png
 
 PNG = tiny_png()
@@ -99,3 +101,50 @@ def test_two_images_get_two_placeholders() -> None:
 def test_image_size_reads_png_headers() -> None:
     assert image_size(tiny_png(size=8)) == (8, 8)
     assert image_size(b"nope") is None
+
+
+class _Fetcher:
+    def __init__(self, error: Exception | None = None, content_type: str = "image/png") -> None:
+        self.error = error
+        self.content_type = content_type
+        self.asked: list[tuple[str, int]] = []
+
+    async def fetch_image(self, url: str, *, max_bytes: int) -> Downloaded:
+        self.asked.append((url, max_bytes))
+        if self.error is not None:
+            raise self.error
+        return Downloaded(PNG, self.content_type)
+
+
+def _url_image() -> ImageScanner:
+    scanner, _ = scan(["a ![x](https://cdn.example/x.png) b"])
+    return scanner
+
+
+@pytest.mark.parametrize(
+    ("fetcher", "sentence"),
+    [
+        (_Fetcher(MediaTooLarge("big", reason="too_large")), "it is too large"),
+        (_Fetcher(UpstreamError("slow", reason="timeout")), "the download failed"),
+        (_Fetcher(ResultUnavailable("404", reason="not_found")), "it is gone"),
+        (_Fetcher(ResultUnavailable("private", reason="refused")), "cannot be fetched"),
+        (_Fetcher(content_type="text/html"), "it is not an image"),
+        (None, "cannot download"),
+    ],
+)
+async def test_a_url_that_fails_is_one_sentence(fetcher: _Fetcher | None, sentence: str) -> None:
+    files, problems = await gather_pictures(_url_image().images, fetcher)
+    assert files == []
+    (problem,) = problems
+    assert problem.startswith("⚠️ Image 1 could not be shown:") and sentence in problem
+
+
+async def test_a_url_is_fetched_under_the_cap_and_a_data_uri_decoded() -> None:
+    scanner, _ = scan([f"![a](data:image/png;base64,{B64}) ![b](https://cdn.example/b.png)"])
+    fetcher = _Fetcher()
+    files, problems = await gather_pictures(scanner.images, fetcher)
+    assert problems == [] and fetcher.asked == [("https://cdn.example/b.png", MAX_IMAGE_BYTES)]
+    assert [(f.filename, f.data, f.kind) for f in files] == [
+        ("image-1.png", PNG, MediaKind.PHOTO),
+        ("image-2.png", PNG, MediaKind.PHOTO),
+    ]

@@ -115,3 +115,20 @@ async def test_a_bad_image_is_one_sentence_and_the_text_stays(
         assert message.text.startswith("Before.") and "After." in message.text
         assert message.media_type is None
         assert_no_markup(tg)
+
+
+async def test_two_images_go_as_one_album(tmp_path: Path) -> None:
+    answer = f"Two: ![a](data:image/png;base64,{B64}) and ![b](data:image/png;base64,{B64})"
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        comet.script_chat(tokens=chunked(answer, 50))
+        async with telegram_service(tmp_path, comet, tg):
+            tg.inject_private_message("two cats", user_id=USER)
+            await tg.wait_for(
+                lambda: len([m for m in tg.messages(USER) if m.media_type]) == 2, timeout=15
+            )
+            await tg.wait_idle(quiet=0.3)
+        photos = [m for m in tg.messages(USER) if m.media_type == "photo"]
+        assert len(photos) == 2 and photos[0].media_group_id == photos[1].media_group_id
+        assert photos[0].media_group_id is not None
+        assert len(tg.calls("sendMediaGroup", USER)) == 1
+        assert_no_markup(tg)

@@ -193,7 +193,7 @@ class TelegramOutbox(PacedOutbox):
         kind_of = InputMediaPhoto if photo else InputMediaDocument
         await self._bot.send_media_group(
             int(key.chat_id),
-            [kind_of(InputFile(f.data, filename=f.filename)) for f in files],
+            [kind_of(f.data, filename=f.filename) for f in files],
             message_thread_id=int(key.thread) if key.thread is not None else None,
             reply_parameters=(
                 ReplyParameters(int(reply_to), allow_sending_without_reply=True)
