@@ -132,3 +132,19 @@ async def test_two_images_go_as_one_album(tmp_path: Path) -> None:
         assert photos[0].media_group_id is not None
         assert len(tg.calls("sendMediaGroup", USER)) == 1
         assert_no_markup(tg)
+
+
+async def test_a_picture_breaking_the_photo_rules_goes_as_a_document(tmp_path: Path) -> None:
+    # 2000 x 50: a side ratio over Telegram's 20 for photos (the header says so; enough here).
+    wide = PNG[:16] + (2000).to_bytes(4, "big") + (50).to_bytes(4, "big") + PNG[24:]
+    encoded = base64.b64encode(wide).decode()
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        comet.script_chat(tokens=chunked(f"A banner: ![b](data:image/png;base64,{encoded})", 40))
+        async with telegram_service(tmp_path, comet, tg):
+            tg.inject_private_message("a banner", user_id=USER)
+            await tg.wait_for(lambda: any(m.media_type for m in tg.messages(USER)), timeout=15)
+            await tg.wait_idle(quiet=0.3)
+        (document,) = [m for m in tg.messages(USER) if m.media_type]
+        assert document.media_type == "document"
+        assert document.upload is not None and document.upload.data == wide
+        assert_no_markup(tg)
