@@ -90,3 +90,27 @@ async def test_an_image_url_that_404s_is_one_sentence_and_the_text_stays(tmp_pat
         assert "Image 1 could not be shown: it is gone." in message.content
         assert not message.attachments
         assert_no_markup(dc, dm)
+
+
+async def test_a_picture_over_the_upload_limit_is_one_line(tmp_path: Path) -> None:
+    big = PNG + bytes(11 * 1024 * 1024)  # over Discord's 10 MB, under the bot's 20 MB cap
+    encoded = base64.b64encode(big).decode()
+    answer = f"Big: ![b](data:image/png;base64,{encoded}) end."
+    async with FakeCometAPI() as comet, FakeDiscord() as dc:
+        comet.script_chat(tokens=chunked(answer, 256 * 1024))
+        async with discord_service(tmp_path, comet, dc):
+            sent = await dc.say("a huge one")
+            dm = int(sent["channel_id"])
+            await dc.wait_for(
+                lambda: any("too large to attach" in m.content for m in dc.messages(dm)),
+                timeout=WAIT,
+            )
+            await dc.wait_for(
+                lambda: any(
+                    m.content.startswith("Big:") and "end." in m.content for m in dc.messages(dm)
+                ),
+                timeout=WAIT,
+            )
+            assert not any(m.attachments for m in dc.messages(dm))
+            assert_no_markup(dc, dm)
+        assert dc.errors == []

@@ -108,7 +108,11 @@ class DiscordOutbox(PacedOutbox):
     async def post_pictures(
         self, key: ConversationKey, files: Sequence[MediaFile], *, reply_to: str | None
     ) -> None:
-        """Attachments of one message (ten at most per message: more go in the next)."""
+        """Attachments of one message (ten at most per message: more go in the next); a
+        picture over Discord's upload limit is left out and said so in one line."""
+        fits = [f for f in files if len(f.data) <= self._limits.upload_max_bytes]
+        left_out = len(files) - len(fits)
+        note = f"⚠️ {left_out} picture(s) too large to attach here." if left_out else None
         channel = self._client.get_partial_messageable(int(key.chat_id))
         kwargs: dict[str, Any] = {"allowed_mentions": NO_PINGS}
         if reply_to is not None:
@@ -116,11 +120,11 @@ class DiscordOutbox(PacedOutbox):
                 message_id=int(reply_to), channel_id=channel.id, fail_if_not_exists=False
             )
             kwargs["mention_author"] = False
-        for start in range(0, len(files), MAX_ATTACHMENTS):
-            part = files[start : start + MAX_ATTACHMENTS]
+        for start in range(0, max(len(fits), 1), MAX_ATTACHMENTS):
+            part = fits[start : start + MAX_ATTACHMENTS]
             uploads = [discord.File(io.BytesIO(f.data), filename=f.filename) for f in part]
             try:
-                await channel.send(files=uploads, **kwargs)
+                await channel.send(note if start == 0 else None, files=uploads, **kwargs)
             except FAILURES as exc:
                 raise _failure(exc) from exc
 
