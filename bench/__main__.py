@@ -36,6 +36,11 @@ BENCHMARKS = {
         "the task poller with 10,000 Midjourney tasks in flight",
         "--tasks 100 --steps 5 --cold-cycles 1 --seconds 2",
     ),
+    "chat_images": Benchmark(
+        "bench.chat_images",
+        "one chat answer carrying a 1 MB base64 image, through the real Telegram adapter",
+        "--mb 0.2",
+    ),
     "store_context": Benchmark(
         "bench.store_context",
         "Store.recent_turns on a 100,000-turn SQLite file",

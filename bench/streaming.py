@@ -78,10 +78,10 @@ class _CountingChat:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._chat, name)
 
-    async def answer(self, incoming: Any, reply: Any) -> Any:
+    async def answer(self, incoming: Any, reply: Any, **options: Any) -> Any:
         self.entered.append(time.monotonic())  # the fakes' clock (CLOCK_MONOTONIC) too
         try:
-            return await self._chat.answer(incoming, reply)
+            return await self._chat.answer(incoming, reply, **options)
         finally:
             self.done += 1
             self.last_done_at = time.perf_counter()

@@ -202,8 +202,10 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             telemetry=metrics,
             clock=clock,
         )
+        chat_model = CometChatModel(client, telemetry=metrics, read_interval=STREAM_READ_INTERVAL)
         chat = ChatService(
-            model=CometChatModel(client, telemetry=metrics, read_interval=STREAM_READ_INTERVAL),
+            model=chat_model,
+            images=chat_model,
             store=store,
             config=chat_config(settings),
             telemetry=metrics,

@@ -7,8 +7,9 @@ import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
+from bot.adapters.task_backend import download_error
 from bot.core import errors as core
-from bot.core.models import ChatDelta, ChatMessage, Usage
+from bot.core.models import ChatDelta, ChatMessage, Downloaded, Usage
 from bot.core.ports import Telemetry
 from bot.core.telemetry import NullTelemetry
 from bot.providers import cometapi as sdk
@@ -107,6 +108,17 @@ class CometChatModel:
                 exc.request_id,
             )
             raise to_model_error(exc, model) from exc
+
+    async def fetch_image(self, url: str, *, max_bytes: int) -> Downloaded:
+        """:class:`bot.core.ports.ImageFetcher`: an image an answer names, through the SDK's one
+        safe downloader, never with the key (the URL came from a model)."""
+        try:
+            downloaded = await self._client.download(url, max_bytes=max_bytes, auth=False)
+        except sdk.DownloadTooLargeError as exc:
+            raise core.MediaTooLarge(exc.message, reason="too_large") from exc
+        except sdk.CometAPIError as exc:
+            raise download_error(exc) from exc
+        return Downloaded(downloaded.data, downloaded.content_type)
 
     async def list_models(self) -> list[str]:
         """CometAPI's model list, cached for a while (model ids churn, but not by the second)."""

@@ -27,6 +27,7 @@ from bot.core.models import (
     ConversationKey,
     Downloaded,
     ImageInput,
+    MediaFile,
     MediaLimits,
     OutgoingMessage,
     PdfPages,
@@ -95,6 +96,23 @@ class ChatModel(Protocol):
         ...
 
     async def list_models(self) -> list[str]: ...
+
+
+class ImageFetcher(Protocol):
+    """Downloads an image a model's answer names, through the one safe downloader (never
+    with the API key: the URL came from a model). Raises
+    :class:`~bot.core.errors.MediaTooLarge` past ``max_bytes`` and
+    :class:`~bot.core.errors.UpstreamError` otherwise."""
+
+    async def fetch_image(self, url: str, *, max_bytes: int) -> Downloaded: ...
+
+
+class Pictures(Protocol):
+    """Where a chat answer's pictures go: beside the reply, through the platform's pacer
+    (Telegram: a photo, a document when it breaks the photo rules, an album for several;
+    Discord: attachments of one message). Raises :class:`~bot.core.errors.SurfaceError`."""
+
+    async def post_pictures(self, files: Sequence[MediaFile], *, reply_to: str | None) -> None: ...
 
 
 class ChatStore(Protocol):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -27,7 +27,7 @@ from bot.core.errors import UserFacingError
 from bot.core.generation.images import ImageService
 from bot.core.generation.service import GenerationService
 from bot.core.lifecycle import RESTARTING, SHUTDOWN
-from bot.core.models import ConversationKey, MediaLimits, Platform
+from bot.core.models import ConversationKey, MediaFile, MediaLimits, Platform
 from bot.core.pacing import Pacer, Priority
 from bot.core.ports import Clock
 
@@ -38,6 +38,7 @@ __all__ = [
     "STOP_LABEL",
     "STOP_PREFIX",
     "Guard",
+    "OutboxPictures",
     "PacedOutbox",
     "Report",
     "Services",
@@ -103,6 +104,13 @@ class PacedOutbox:
         lane, kind = self.lane(key)
         return await self._pacer.call(lane, kind, call, attempts=attempts)
 
+    async def post_pictures(
+        self, key: ConversationKey, files: Sequence[MediaFile], *, reply_to: str | None
+    ) -> None:
+        """Post a chat answer's pictures now, inside :meth:`paced` (several in one message
+        or album where the platform allows)."""
+        raise NotImplementedError
+
     async def show(
         self, key: ConversationKey, edit: Callable[[], Awaitable[None]], *, final: bool
     ) -> None:
@@ -117,6 +125,25 @@ class PacedOutbox:
             priority=Priority.URGENT if final else Priority.EDIT,
             attempts=self.FINAL_ATTEMPTS if final else 1,
             droppable=not final,
+        )
+
+
+class OutboxPictures:
+    """:class:`~bot.core.ports.Pictures` of one conversation: its platform's outbox, in the
+    chat's urgent slots of the shared pacer (a 429 waits out the penalty, then retries)."""
+
+    ATTEMPTS: Final = 5
+
+    def __init__(self, outbox: PacedOutbox, key: ConversationKey) -> None:
+        self._outbox = outbox
+        self._key = key
+
+    async def post_pictures(self, files: Sequence[MediaFile], *, reply_to: str | None) -> None:
+        outbox, key = self._outbox, self._key
+        await outbox.paced(
+            key,
+            lambda: outbox.post_pictures(key, files, reply_to=reply_to),
+            attempts=self.ATTEMPTS,
         )
 
 

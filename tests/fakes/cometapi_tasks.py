@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.cometapi_common import KLING_KINDS, CometBase, _body, _json, _Task
+from tests.fakes.cometapi_common import KLING_KINDS, CometBase, _body, _json, _Task, tiny_png
 
 
 class TaskRoutes(CometBase):
@@ -127,6 +127,8 @@ class TaskRoutes(CometBase):
 
     async def _media(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
+        if name.endswith(".png") and not name.startswith("missing"):  # a CDN's picture
+            return web.Response(body=tiny_png(), content_type="image/png")
         types = {
             ".mp3": ("audio/mpeg", b"ID3\x04\x00\x00"),
             ".jpeg": ("image/jpeg", b"\xff\xd8\xff\xe0"),

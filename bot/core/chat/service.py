@@ -15,15 +15,25 @@ from typing import Protocol
 
 from bot.core.chat.context import MAX_TURNS_LOADED, build_context, estimate_tokens
 from bot.core.chat.documents import DocumentLimits, DocumentReader, file_marks, framed_question
+from bot.core.chat.images import ImageScanner
+from bot.core.chat.pictures import gather_pictures
 from bot.core.chat.stops import RunningAnswers
 from bot.core.chat.streaming import StreamingReply
 from bot.core.chat.watch import AnswerLimits, EarlyStop, StreamWatch
 from bot.core.clock import SystemClock
-from bot.core.errors import ModelError, UserFacingError
+from bot.core.errors import ModelError, SurfaceError, UserFacingError
 from bot.core.locks import KeyedLocks
 from bot.core.logcontext import bind_log_context
-from bot.core.models import ConversationKey, Incoming, Platform, Role, Turn, Usage
-from bot.core.ports import ChatModel, ChatStore, Clock, PdfText, Telemetry
+from bot.core.models import ConversationKey, Incoming, MediaFile, Platform, Role, Turn, Usage
+from bot.core.ports import (
+    ChatModel,
+    ChatStore,
+    Clock,
+    ImageFetcher,
+    PdfText,
+    Pictures,
+    Telemetry,
+)
 from bot.core.telemetry import NullTelemetry
 from bot.core.text import is_blank
 
@@ -105,6 +115,7 @@ class ChatService:
         clock: Clock | None = None,
         turns: ChatTurns | None = None,
         pdf: PdfText | None = None,
+        images: ImageFetcher | None = None,
     ) -> None:
         # No wall clock here: the store dates the turns it stores (one clock for every date).
         # ``clock`` only times the answer limits (a monotonic clock).
@@ -115,6 +126,7 @@ class ChatService:
         self._telemetry: Telemetry = telemetry or NullTelemetry()
         self._locks = KeyedLocks()
         self._turns: ChatTurns = turns or _Unlimited()
+        self._images = images
         self.running = RunningAnswers()
         """The answers being streamed, for the ⏹ button and ``/stop``."""
         self.documents = DocumentReader(config.documents, pdf)
@@ -134,9 +146,12 @@ class ChatService:
                 f"the limit is {self._config.max_prompt_chars:,}."
             )
 
-    async def answer(self, incoming: Incoming, reply: StreamingReply) -> ChatResult:
-        """Answer ``incoming`` through ``reply`` (not yet entered); waits for an earlier
-        answer in the same conversation to finish first."""
+    async def answer(
+        self, incoming: Incoming, reply: StreamingReply, *, pictures: Pictures | None = None
+    ) -> ChatResult:
+        """Answer ``incoming`` through ``reply`` (not yet entered), with the answer's images
+        posted to ``pictures``; waits for an earlier answer in the same conversation to
+        finish first."""
         self.validate(incoming)
         async with (
             self._locks.hold(str(incoming.key)),
@@ -144,9 +159,11 @@ class ChatService:
             # again now, so a burst of messages cannot all go upstream.
             self._turns.chat_turn(incoming.user_id),
         ):
-            return await self._answer_locked(incoming, reply)
+            return await self._answer_locked(incoming, reply, pictures)
 
-    async def _answer_locked(self, incoming: Incoming, reply: StreamingReply) -> ChatResult:
+    async def _answer_locked(
+        self, incoming: Incoming, reply: StreamingReply, pictures: Pictures | None
+    ) -> ChatResult:
         key = incoming.key
         settings = await self._store.get_settings(key)
         model = settings.model or self._config.default_model
@@ -176,9 +193,21 @@ class ChatService:
         watch = StreamWatch(self._config.answer_limits, self._clock)
         run = self.running.start(key, incoming.user_id, lambda: watch.stop(EarlyStop.USER))
         reply.show_controls(run.controls)
+        scanner = ImageScanner()
         async with reply:
             with run:
-                streamed = await watch.run(self._model.stream(model, messages), reply.feed)
+                streamed = await watch.run(
+                    self._model.stream(model, messages), reply.feed, scanner.feed
+                )
+            if tail := scanner.finish():  # an unfinished "![" that was text after all
+                streamed.parts.append(tail)
+                reply.feed(tail)
+            files, problems = await gather_pictures(scanner.images, self._images)
+            if files:
+                # Before the text's last edit: the pictures take the chat's next slot, so
+                # they show within a second of the answer's end, below its first message.
+                shown = reply.result.message_ids
+                await _post(pictures, files, shown[-1] if shown else None)
             error, usage, stopped = streamed.error, streamed.usage, streamed.stopped
             if error is not None:
                 bind_log_context(request_id=error.request_id)
@@ -191,7 +220,10 @@ class ChatService:
                 )
             if stopped is not None:
                 log.info("chat %s: model %s stopped early (%s)", key, model, stopped.name)
-            sent = await reply.finish(note=_note(error, stopped, bool(streamed.parts)))
+            notes = [n for n in (_note(error, stopped, bool(streamed.parts)), *problems) if n]
+            if files and not notes and not "".join(streamed.parts).strip():
+                notes.append("🖼️")  # a picture alone still gets its reply
+            sent = await reply.finish(note="\n".join(notes) or None)
         text = streamed.text
         if usage is None and text:
             # No usage chunk from upstream: count an estimate, so quotas still hold.
@@ -212,12 +244,13 @@ class ChatService:
         self._telemetry.reply_done(key.platform.value, outcome)
         if usage is not None:
             self._telemetry.tokens(usage.prompt_tokens, usage.completion_tokens, model=model)
-        if text:
+        if text or scanner.images:
             await self._store.add_turn(
                 key,
                 Turn(
                     role=Role.ASSISTANT,
-                    content=text,
+                    # Placeholders, never base64: history goes upstream with every question.
+                    content=scanner.stored_text() if scanner.images else text,
                     tokens=usage.completion_tokens if usage else estimate_tokens(text),
                 ),
                 user_id=incoming.user_id,
@@ -283,6 +316,16 @@ class ChatService:
             raise UserFacingError(f"Unknown model {name!r}.{hint}")
         await self._store.set_model(key, name)
         return name
+
+
+async def _post(pictures: Pictures | None, files: list[MediaFile], reply_to: str | None) -> None:
+    if pictures is None:
+        log.warning("an answer's %d picture(s) had nowhere to go", len(files))
+        return
+    try:
+        await pictures.post_pictures(files, reply_to=reply_to)
+    except SurfaceError as exc:
+        log.warning("an answer's pictures were not posted: %s", type(exc).__name__)
 
 
 def _stored_question(incoming: Incoming) -> str:

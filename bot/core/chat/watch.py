@@ -96,15 +96,20 @@ class StreamWatch:
             self._reader.cancel()
 
     async def run(
-        self, stream: AsyncGenerator[ChatDelta, None], feed: Callable[[str], None]
+        self,
+        stream: AsyncGenerator[ChatDelta, None],
+        feed: Callable[[str], None],
+        visible: Callable[[str], str] | None = None,
     ) -> Streamed:
-        """Read ``stream`` to its end (or an early stop), passing text to ``feed``. A
+        """Read ``stream`` to its end (or an early stop), passing text to ``feed``;
+        ``visible`` first takes the part of each chunk that is not shown (an image's markup,
+        :class:`~bot.core.chat.images.ImageScanner`), so it is neither kept nor counted. A
         :class:`ModelError` ends it and is returned in :attr:`Streamed.error`; other errors
         propagate. Cancelling ``run`` cancels the reading too."""
         limits, clock = self._limits, self._clock
         started = self._progress_at = clock.now()
         done = asyncio.Event()
-        reader = self._reader = asyncio.create_task(self._read(stream, feed))
+        reader = self._reader = asyncio.create_task(self._read(stream, feed, visible))
         reader.add_done_callback(lambda _: done.set())
         if self._result.stopped is not None:  # stopped before it began
             reader.cancel()
@@ -133,7 +138,10 @@ class StreamWatch:
         return self._result
 
     async def _read(
-        self, stream: AsyncGenerator[ChatDelta, None], feed: Callable[[str], None]
+        self,
+        stream: AsyncGenerator[ChatDelta, None],
+        feed: Callable[[str], None],
+        visible: Callable[[str], str] | None,
     ) -> None:
         result, clock, max_chars = self._result, self._clock, self._limits.max_chars
         try:
@@ -141,7 +149,10 @@ class StreamWatch:
                 async for delta in stream:
                     if delta.usage is not None:
                         result.usage = delta.usage
-                    if text := delta.text:
+                    if (text := delta.text) and visible is not None:
+                        text = visible(text)
+                        self._progress_at = clock.now()  # an image's data is progress too
+                    if text:
                         room = max_chars - self._chars
                         if len(text) > room:  # keep what fits, then stop reading
                             text = text[:room]

@@ -98,6 +98,7 @@ class DiscordBot:
         )
         # Generation: the outbox reaches channels by key alone (the task poller uses it).
         self.outbox = DiscordOutbox(self.client, pacer, services.media_limits or MEDIA_LIMITS)
+        self._context.outbox = self.outbox
         self._generation = (
             DiscordGeneration(generation, self._context) if generation is not None else None
         )
@@ -278,7 +279,9 @@ class DiscordBot:
             is_group=message.guild is not None,
             documents=documents,
         )
-        await self._chat.answer(incoming, self._context.reply(surface))
+        await self._chat.answer(
+            incoming, self._context.reply(surface), pictures=self._context.pictures(incoming.key)
+        )
 
 
 def _gateway_ended(task: asyncio.Task[None]) -> None:

@@ -128,7 +128,9 @@ class SlashCommands:
             text=prompt,
             is_group=interaction.guild_id is not None,
         )
-        await self._chat.answer(incoming, self._context.reply(surface))
+        await self._chat.answer(
+            incoming, self._context.reply(surface), pictures=self._context.pictures(incoming.key)
+        )
 
     async def usage(self, interaction: discord.Interaction, surface: InteractionSurface) -> None:
         await self._say(surface, await self._commands.usage(requester_of(interaction)))

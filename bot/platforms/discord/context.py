@@ -18,10 +18,10 @@ from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.policy import Requester
 from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import UserFacingError
-from bot.core.models import Platform
+from bot.core.models import ConversationKey, Platform
 from bot.core.pacing import Pacer
 from bot.core.ports import Clock
-from bot.platforms.common import GENERIC_APOLOGY, RESTARTING, Guard
+from bot.platforms.common import GENERIC_APOLOGY, RESTARTING, Guard, OutboxPictures, PacedOutbox
 from bot.platforms.discord.messages import requester_of
 from bot.platforms.discord.surface import (
     FAILURES,
@@ -54,6 +54,11 @@ class DiscordContext:
         self.guard = Guard(gatekeeper, Platform.DISCORD)
         self.closing = False
         """Set at shutdown: new messages are ignored, new interactions told to retry."""
+        self.outbox: PacedOutbox | None = None
+        """Where a chat answer's pictures go (set by the bot once its outbox exists)."""
+
+    def pictures(self, key: ConversationKey) -> OutboxPictures | None:
+        return OutboxPictures(self.outbox, key) if self.outbox is not None else None
 
     def channel_surface(
         self,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from typing import Any, Final
 
 import discord
@@ -42,6 +43,7 @@ MEDIA_LIMITS: Final = MediaLimits(
 )
 """Discord's upload limit for bots in an unboosted server (``[generation]`` may change it)."""
 COVER: Final = "cover.jpg"
+MAX_ATTACHMENTS: Final = 10
 
 
 def clip(text: str, limit: int = MAX_MESSAGE_LEN) -> str:
@@ -102,6 +104,29 @@ class DiscordOutbox(PacedOutbox):
         except FAILURES as exc:
             raise _failure(exc) from exc
         return str(sent.id)
+
+    async def post_pictures(
+        self, key: ConversationKey, files: Sequence[MediaFile], *, reply_to: str | None
+    ) -> None:
+        """Attachments of one message (ten at most per message: more go in the next); a
+        picture over Discord's upload limit is left out and said so in one line."""
+        fits = [f for f in files if len(f.data) <= self._limits.upload_max_bytes]
+        left_out = len(files) - len(fits)
+        note = f"⚠️ {left_out} picture(s) too large to attach here." if left_out else None
+        channel = self._client.get_partial_messageable(int(key.chat_id))
+        kwargs: dict[str, Any] = {"allowed_mentions": NO_PINGS}
+        if reply_to is not None:
+            kwargs["reference"] = discord.MessageReference(
+                message_id=int(reply_to), channel_id=channel.id, fail_if_not_exists=False
+            )
+            kwargs["mention_author"] = False
+        for start in range(0, max(len(fits), 1), MAX_ATTACHMENTS):
+            part = fits[start : start + MAX_ATTACHMENTS]
+            uploads = [discord.File(io.BytesIO(f.data), filename=f.filename) for f in part]
+            try:
+                await channel.send(note if start == 0 else None, files=uploads, **kwargs)
+            except FAILURES as exc:
+                raise _failure(exc) from exc
 
     async def edit(self, key: ConversationKey, message_id: str, view: StatusView) -> None:
         embeds = [discord.Embed().set_image(url=view.preview_url)] if view.preview_url else []

@@ -29,7 +29,7 @@ from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import UserFacingError
 from bot.core.lifecycle import SHUTDOWN
 from bot.core.models import DocumentText, ImageInput, Incoming, Platform, qualify
-from bot.platforms.common import Guard, Services
+from bot.platforms.common import Guard, OutboxPictures, Services
 from bot.platforms.telegram.commands import COMMANDS, TelegramCommands
 from bot.platforms.telegram.generation import COMMANDS as GENERATION_COMMANDS
 from bot.platforms.telegram.generation import TelegramGeneration
@@ -267,7 +267,9 @@ class TelegramBot:
         incoming = await self._incoming(message, text)
         self._chat.validate(incoming)
         surface = surface_for(self.application.bot, message, reply=incoming.is_group)
-        await self._chat.answer(incoming, self._open_reply(surface))
+        await self._chat.answer(
+            incoming, self._open_reply(surface), pictures=OutboxPictures(self.outbox, incoming.key)
+        )
 
     def _open_reply(self, surface: TelegramSurface) -> StreamingReply:
         return StreamingReply(

@@ -17,7 +17,7 @@ again at the new id, which every later call uses at once, and the move is report
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, TypeVar
 
 from telegram import (
@@ -26,6 +26,8 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
+    InputMediaDocument,
+    InputMediaPhoto,
     LinkPreviewOptions,
     Message,
     ReplyParameters,
@@ -41,9 +43,11 @@ from telegram.error import (
 )
 
 from bot.core.chat.markdown import utf16_len
+from bot.core.chat.pictures import image_size
 from bot.core.errors import MessageGone, PlatformUnavailable, RetryLater, SurfaceError
 from bot.core.models import (
     ConversationKey,
+    MediaFile,
     MediaKind,
     MediaLimits,
     OutgoingMessage,
@@ -62,6 +66,9 @@ MEDIA_LIMITS: Final = MediaLimits(
     upload_max_bytes=int(FileSizeLimit.FILESIZE_UPLOAD),
 )
 """Telegram's own limits (a local Bot API server allows more: see ``[generation]``)."""
+PHOTO_MAX_SIDES: Final = 10_000  # width + height of a photo
+PHOTO_MAX_RATIO: Final = 20
+ALBUM_SIZE: Final = 10
 MEDIA_READ_TIMEOUT: Final = 60.0
 MEDIA_WRITE_TIMEOUT: Final = 300.0
 _NO_PREVIEW: Final = LinkPreviewOptions(is_disabled=True)
@@ -135,6 +142,67 @@ class TelegramOutbox(PacedOutbox):
     ) -> str:
         sent = await self._follow(key, lambda target: self._send(target, message, reply_to))
         return str(sent.message_id)
+
+    async def post_pictures(
+        self, key: ConversationKey, files: Sequence[MediaFile], *, reply_to: str | None
+    ) -> None:
+        """Photos (documents when one breaks Telegram's photo rules); several as albums of
+        up to ten, one album per kind since an album cannot mix photos and documents."""
+        as_photo = [self._photo_ok(f) for f in files]
+        photos = [f for f, ok in zip(files, as_photo, strict=True) if ok]
+        documents = [f for f, ok in zip(files, as_photo, strict=True) if not ok]
+        for group, photo in ((photos, True), (documents, False)):
+            for start in range(0, len(group), ALBUM_SIZE):
+                part = group[start : start + ALBUM_SIZE]
+
+                async def album(
+                    target: ConversationKey, part: list[MediaFile] = part, photo: bool = photo
+                ) -> None:
+                    await self._album(target, part, photo=photo, reply_to=reply_to)
+
+                await self._follow(key, album)
+
+    def _photo_ok(self, media: MediaFile) -> bool:
+        if len(media.data) > self._limits.photo_max_bytes:
+            return False
+        size = image_size(media.data)
+        if size is None:
+            return media.mime_type in ("image/jpeg", "image/png", "image/webp")
+        width, height = size
+        return (
+            width > 0
+            and height > 0
+            and width + height <= PHOTO_MAX_SIDES
+            and max(width, height) <= PHOTO_MAX_RATIO * min(width, height)
+        )
+
+    async def _album(
+        self,
+        key: ConversationKey,
+        files: Sequence[MediaFile],
+        *,
+        photo: bool,
+        reply_to: str | None,
+    ) -> None:
+        if len(files) == 1:
+            kind = MediaKind.PHOTO if photo else MediaKind.DOCUMENT
+            (media,) = files
+            single = MediaFile(kind=kind, data=media.data, filename=media.filename)
+            await self._send(key, OutgoingMessage(text="", media=single), reply_to)
+            return
+        kind_of = InputMediaPhoto if photo else InputMediaDocument
+        await self._bot.send_media_group(
+            int(key.chat_id),
+            [kind_of(f.data, filename=f.filename) for f in files],
+            message_thread_id=int(key.thread) if key.thread is not None else None,
+            reply_parameters=(
+                ReplyParameters(int(reply_to), allow_sending_without_reply=True)
+                if reply_to is not None
+                else None
+            ),
+            read_timeout=MEDIA_READ_TIMEOUT,
+            write_timeout=MEDIA_WRITE_TIMEOUT,
+        )
 
     async def edit(self, key: ConversationKey, message_id: str, view: StatusView) -> None:
         preview = (
