@@ -16,6 +16,7 @@ What it speaks (shapes from ``/work/shared/cometapi.md``):
   the prompt has a word of ``mj_slow_words``, 404 for one of ``mj_missing_words``);
 * ``/suno/submit/{music,lyrics}``, ``GET /suno/fetch/{id}``, ``POST /suno/fetch``;
 * ``/kling/v1/videos/{text2video,image2video}`` and their ``/{task_id}`` queries;
+* ``POST /v1/audio/transcriptions`` (multipart; :attr:`transcripts`) and ``/v1/audio/speech``;
 * ``/website/...`` answers HTML and ``/redirect/...`` a 301, like a wrong base URL would.
 
 Tasks advance one step per observation (a fetch, or a list/fetch-many that includes them):
@@ -39,6 +40,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from tests.fakes.cometapi_audio import AudioRoutes
 from tests.fakes.cometapi_chat import ChatRoutes, message_text
 from tests.fakes.cometapi_common import (
     _JSON,
@@ -68,7 +70,7 @@ __all__ = [
 ]
 
 
-class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes):
+class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes, AudioRoutes):
     """The fake server. Scripting attributes may be changed at any time during a test."""
 
     # Route handlers live in the mixins (cometapi_chat, cometapi_mj, cometapi_tasks); state
@@ -98,6 +100,7 @@ class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes):
         self._port: int | None = None
         self._closing = asyncio.Event()
         self._changed = asyncio.Event()
+        self._init_audio()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -106,6 +109,8 @@ class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes):
         routes = [
             ("POST", "/v1/chat/completions", self._chat),
             ("GET", "/v1/models", self._models),
+            ("POST", "/v1/audio/transcriptions", self._transcribe),
+            ("POST", "/v1/audio/speech", self._speech),
             ("GET", "/api/models", self._catalog),
             ("POST", "/mj/submit/{kind}", self._mj_submit),
             ("GET", "/mj/task/{id}/fetch", self._mj_fetch),
@@ -230,7 +235,8 @@ class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes):
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         body: Any = None
-        if request.can_read_body:
+        # A multipart upload is left unread: its route parses the form itself.
+        if request.can_read_body and not request.content_type.startswith("multipart/"):
             with contextlib.suppress(ValueError):
                 body = json.loads(await request.read())
         request[_JSON] = body

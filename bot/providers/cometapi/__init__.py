@@ -6,6 +6,7 @@ raises is a :class:`CometAPIError` (the tree is drawn in ``errors.py``).
 
 from __future__ import annotations
 
+from bot.providers.cometapi.audio import DEFAULT_TRANSCRIPTION_MODEL, Audio, audio_filename
 from bot.providers.cometapi.chat import ChatStream
 from bot.providers.cometapi.chat_payloads import (
     ChatCompletion,
@@ -82,6 +83,7 @@ __all__ = [
     "DEFAULT_KLING_MODEL",
     "DEFAULT_SUNO_MODEL",
     "DEFAULT_TIMEOUT",
+    "DEFAULT_TRANSCRIPTION_MODEL",
     "INITIAL_RETRY_DELAY",
     "MAX_RETRIES",
     "MAX_RETRY_AFTER",
@@ -90,6 +92,7 @@ __all__ = [
     "APIResponseError",
     "APIStatusError",
     "APITimeoutError",
+    "Audio",
     "AuthenticationError",
     "BadRequestError",
     "BannedPromptError",
@@ -136,6 +139,7 @@ __all__ = [
     "TaskNotFoundError",
     "Usage",
     "WrongBaseURLError",
+    "audio_filename",
     "data_uri",
     "image_part",
     "raw_base64",

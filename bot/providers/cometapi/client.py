@@ -23,6 +23,7 @@ from pydantic import Field
 
 from bot.providers.cometapi._base import LenientModel
 from bot.providers.cometapi._mapping import check_response, parse_retry_after, transport_error
+from bot.providers.cometapi.audio import Audio
 from bot.providers.cometapi.chat import Chat
 from bot.providers.cometapi.download import Download, Downloader, DownloadLimits
 from bot.providers.cometapi.errors import APIResponseError, CometAPIError, redact
@@ -146,6 +147,7 @@ class CometAPI:
         self.midjourney = Midjourney(self)
         self.suno = Suno(self)
         self.kling = Kling(self)
+        self.audio = Audio(self)
 
     def __repr__(self) -> str:
         return f"CometAPI(base_url={self.base_url!r})"
@@ -210,13 +212,18 @@ class CometAPI:
         json: Any = None,
         auth: bool = True,
         paid: bool = False,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        data: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one call (with retries) and return its decoded JSON body.
 
         A low-level escape hatch for endpoints without a wrapper; ``paid=True``
-        applies the submit rules (no resubmission after an unclear outcome).
+        applies the submit rules (no resubmission after an unclear outcome). ``files`` and
+        ``data`` send a multipart form (uploads such as audio to transcribe).
         """
-        response = await self._send(method, path, json=json, auth=auth, paid=paid)
+        response = await self._send(
+            method, path, json=json, auth=auth, paid=paid, files=files, data=data
+        )
         try:
             return response.json()
         except ValueError as exc:
@@ -248,6 +255,8 @@ class CometAPI:
         paid: bool = False,
         stream: bool = False,
         extensions: Mapping[str, Any] | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        data: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         if not path.startswith("/"):
             # Only paths: an absolute URL here would carry the key to another host.
@@ -263,6 +272,8 @@ class CometAPI:
                 method,
                 url,
                 json=json,
+                files=files,
+                data=data,
                 headers=headers,
                 timeout=timeout,
                 extensions=dict(extensions) if extensions else None,

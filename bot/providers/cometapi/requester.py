@@ -31,8 +31,12 @@ class Requester(Protocol):
         json: Any = None,
         auth: bool = True,
         paid: bool = False,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        data: Mapping[str, str] | None = None,
     ) -> Any:
-        """The decoded JSON body; ``paid=True`` never resubmits after an unclear outcome."""
+        """The decoded JSON body; ``paid=True`` never resubmits after an unclear outcome.
+        ``files`` (name -> (filename, bytes, content type)) and ``data`` send a multipart form
+        instead of ``json``."""
         ...
 
     async def open_stream(
