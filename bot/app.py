@@ -17,10 +17,12 @@ from telegram.error import InvalidToken, TelegramError
 
 from bot.adapters.chat_model import CometChatModel
 from bot.adapters.task_backend import CometTaskBackend
+from bot.adapters.transcriber import CometTranscriber
 from bot.config import Settings
 from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.limits import Limits
 from bot.core.chat.service import ChatConfig, ChatService
+from bot.core.chat.voice import VoiceConfig, VoiceService
 from bot.core.chat.watch import AnswerLimits
 from bot.core.clock import SystemClock
 from bot.core.generation.poller import PollerConfig, TaskPoller
@@ -64,6 +66,8 @@ class Core:
     """Filled by each platform as it starts; the task poller reaches chats through them."""
     gatekeeper: Gatekeeper
     metrics: Metrics
+    voice: VoiceService | None = None
+    """``None``: voice notes are not answered (``voice.enabled = false``)."""
 
 
 def chat_config(settings: Settings) -> ChatConfig:
@@ -145,6 +149,16 @@ def download_limits(settings: Settings) -> DownloadLimits:
     )
 
 
+def voice_service(settings: Settings, chat: ChatService, client: CometAPI) -> VoiceService | None:
+    """Voice notes transcribed by ``[voice]``'s model and answered by ``chat``."""
+    voice = settings.voice
+    if not voice.enabled:
+        return None
+    config = VoiceConfig(max_seconds=voice.max_seconds, max_bytes=_megabytes(voice.max_mb))
+    transcriber = CometTranscriber(client, model=voice.transcription_model)
+    return VoiceService(chat=chat, transcriber=transcriber, config=config)
+
+
 @contextlib.asynccontextmanager
 async def open_core(settings: Settings) -> AsyncIterator[Core]:
     """The store, the CometAPI client and the chat service, closed in reverse order."""
@@ -188,6 +202,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             clock=clock,
             turns=gatekeeper,
         )
+        voice = voice_service(settings, chat, client)
         backend = CometTaskBackend(client, telemetry=metrics)
         outboxes: dict[Platform, Outbox] = {}
         generation_config, poller_config = generation_configs(settings)
@@ -219,6 +234,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             outboxes=outboxes,
             gatekeeper=gatekeeper,
             metrics=metrics,
+            voice=voice,
         )
 
 
@@ -245,6 +261,7 @@ def platform_services(
         clock=core.clock,
         generation=core.generation,
         media_limits=media_limits(settings, platform),
+        voice=core.voice,
     )
 
 

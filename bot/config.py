@@ -248,6 +248,15 @@ class HttpSettings(_Section):
     port: int = Field(default=9090, ge=0, le=65535)
 
 
+class VoiceSettings(_Section):
+    """Voice notes and audio files: transcribed, shown, then answered as chat turns."""
+
+    enabled: bool = True
+    transcription_model: str = "whisper-1"
+    max_seconds: int = Field(default=300, ge=1)
+    max_mb: float = Field(default=20.0, gt=0)
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with :func:`load_settings`."""
 
@@ -268,6 +277,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
 
     _SECTIONS: ClassVar[tuple[str, ...]] = (
         "cometapi",
@@ -280,6 +290,7 @@ class Settings(BaseSettings):
         "limits",
         "http",
         "generation",
+        "voice",
     )
 
     @classmethod

@@ -95,6 +95,13 @@ class ChatModel(Protocol):
     async def list_models(self) -> list[str]: ...
 
 
+class Transcriber(Protocol):
+    async def transcribe(self, audio: bytes, *, filename: str | None, mime_type: str | None) -> str:
+        """The words spoken in ``audio`` (``""`` when none); raises
+        :class:`bot.core.errors.ModelError` subclasses."""
+        ...
+
+
 class ChatStore(Protocol):
     """The part of the store a chat turn uses."""
 

@@ -23,6 +23,7 @@ from typing import Final, TypeVar
 from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.policy import Requester
 from bot.core.chat.service import ChatService
+from bot.core.chat.voice import VoiceService
 from bot.core.errors import UserFacingError
 from bot.core.generation.service import GenerationService
 from bot.core.lifecycle import RESTARTING, SHUTDOWN
@@ -69,6 +70,8 @@ class Services:
     """``None``: the platform offers chat only."""
     media_limits: MediaLimits | None = None
     """``None``: the platform's own upload limits."""
+    voice: VoiceService | None = None
+    """``None``: voice notes and audio files are not answered."""
 
 
 T = TypeVar("T")

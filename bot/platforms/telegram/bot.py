@@ -42,6 +42,7 @@ from bot.platforms.telegram.messages import (
 from bot.platforms.telegram.outbox import MEDIA_LIMITS, TelegramOutbox
 from bot.platforms.telegram.request import AiohttpRequest
 from bot.platforms.telegram.surface import TelegramSurface, surface_for, tell
+from bot.platforms.telegram.voice import MAX_DOWNLOAD_BYTES, download, voice_note
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class TelegramBot:
         self._gatekeeper = gatekeeper = services.gatekeeper
         self._pacer = pacer = services.pacer
         self._clock = services.clock
+        self._voice = services.voice
         generation = services.generation
         self._drain_timeout = drain_timeout
         self._guard = Guard(gatekeeper, Platform.TELEGRAM)
@@ -162,6 +164,13 @@ class TelegramBot:
             self._generation.register(app, self._guarded)
         self._commands.register(app, self._guarded)
         app.add_handler(CommandHandler("ask", self._guarded(self._ask)))
+        if self._voice is not None:
+            app.add_handler(
+                MessageHandler(
+                    (filters.VOICE | filters.AUDIO) & ~filters.UpdateType.EDITED,
+                    self._guarded(self._voice_note, admit=False),
+                )
+            )
         app.add_handler(
             MessageHandler(
                 (filters.TEXT | filters.PHOTO) & ~filters.COMMAND & ~filters.UpdateType.EDITED,
@@ -261,6 +270,34 @@ class TelegramBot:
         addressed, text = self._addressed(message)
         if addressed:
             await self._answer(message, text)
+
+    async def _voice_note(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A voice note or audio file: in a group only when addressed (a reply to the bot, a
+        caption mentioning it); transcribed, shown, answered (:mod:`bot.core.chat.voice`)."""
+        message = update.effective_message
+        note = None if message is None else voice_note(message)
+        if message is None or note is None or self._voice is None:
+            return
+        if message.from_user is not None and message.from_user.is_bot:
+            return
+        text = message.caption or ""
+        if message.chat.type != ChatType.PRIVATE:
+            addressed, text = self._addressed(message)
+            if not addressed:
+                return
+        who = requester_of_message(message)
+        if who is not None:
+            await self._gatekeeper.admit_chat(who)
+        self._voice.check(note, platform_max_bytes=MAX_DOWNLOAD_BYTES)
+        incoming = await self._incoming(message, text)
+        surface = surface_for(self.application.bot, message, reply=incoming.is_group)
+        await self._voice.answer(
+            incoming,
+            note,
+            fetch=lambda: download(message),
+            say=lambda line: tell(self._pacer, self.application.bot, update, line),
+            reply=self._open_reply(surface),
+        )
 
     async def _migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A group became a supergroup. Telegram says so in both chats (``migrate_to_chat_id``
