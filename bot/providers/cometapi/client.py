@@ -209,11 +209,11 @@ class CometAPI:
         method: str,
         path: str,
         *,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        data: Mapping[str, str] | None = None,
         json: Any = None,
         auth: bool = True,
         paid: bool = False,
-        files: Mapping[str, tuple[str, bytes, str]] | None = None,
-        data: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one call (with retries) and return its decoded JSON body.
 
