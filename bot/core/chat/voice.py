@@ -87,7 +87,7 @@ class VoiceService:
         note: VoiceNote,
         *,
         fetch: Callable[[], Awaitable[bytes]],
-        say: Callable[[str], Awaitable[None]],
+        say: Callable[[str], Awaitable[object]],
         reply: StreamingReply,
     ) -> ChatResult:
         """Transcribe ``note`` (its bytes from ``fetch``), show the transcript with ``say``,

@@ -33,7 +33,7 @@ from discord import app_commands
 from bot.config import DiscordSettings
 from bot.core.access.policy import Requester
 from bot.core.lifecycle import SHUTDOWN
-from bot.core.models import Incoming, Platform, qualify
+from bot.core.models import ImageInput, Incoming, Platform, qualify
 from bot.platforms.common import GENERIC_APOLOGY, Services
 from bot.platforms.discord.buttons import ButtonClient
 from bot.platforms.discord.commands import SlashCommands
@@ -41,9 +41,11 @@ from bot.platforms.discord.context import DiscordContext
 from bot.platforms.discord.generation import DiscordGeneration
 from bot.platforms.discord.messages import (
     addressed,
+    audio_attachment,
     clean_text,
     conversation_key,
     download_images,
+    read_attachment,
     requester,
 )
 from bot.platforms.discord.outbox import MEDIA_LIMITS, DiscordOutbox
@@ -76,6 +78,7 @@ class DiscordBot:
     ) -> None:
         self._settings = settings
         self._chat = services.chat
+        self._voice = services.voice
         self._gatekeeper = services.gatekeeper
         self._pacer = pacer = services.pacer
         generation = services.generation
@@ -260,15 +263,33 @@ class DiscordBot:
             if await self._generation.buttons.answer_reply(message, text, me_id):
                 return
         await self._gatekeeper.admit_chat(who)
-        incoming = Incoming(
+        audio = audio_attachment(message) if self._voice is not None else None
+        if self._voice is not None and audio is not None:
+            # A voice message or audio file: transcribed, shown, answered (core.chat.voice).
+            attachment, note = audio
+            self._voice.check(note)
+            await self._voice.answer(
+                self._incoming(message, text, ()),
+                note,
+                fetch=lambda: read_attachment(attachment),
+                say=lambda line: say(self._pacer, surface, line),
+                reply=self._context.reply(surface),
+            )
+            return
+        incoming = self._incoming(message, text, await download_images(message.attachments))
+        await self._chat.answer(incoming, self._context.reply(surface))
+
+    def _incoming(
+        self, message: discord.Message, text: str, images: tuple[ImageInput, ...]
+    ) -> Incoming:
+        return Incoming(
             key=conversation_key(message.channel.id),
             user_id=qualify(Platform.DISCORD, message.author.id),
             user_name=message.author.display_name,
             text=text,
-            images=await download_images(message.attachments),
+            images=images,
             is_group=message.guild is not None,
         )
-        await self._chat.answer(incoming, self._context.reply(surface))
 
 
 def _gateway_ended(task: asyncio.Task[None]) -> None:
