@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from telegram.error import InvalidToken, TelegramError
 
 from bot.adapters.chat_model import CometChatModel
+from bot.adapters.speaker import CometSpeaker
 from bot.adapters.task_backend import CometTaskBackend
 from bot.adapters.transcriber import CometTranscriber
 from bot.config import Settings
@@ -154,9 +155,16 @@ def voice_service(settings: Settings, chat: ChatService, client: CometAPI) -> Vo
     voice = settings.voice
     if not voice.enabled:
         return None
-    config = VoiceConfig(max_seconds=voice.max_seconds, max_bytes=_megabytes(voice.max_mb))
+    config = VoiceConfig(
+        max_seconds=voice.max_seconds,
+        max_bytes=_megabytes(voice.max_mb),
+        speech_chars=voice.speech_max_chars,
+    )
     transcriber = CometTranscriber(client, model=voice.transcription_model)
-    return VoiceService(chat=chat, transcriber=transcriber, config=config)
+    speaker = None
+    if voice.speech:
+        speaker = CometSpeaker(client, model=voice.speech_model, voice=voice.speech_voice)
+    return VoiceService(chat=chat, transcriber=transcriber, config=config, speaker=speaker)
 
 
 @contextlib.asynccontextmanager

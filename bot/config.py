@@ -255,6 +255,10 @@ class VoiceSettings(_Section):
     transcription_model: str = "whisper-1"
     max_seconds: int = Field(default=300, ge=1)
     max_mb: float = Field(default=20.0, gt=0)
+    speech: bool = True
+    speech_model: str = "tts-1"
+    speech_voice: str = "alloy"
+    speech_max_chars: int = Field(default=1000, ge=1, le=4096)
 
 
 class Settings(BaseSettings):

@@ -39,3 +39,18 @@ async def test_transcribe_errors_are_sdk_errors() -> None:
         async with CometAPI(api_key=fake.api_key, base_url=fake.base_url) as client:
             with pytest.raises(BadRequestError):
                 await client.audio.transcribe(b"x", filename="voice.ogg")
+
+
+async def test_speech_returns_the_audio_bytes() -> None:
+    async with FakeCometAPI() as fake:
+        async with CometAPI(api_key=fake.api_key, base_url=fake.base_url) as client:
+            audio = await client.audio.speech("Hello there", model="tts-1-hd", voice="nova")
+        assert audio.startswith(b"OggS")
+        assert fake.speeches == [
+            {
+                "model": "tts-1-hd",
+                "input": "Hello there",
+                "voice": "nova",
+                "response_format": "opus",
+            }
+        ]

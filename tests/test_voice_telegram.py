@@ -111,3 +111,46 @@ def test_transcript_line_is_quoted_on_one_short_line() -> None:
     assert transcript_line("  hello\nworld ") == "🎙 “hello world”"
     long = transcript_line("word " * 200, limit=20)
     assert long.endswith("…”") and len(long) <= 20 + 4
+
+
+async def test_voice_on_sends_answers_also_as_voice_notes(tmp_path: Path) -> None:
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        sections = {"voice": {"speech_max_chars": 30}}
+        async with telegram_service(tmp_path, comet, tg, sections=sections):
+            tg.inject_private_message("/voice on", user_id=USER)
+            await tg.wait_for_message(USER, "also come as voice messages", timeout=10)
+            comet.script_chat(tokens=["**First** sentence here. ", "Second sentence is long."])
+            tg.inject_private_message("talk to me", user_id=USER)
+            await tg.wait_for(lambda: tg.calls("sendVoice"), timeout=10)
+            await tg.wait_idle(quiet=0.3)
+            tg.inject_private_message("/voice off", user_id=USER)
+            await tg.wait_for_message(USER, "text only", timeout=10)
+            tg.inject_private_message("and now?", user_id=USER)
+            await tg.wait_for(lambda: len(chat_requests(comet)) == 2, timeout=10)
+            await tg.wait_idle(quiet=0.3)
+        [speech] = comet.speeches
+        assert speech["input"] == "First sentence here."  # no markup, cut at a sentence
+        assert speech["response_format"] == "opus"
+        [voice] = [m for m in tg.messages(USER) if m.media_type == "voice"]
+        assert voice.upload is not None
+        assert any(
+            m.text == "First sentence here. Second sentence is long." for m in tg.messages(USER)
+        )
+        assert len(tg.calls("sendVoice")) == 1
+        assert "voice" in {c["command"] for c in tg.my_commands()}
+
+
+async def test_voice_messages_forbidden_leaves_the_text_alone(tmp_path: Path) -> None:
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        async with telegram_service(tmp_path, comet, tg):
+            tg.inject_private_message("/voice on", user_id=USER)
+            await tg.wait_for_message(USER, "also come as voice messages", timeout=10)
+            tg.fail_next_error(
+                USER, "sendVoice", description="Bad Request: VOICE_MESSAGES_FORBIDDEN"
+            )
+            tg.inject_private_message("hello", user_id=USER)
+            await tg.wait_for(lambda: tg.calls("sendVoice"), timeout=10)
+            await tg.wait_idle(quiet=0.5)
+        texts = [m.text for m in tg.messages(USER)]
+        assert texts[-1] == "Echo: hello" or texts[-1].endswith("hello")
+        assert len(texts) == 2  # the /voice answer and the text answer; no error sentence

@@ -102,6 +102,13 @@ class Transcriber(Protocol):
         ...
 
 
+class Speaker(Protocol):
+    async def speak(self, text: str) -> bytes:
+        """``text`` as speech (OGG/Opus); raises :class:`bot.core.errors.ModelError`
+        subclasses."""
+        ...
+
+
 class ChatStore(Protocol):
     """The part of the store a chat turn uses."""
 
@@ -124,6 +131,10 @@ class ChatStore(Protocol):
     async def set_model(self, key: ConversationKey, model: str | None) -> None: ...
 
     async def set_persona(self, key: ConversationKey, persona: str | None) -> None: ...
+
+    async def set_voice(self, key: ConversationKey, on: bool) -> None:
+        """``/voice on|off``: whether answers in ``key`` are also spoken."""
+        ...
 
     async def reset(self, key: ConversationKey) -> None:
         """Start a fresh context; older turns stay stored."""

@@ -34,7 +34,7 @@ RECENT_TURNS_SQL: Final = f"""
     LIMIT ?2
 """
 
-_SETTING_COLUMNS: Final = frozenset({"model", "persona"})
+_SETTING_COLUMNS: Final = frozenset({"model", "persona", "voice"})
 _INSERT_TURN: Final = (
     "INSERT INTO turns (conversation_id, role, content, speaker, user_id, tokens, model,"
     " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -112,9 +112,11 @@ class ConversationQueries(StoreBase):
     async def get_settings(self, key: ConversationKey) -> ChannelSettings:
         """The channel's model and persona; ``None`` fields mean "the configured default"."""
         row = await self._fetchone(
-            "SELECT model, persona FROM conversations WHERE key = ?", (str(key),)
+            "SELECT model, persona, voice FROM conversations WHERE key = ?", (str(key),)
         )
-        return ChannelSettings() if row is None else ChannelSettings(model=row[0], persona=row[1])
+        if row is None:
+            return ChannelSettings()
+        return ChannelSettings(model=row[0], persona=row[1], voice=bool(row[2]))
 
     async def set_model(self, key: ConversationKey, model: str | None) -> None:
         """Pick the channel's model (``None``: back to the default)."""
@@ -123,6 +125,9 @@ class ConversationQueries(StoreBase):
     async def set_persona(self, key: ConversationKey, persona: str | None) -> None:
         """Set the channel's system prompt (``None``: back to the default)."""
         await self._set_setting(key, "persona", persona)
+
+    async def set_voice(self, key: ConversationKey, on: bool) -> None:
+        await self._set_setting(key, "voice", int(on))
 
     async def reset(self, key: ConversationKey) -> None:
         """Start a fresh context: turns so far stay stored but leave ``recent_turns``."""
@@ -186,7 +191,9 @@ class ConversationQueries(StoreBase):
             moved += max(cursor.rowcount, 0)
         return moved
 
-    async def _set_setting(self, key: ConversationKey, column: str, value: str | None) -> None:
+    async def _set_setting(
+        self, key: ConversationKey, column: str, value: str | int | None
+    ) -> None:
         if column not in _SETTING_COLUMNS:  # column names cannot be parameters
             raise ValueError(f"not a setting: {column}")
         await self._write(

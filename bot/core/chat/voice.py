@@ -1,4 +1,5 @@
-"""Voice in: a voice note (or audio file) checked, transcribed, shown, then answered.
+"""Voice in: a voice note (or audio file) checked, transcribed, shown, then answered; and
+voice out: a finished answer spoken, where ``/voice on`` asked for it.
 
 The platforms read the note (size, duration, how to fetch it) and say things; this module
 decides: caps refused before any download or upload, the transcript line the person sees,
@@ -16,11 +17,11 @@ from typing import Final
 from bot.core.chat.service import ChatResult, ChatService
 from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import ModelError, UserFacingError
-from bot.core.models import Incoming
-from bot.core.ports import Transcriber
+from bot.core.models import ConversationKey, Incoming
+from bot.core.ports import Speaker, Transcriber
 from bot.core.text import is_blank
 
-__all__ = ["VoiceConfig", "VoiceNote", "VoiceService", "transcript_line"]
+__all__ = ["VoiceConfig", "VoiceNote", "VoiceService", "spoken_text", "transcript_line"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ TRANSCRIPT_CHARS: Final = 300
 class VoiceConfig:
     max_seconds: int = 300
     max_bytes: int = 20 * 1024 * 1024
+    speech_chars: int = 1000
+    """Longer answers are spoken up to here (at a sentence end when there is one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +63,17 @@ def _megabytes(size: int) -> str:
 class VoiceService:
     """Answers voice notes through a :class:`ChatService`."""
 
-    def __init__(self, *, chat: ChatService, transcriber: Transcriber, config: VoiceConfig) -> None:
+    def __init__(
+        self,
+        *,
+        chat: ChatService,
+        transcriber: Transcriber,
+        config: VoiceConfig,
+        speaker: Speaker | None = None,
+    ) -> None:
         self._chat = chat
         self._transcriber = transcriber
+        self._speaker = speaker
         self.config = config
 
     def check(self, note: VoiceNote, *, platform_max_bytes: int | None = None) -> None:
@@ -110,3 +121,44 @@ class VoiceService:
         caption = incoming.text.strip()
         question = f"{caption}\n\n{text}" if caption else text
         return await self._chat.answer(dataclasses.replace(incoming, text=question), reply)
+
+    @property
+    def speaks(self) -> bool:
+        """Whether answers can be spoken at all (``/voice`` is offered)."""
+        return self._speaker is not None
+
+    async def speak_answer(
+        self,
+        key: ConversationKey,
+        result: ChatResult,
+        send: Callable[[bytes], Awaitable[object]],
+    ) -> bool:
+        """Send ``result`` spoken through ``send`` if ``key`` has ``/voice on``; a complete
+        answer only. The text is already shown: a failure here is logged, never told."""
+        if self._speaker is None or result.error is not None or is_blank(result.text):
+            return False
+        if not await self._chat.speaks(key):
+            return False
+        try:
+            audio = await self._speaker.speak(spoken_text(result.text, self.config.speech_chars))
+        except ModelError as exc:
+            log.warning("voice: speech failed: %s", type(exc).__name__)
+            return False
+        await send(audio)
+        return True
+
+
+_MARKUP: Final = str.maketrans("", "", "*_`#>|~")
+
+
+def spoken_text(text: str, limit: int) -> str:
+    """``text`` without Markdown marks, on one line, cut to ``limit`` characters at the last
+    sentence end within it (else at a word, with an ellipsis)."""
+    line = " ".join(text.translate(_MARKUP).split())
+    if len(line) <= limit:
+        return line
+    cut = line[:limit]
+    end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
+    if end >= limit // 2:
+        return cut[: end + 1]
+    return cut.rsplit(" ", 1)[0].rstrip() + "…"

@@ -24,6 +24,7 @@ from telegram.ext import (
 )
 
 from bot.config import TelegramSettings
+from bot.core.chat.service import ChatResult
 from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import UserFacingError
 from bot.core.lifecycle import SHUTDOWN
@@ -42,7 +43,8 @@ from bot.platforms.telegram.messages import (
 from bot.platforms.telegram.outbox import MEDIA_LIMITS, TelegramOutbox
 from bot.platforms.telegram.request import AiohttpRequest
 from bot.platforms.telegram.surface import TelegramSurface, surface_for, tell
-from bot.platforms.telegram.voice import MAX_DOWNLOAD_BYTES, download, voice_note
+from bot.platforms.telegram.voice import COMMANDS as VOICE_COMMANDS
+from bot.platforms.telegram.voice import MAX_DOWNLOAD_BYTES, download, send_voice, voice_note
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,7 @@ class TelegramBot:
             bot=self.application.bot,
             pacer=pacer,
             generation=self._generation is not None,
+            voice=self._voice is not None and self._voice.speaks,
         )
         self._register()
 
@@ -114,6 +117,7 @@ class TelegramBot:
             self._username = (app.bot.username or "").lower()
             self._bot_id = app.bot.id
             commands = COMMANDS + (GENERATION_COMMANDS if self._generation else ())
+            commands += VOICE_COMMANDS if self._voice is not None and self._voice.speaks else ()
             await app.bot.set_my_commands([BotCommand(name, text) for name, text in commands])
             await app.start()
             assert app.updater is not None
@@ -245,7 +249,17 @@ class TelegramBot:
         incoming = await self._incoming(message, text)
         self._chat.validate(incoming)
         surface = surface_for(self.application.bot, message, reply=incoming.is_group)
-        await self._chat.answer(incoming, self._open_reply(surface))
+        result = await self._chat.answer(incoming, self._open_reply(surface))
+        await self._speak(message, incoming, result)
+
+    async def _speak(self, message: Message, incoming: Incoming, result: ChatResult) -> None:
+        """The answer also as a voice note, where ``/voice on`` asked for it."""
+        if self._voice is not None:
+            await self._voice.speak_answer(
+                incoming.key,
+                result,
+                lambda audio: send_voice(self._pacer, self.application.bot, message, audio),
+            )
 
     def _open_reply(self, surface: TelegramSurface) -> StreamingReply:
         return StreamingReply(
@@ -291,13 +305,14 @@ class TelegramBot:
         self._voice.check(note, platform_max_bytes=MAX_DOWNLOAD_BYTES)
         incoming = await self._incoming(message, text)
         surface = surface_for(self.application.bot, message, reply=incoming.is_group)
-        await self._voice.answer(
+        result = await self._voice.answer(
             incoming,
             note,
             fetch=lambda: download(message),
             say=lambda line: tell(self._pacer, self.application.bot, update, line),
             reply=self._open_reply(surface),
         )
+        await self._speak(message, incoming, result)
 
     async def _migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A group became a supergroup. Telegram says so in both chats (``migrate_to_chat_id``

@@ -6,7 +6,12 @@ raises is a :class:`CometAPIError` (the tree is drawn in ``errors.py``).
 
 from __future__ import annotations
 
-from bot.providers.cometapi.audio import DEFAULT_TRANSCRIPTION_MODEL, Audio, audio_filename
+from bot.providers.cometapi.audio import (
+    DEFAULT_TRANSCRIPTION_MODEL,
+    MAX_SPEECH_CHARS,
+    Audio,
+    audio_filename,
+)
 from bot.providers.cometapi.chat import ChatStream
 from bot.providers.cometapi.chat_payloads import (
     ChatCompletion,
@@ -88,6 +93,7 @@ __all__ = [
     "MAX_RETRIES",
     "MAX_RETRY_AFTER",
     "MAX_RETRY_DELAY",
+    "MAX_SPEECH_CHARS",
     "APIConnectionError",
     "APIResponseError",
     "APIStatusError",

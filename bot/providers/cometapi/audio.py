@@ -1,4 +1,5 @@
-"""Audio in the OpenAI format: ``POST /v1/audio/transcriptions`` (speech to text).
+"""Audio in the OpenAI format: ``POST /v1/audio/transcriptions`` (speech to text) and
+``POST /v1/audio/speech`` (text to speech).
 
 The bytes go up as they are, in a multipart form; the upstream takes the format from the
 file name's extension, so :meth:`Audio.transcribe` keeps (or adds) an audio extension.
@@ -8,12 +9,24 @@ from __future__ import annotations
 
 from typing import Final
 
-from bot.providers.cometapi.errors import APIResponseError
+import httpx
+
+from bot.providers.cometapi.errors import APIConnectionError, APIResponseError
 from bot.providers.cometapi.requester import Requester
 
-__all__ = ["AUDIO_EXTENSIONS", "DEFAULT_TRANSCRIPTION_MODEL", "Audio", "audio_filename"]
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "DEFAULT_SPEECH_MODEL",
+    "DEFAULT_TRANSCRIPTION_MODEL",
+    "MAX_SPEECH_CHARS",
+    "Audio",
+    "audio_filename",
+]
 
 DEFAULT_TRANSCRIPTION_MODEL: Final = "whisper-1"
+DEFAULT_SPEECH_MODEL: Final = "tts-1"
+MAX_SPEECH_CHARS: Final = 4096
+"""The longest ``input`` the speech endpoint takes."""
 AUDIO_EXTENSIONS: Final = ("flac", "mp3", "mp4", "mpeg", "mpga", "m4a", "ogg", "oga", "wav", "webm")
 """What the transcription endpoint reads, by file extension."""
 
@@ -49,7 +62,7 @@ def audio_filename(name: str | None, mime_type: str | None) -> str:
 
 
 class Audio:
-    """``client.audio``: speech to text."""
+    """``client.audio``: speech to text and text to speech."""
 
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
@@ -79,3 +92,26 @@ class Audio:
         if not isinstance(text, str):
             raise APIResponseError("POST /v1/audio/transcriptions: the answer has no 'text'")
         return text.strip()
+
+    async def speech(
+        self,
+        text: str,
+        *,
+        model: str = DEFAULT_SPEECH_MODEL,
+        voice: str = "alloy",
+        response_format: str = "opus",
+    ) -> bytes:
+        """``text`` (at most :data:`MAX_SPEECH_CHARS`) spoken; ``opus`` is OGG/Opus, what
+        Telegram's voice notes need."""
+        if not text.strip() or len(text) > MAX_SPEECH_CHARS:
+            raise ValueError(f"speech input must be 1..{MAX_SPEECH_CHARS} characters")
+        payload = {"model": model, "input": text, "voice": voice}
+        payload["response_format"] = response_format
+        # The answer is the audio itself, not JSON: read the raw body.
+        response = await self._requester.open_stream("POST", "/v1/audio/speech", json=payload)
+        try:
+            return await response.aread()
+        except httpx.TransportError as exc:
+            raise APIConnectionError("POST /v1/audio/speech: the audio was cut off") from exc
+        finally:
+            await response.aclose()
