@@ -78,3 +78,21 @@ async def test_guild_voice_message_only_when_it_replies_to_the_bot(tmp_path: Pat
             await dc.wait_for(lambda: len(chat_requests(comet)) == 2, timeout=WAIT)
         assert len(comet.transcriptions) == 1
         assert chat_requests(comet)[1]["messages"][-1]["content"].endswith(comet.default_transcript)
+
+
+async def test_voice_on_sends_answers_also_as_an_audio_attachment(tmp_path: Path) -> None:
+    async with FakeCometAPI() as comet, FakeDiscord() as dc:
+        dm = int(dc.dm_channel()["id"])
+        async with discord_service(tmp_path, comet, dc):
+            inter = await dc.interact(dc.slash("voice", {"state": "on"}))
+            await dc.wait_for(
+                lambda: "voice messages" in dc.message(inter.original_message_id or 0).content,
+                timeout=WAIT,
+            )
+            await dc.say("hello there")
+            await dc.wait_for(lambda: comet.speeches, timeout=WAIT)
+            await dc.wait_for(lambda: any(m.attachments for m in dc.messages(dm)), timeout=WAIT)
+        [audio] = [m for m in dc.messages(dm) if m.attachments]
+        assert audio.attachments[0]["filename"] == "answer.ogg"
+        assert any(m.content == "Echo: hello there" for m in dc.messages(dm))
+        assert "voice" in {c["name"] for c in dc.commands()}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 
 import aiohttp
@@ -32,8 +33,10 @@ from discord import app_commands
 
 from bot.config import DiscordSettings
 from bot.core.access.policy import Requester
+from bot.core.errors import SurfaceError
 from bot.core.lifecycle import SHUTDOWN
 from bot.core.models import ImageInput, Incoming, Platform, qualify
+from bot.core.pacing import Pacer
 from bot.platforms.common import GENERIC_APOLOGY, Services
 from bot.platforms.discord.buttons import ButtonClient
 from bot.platforms.discord.commands import SlashCommands
@@ -49,7 +52,7 @@ from bot.platforms.discord.messages import (
     requester,
 )
 from bot.platforms.discord.outbox import MEDIA_LIMITS, DiscordOutbox
-from bot.platforms.discord.surface import FAILURES, NO_PINGS, ChannelSurface, say
+from bot.platforms.discord.surface import FAILURES, NO_PINGS, ChannelSurface, say, translate
 
 __all__ = ["DiscordBot", "DiscordStartError"]
 
@@ -215,9 +218,12 @@ class DiscordBot:
     def _register(self) -> None:
         self.client.event(self.on_message)
         self.tree.error(self._tree_error)
-        SlashCommands(self._context, self._chat, generation=self._generation is not None).register(
-            self.tree
-        )
+        SlashCommands(
+            self._context,
+            self._chat,
+            generation=self._generation is not None,
+            voice=self._voice is not None and self._voice.speaks,
+        ).register(self.tree)
         if self._generation is not None:  # /imagine, /music..., their buttons and forms
             self._generation.register(self.tree, self.client)
 
@@ -268,16 +274,23 @@ class DiscordBot:
             # A voice message or audio file: transcribed, shown, answered (core.chat.voice).
             attachment, note = audio
             self._voice.check(note)
-            await self._voice.answer(
-                self._incoming(message, text, ()),
+            incoming = self._incoming(message, text, ())
+            result = await self._voice.answer(
+                incoming,
                 note,
                 fetch=lambda: read_attachment(attachment),
                 say=lambda line: say(self._pacer, surface, line),
                 reply=self._context.reply(surface),
             )
-            return
-        incoming = self._incoming(message, text, await download_images(message.attachments))
-        await self._chat.answer(incoming, self._context.reply(surface))
+        else:
+            incoming = self._incoming(message, text, await download_images(message.attachments))
+            result = await self._chat.answer(incoming, self._context.reply(surface))
+        if self._voice is not None:  # where /voice is on, the answer also as audio
+            await self._voice.speak_answer(
+                incoming.key,
+                result,
+                lambda audio: send_audio(self._pacer, surface, message.channel, audio),
+            )
 
     def _incoming(
         self, message: discord.Message, text: str, images: tuple[ImageInput, ...]
@@ -295,3 +308,22 @@ class DiscordBot:
 def _gateway_ended(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("discord: the gateway connection ended: %r", task.exception())
+
+
+async def send_audio(
+    pacer: Pacer, surface: ChannelSurface, channel: discord.abc.Messageable, audio: bytes
+) -> None:
+    """A spoken answer (OGG/Opus) as an ordinary audio attachment: discord.py cannot send
+    voice messages (their waveform and duration fields). A failure is logged: the text is
+    already there."""
+
+    async def call() -> None:
+        try:
+            await channel.send(file=discord.File(io.BytesIO(audio), filename="answer.ogg"))
+        except FAILURES as exc:
+            raise translate(exc) from exc
+
+    try:
+        await pacer.call(surface.lane, surface.lane_kind, call)
+    except SurfaceError as exc:
+        log.warning("discord channel %s: could not send the spoken answer: %s", surface.lane, exc)
