@@ -155,11 +155,11 @@ class ConversationQueries(StoreBase):
         async with self._transaction() as db:
             self._conversation_ids.clear()  # keys are about to point elsewhere
             rows = await db.execute_fetchall(
-                "SELECT id, key, model, persona FROM conversations WHERE "
+                "SELECT id, key, model, persona, voice FROM conversations WHERE "
                 + of_chat.format(column="key"),
                 (old_key,),
             )
-            for conversation_id, key, model, persona in rows:
+            for conversation_id, key, model, persona, voice in rows:
                 target = new_key + str(key)[len(old_key) :]
                 existing = list(
                     await db.execute_fetchall(
@@ -178,8 +178,8 @@ class ConversationQueries(StoreBase):
                     )
                     await db.execute(
                         "UPDATE conversations SET model = coalesce(model, ?),"
-                        " persona = coalesce(persona, ?) WHERE id = ?",
-                        (model, persona, into),
+                        " persona = coalesce(persona, ?), voice = max(voice, ?) WHERE id = ?",
+                        (model, persona, voice, into),
                     )
                     await db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
                 moved += 1
