@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.cometapi import FakeCometAPI
+from tests.fakes.cometapi_audio import SPEECH_BYTES
 from tests.fakes.telegram import FakeTelegram
 from tests.world import chat_requests, telegram_service
 
@@ -117,6 +118,8 @@ async def test_voice_on_sends_answers_also_as_voice_notes(tmp_path: Path) -> Non
     async with FakeCometAPI() as comet, FakeTelegram() as tg:
         sections = {"voice": {"speech_max_chars": 30}}
         async with telegram_service(tmp_path, comet, tg, sections=sections):
+            tg.inject_private_message("/help", user_id=USER)
+            await tg.wait_for_message(USER, "/voice on|off", timeout=10)
             tg.inject_private_message("/voice on", user_id=USER)
             await tg.wait_for_message(USER, "also come as voice messages", timeout=10)
             comet.script_chat(tokens=["**First** sentence here. ", "Second sentence is long."])
@@ -132,6 +135,7 @@ async def test_voice_on_sends_answers_also_as_voice_notes(tmp_path: Path) -> Non
         assert speech["input"] == "First sentence here."  # no markup, cut at a sentence
         assert speech["response_format"] == "opus"
         [voice] = [m for m in tg.messages(USER) if m.media_type == "voice"]
+        assert voice.upload is not None and voice.upload.data == SPEECH_BYTES
         assert voice.upload is not None
         assert any(
             m.text == "First sentence here. Second sentence is long." for m in tg.messages(USER)
