@@ -18,12 +18,15 @@ from telegram.error import InvalidToken, TelegramError
 from bot.adapters.chat_model import CometChatModel
 from bot.adapters.image_model import CometImageModel
 from bot.adapters.pdf import PypdfText
+from bot.adapters.speaker import CometSpeaker
 from bot.adapters.task_backend import CometTaskBackend
+from bot.adapters.transcriber import CometTranscriber
 from bot.config import Settings
 from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.limits import Limits
 from bot.core.chat.documents import MB, DocumentLimits
 from bot.core.chat.service import ChatConfig, ChatService
+from bot.core.chat.voice import VoiceConfig, VoiceService
 from bot.core.chat.watch import AnswerLimits
 from bot.core.clock import SystemClock
 from bot.core.generation.images import ImagesConfig, ImageService
@@ -69,6 +72,8 @@ class Core:
     gatekeeper: Gatekeeper
     metrics: Metrics
     images: ImageService | None = None
+    voice: VoiceService | None = None
+    """``None``: voice notes are not answered (``voice.enabled = false``)."""
 
 
 def chat_config(settings: Settings) -> ChatConfig:
@@ -167,6 +172,23 @@ def download_limits(settings: Settings) -> DownloadLimits:
     )
 
 
+def voice_service(settings: Settings, chat: ChatService, client: CometAPI) -> VoiceService | None:
+    """Voice notes transcribed by ``[voice]``'s model and answered by ``chat``."""
+    voice = settings.voice
+    if not voice.enabled:
+        return None
+    config = VoiceConfig(
+        max_seconds=voice.max_seconds,
+        max_bytes=_megabytes(voice.max_mb),
+        speech_chars=voice.speech_max_chars,
+    )
+    transcriber = CometTranscriber(client, model=voice.transcription_model)
+    speaker = None
+    if voice.speech:
+        speaker = CometSpeaker(client, model=voice.speech_model, voice=voice.speech_voice)
+    return VoiceService(chat=chat, transcriber=transcriber, config=config, speaker=speaker)
+
+
 @contextlib.asynccontextmanager
 async def open_core(settings: Settings) -> AsyncIterator[Core]:
     """The store, the CometAPI client and the chat service, closed in reverse order."""
@@ -213,6 +235,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             turns=gatekeeper,
             pdf=PypdfText(),
         )
+        voice = voice_service(settings, chat, client)
         backend = CometTaskBackend(client, telemetry=metrics)
         outboxes: dict[Platform, Outbox] = {}
         generation_config, poller_config = generation_configs(settings)
@@ -250,6 +273,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
                 config=images_config(settings),
                 admission=gatekeeper,
             ),
+            voice=voice,
         )
 
 
@@ -277,6 +301,7 @@ def platform_services(
         generation=core.generation,
         media_limits=media_limits(settings, platform),
         images=core.images,
+        voice=core.voice,
     )
 
 

@@ -273,6 +273,19 @@ class HttpSettings(_Section):
     port: int = Field(default=9090, ge=0, le=65535)
 
 
+class VoiceSettings(_Section):
+    """Voice notes and audio files: transcribed, shown, then answered as chat turns."""
+
+    enabled: bool = True
+    transcription_model: str = "whisper-1"
+    max_seconds: int = Field(default=300, ge=1)
+    max_mb: float = Field(default=20.0, gt=0)
+    speech: bool = True
+    speech_model: str = "tts-1"
+    speech_voice: str = "alloy"
+    speech_max_chars: int = Field(default=1000, ge=1, le=4096)
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with :func:`load_settings`."""
 
@@ -294,6 +307,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     images: ImagesSettings = Field(default_factory=ImagesSettings)
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
 
     _SECTIONS: ClassVar[tuple[str, ...]] = (
         "cometapi",
@@ -307,6 +321,7 @@ class Settings(BaseSettings):
         "http",
         "generation",
         "images",
+        "voice",
     )
 
     @classmethod

@@ -143,3 +143,23 @@ async def test_close_is_idempotent() -> None:
     store = await Store.connect(":memory:")
     await store.close()
     await store.close()
+
+
+async def test_migration_2_adds_the_voice_setting_off_for_existing_chats(tmp_path: Path) -> None:
+    from bot.store.migrations import MIGRATIONS
+
+    path = tmp_path / "v1.sqlite3"
+    async with aiosqlite.connect(path, isolation_level=None) as db:
+        assert await migrate(db, MIGRATIONS[:1]) == 1
+        await db.execute(
+            "INSERT INTO conversations (key, platform, created_at, model) VALUES (?, ?, 0, ?)",
+            (str(KEY), KEY.platform.value, "gpt-4o"),
+        )
+    async with Store.open(path) as store:
+        before = await store.get_settings(KEY)
+        assert (before.model, before.voice) == ("gpt-4o", False)
+        await store.set_voice(KEY, True)
+        assert (await store.get_settings(KEY)).voice is True
+        await store.set_voice(KEY, False)
+        assert (await store.get_settings(KEY)).voice is False
+    assert SCHEMA_VERSION == 2

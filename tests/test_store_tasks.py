@@ -348,6 +348,7 @@ async def test_move_chat_takes_conversations_threads_and_tasks_in_one_go(store: 
     await store.add_turn(old, Turn(Role.USER, "before"))
     await store.set_model(old, "gpt-4o")
     await store.set_persona(old, "A pirate.")
+    await store.set_voice(old, True)
     await store.add_turn(topic, Turn(Role.USER, "in a topic"))
     await store.add_turn(other, Turn(Role.USER, "elsewhere"))  # "-55" starts like "-5"
     await store.add_turn(new, Turn(Role.USER, "said in the supergroup first"))
@@ -363,6 +364,7 @@ async def test_move_chat_takes_conversations_threads_and_tasks_in_one_go(store: 
     assert turns == ["before", "said in the supergroup first"]
     settings = await store.get_settings(new)
     assert (settings.model, settings.persona) == ("gpt-4o", "Its own persona.")
+    assert settings.voice  # /voice on follows the chat
     new_topic = ConversationKey(Platform.TELEGRAM, "-1005", "7")
     assert [t.content for t in await store.recent_turns(new_topic, limit=10)] == ["in a topic"]
     assert await store.recent_turns(old, limit=10) == []

@@ -79,7 +79,8 @@ async def telegram_service(
     async with open_core(settings) as core:
         pacer = Pacer(telegram_rules(), clock=core.clock)
         bot = TelegramBot(
-            settings.telegram, Services(core.chat, core.gatekeeper, pacer, core.clock)
+            settings.telegram,
+            Services(core.chat, core.gatekeeper, pacer, core.clock, voice=core.voice),
         )
         async with bot:
             yield TelegramService(core=core, bot=bot, pacer=pacer)
@@ -141,7 +142,7 @@ async def discord_service(
         pacer = Pacer(discord_rules(), clock=core.clock)
         bot = DiscordBot(
             settings.discord,
-            Services(core.chat, core.gatekeeper, pacer, core.clock),
+            Services(core.chat, core.gatekeeper, pacer, core.clock, voice=core.voice),
             guild_ready_timeout=0.05,
             drain_timeout=drain_timeout,
         )

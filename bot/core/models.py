@@ -112,6 +112,8 @@ class ChannelSettings:
 
     model: str | None = None
     persona: str | None = None
+    voice: bool = False
+    """Answers are also spoken (``/voice on``)."""
 
 
 @dataclass(frozen=True, slots=True)

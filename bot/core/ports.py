@@ -115,6 +115,20 @@ class Pictures(Protocol):
     async def post_pictures(self, files: Sequence[MediaFile], *, reply_to: str | None) -> None: ...
 
 
+class Transcriber(Protocol):
+    async def transcribe(self, audio: bytes, *, filename: str | None, mime_type: str | None) -> str:
+        """The words spoken in ``audio`` (``""`` when none); raises
+        :class:`bot.core.errors.ModelError` subclasses."""
+        ...
+
+
+class Speaker(Protocol):
+    async def speak(self, text: str) -> bytes:
+        """``text`` as speech (OGG/Opus); raises :class:`bot.core.errors.ModelError`
+        subclasses."""
+        ...
+
+
 class ChatStore(Protocol):
     """The part of the store a chat turn uses."""
 
@@ -137,6 +151,10 @@ class ChatStore(Protocol):
     async def set_model(self, key: ConversationKey, model: str | None) -> None: ...
 
     async def set_persona(self, key: ConversationKey, persona: str | None) -> None: ...
+
+    async def set_voice(self, key: ConversationKey, on: bool) -> None:
+        """``/voice on|off``: whether answers in ``key`` are also spoken."""
+        ...
 
     async def reset(self, key: ConversationKey) -> None:
         """Start a fresh context; older turns stay stored."""

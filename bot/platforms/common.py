@@ -23,6 +23,7 @@ from typing import Final, TypeVar
 from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.policy import Requester
 from bot.core.chat.service import ChatService
+from bot.core.chat.voice import VoiceService
 from bot.core.errors import UserFacingError
 from bot.core.generation.images import ImageService
 from bot.core.generation.service import GenerationService
@@ -73,6 +74,8 @@ class Services:
     """``None``: the platform's own upload limits."""
     images: ImageService | None = None
     """``/image``; ``None``: the platform does not offer it."""
+    voice: VoiceService | None = None
+    """``None``: voice notes and audio files are not answered."""
 
 
 T = TypeVar("T")

@@ -34,7 +34,7 @@ RECENT_TURNS_SQL: Final = f"""
     LIMIT ?2
 """
 
-_SETTING_COLUMNS: Final = frozenset({"model", "persona"})
+_SETTING_COLUMNS: Final = frozenset({"model", "persona", "voice"})
 _INSERT_TURN: Final = (
     "INSERT INTO turns (conversation_id, role, content, speaker, user_id, tokens, model,"
     " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -112,9 +112,11 @@ class ConversationQueries(StoreBase):
     async def get_settings(self, key: ConversationKey) -> ChannelSettings:
         """The channel's model and persona; ``None`` fields mean "the configured default"."""
         row = await self._fetchone(
-            "SELECT model, persona FROM conversations WHERE key = ?", (str(key),)
+            "SELECT model, persona, voice FROM conversations WHERE key = ?", (str(key),)
         )
-        return ChannelSettings() if row is None else ChannelSettings(model=row[0], persona=row[1])
+        if row is None:
+            return ChannelSettings()
+        return ChannelSettings(model=row[0], persona=row[1], voice=bool(row[2]))
 
     async def set_model(self, key: ConversationKey, model: str | None) -> None:
         """Pick the channel's model (``None``: back to the default)."""
@@ -123,6 +125,9 @@ class ConversationQueries(StoreBase):
     async def set_persona(self, key: ConversationKey, persona: str | None) -> None:
         """Set the channel's system prompt (``None``: back to the default)."""
         await self._set_setting(key, "persona", persona)
+
+    async def set_voice(self, key: ConversationKey, on: bool) -> None:
+        await self._set_setting(key, "voice", int(on))
 
     async def reset(self, key: ConversationKey) -> None:
         """Start a fresh context: turns so far stay stored but leave ``recent_turns``."""
@@ -150,11 +155,11 @@ class ConversationQueries(StoreBase):
         async with self._transaction() as db:
             self._conversation_ids.clear()  # keys are about to point elsewhere
             rows = await db.execute_fetchall(
-                "SELECT id, key, model, persona FROM conversations WHERE "
+                "SELECT id, key, model, persona, voice FROM conversations WHERE "
                 + of_chat.format(column="key"),
                 (old_key,),
             )
-            for conversation_id, key, model, persona in rows:
+            for conversation_id, key, model, persona, voice in rows:
                 target = new_key + str(key)[len(old_key) :]
                 existing = list(
                     await db.execute_fetchall(
@@ -173,8 +178,8 @@ class ConversationQueries(StoreBase):
                     )
                     await db.execute(
                         "UPDATE conversations SET model = coalesce(model, ?),"
-                        " persona = coalesce(persona, ?) WHERE id = ?",
-                        (model, persona, into),
+                        " persona = coalesce(persona, ?), voice = max(voice, ?) WHERE id = ?",
+                        (model, persona, voice, into),
                     )
                     await db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
                 moved += 1
@@ -186,7 +191,9 @@ class ConversationQueries(StoreBase):
             moved += max(cursor.rowcount, 0)
         return moved
 
-    async def _set_setting(self, key: ConversationKey, column: str, value: str | None) -> None:
+    async def _set_setting(
+        self, key: ConversationKey, column: str, value: str | int | None
+    ) -> None:
         if column not in _SETTING_COLUMNS:  # column names cannot be parameters
             raise ValueError(f"not a setting: {column}")
         await self._write(

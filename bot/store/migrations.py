@@ -114,8 +114,13 @@ _V1: Final = (
     "CREATE INDEX usage_by_day ON usage_daily (day)",
 )
 
+_V2: Final = (
+    # /voice on|off: answers in this conversation are also spoken (0: text only).
+    "ALTER TABLE conversations ADD COLUMN voice INTEGER NOT NULL DEFAULT 0",
+)
+
 #: Statements of each migration, in order; migration n is ``MIGRATIONS[n - 1]``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
 #: The ``user_version`` of a fully migrated file.
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -17,6 +17,7 @@ What it speaks (shapes from ``/work/shared/cometapi.md``):
 * ``/suno/submit/{music,lyrics}``, ``GET /suno/fetch/{id}``, ``POST /suno/fetch``;
 * ``/kling/v1/videos/{text2video,image2video}`` and their ``/{task_id}`` queries;
 * ``/v1/images/{generations,edits}`` and ``/cdn/{name}`` (``cometapi_images``);
+* ``POST /v1/audio/transcriptions`` (multipart; :attr:`transcripts`) and ``/v1/audio/speech``;
 * ``/website/...`` answers HTML and ``/redirect/...`` a 301, like a wrong base URL would.
 
 Tasks advance one step per observation (a fetch, or a list/fetch-many that includes them):
@@ -40,6 +41,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from tests.fakes.cometapi_audio import AudioRoutes
 from tests.fakes.cometapi_chat import ChatRoutes, message_text
 from tests.fakes.cometapi_common import (
     _JSON,
@@ -70,7 +72,7 @@ __all__ = [
 ]
 
 
-class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes, ImagesRoutes):
+class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes, ImagesRoutes, AudioRoutes):
     """The fake server. Scripting attributes may be changed at any time during a test."""
 
     # Route handlers live in the mixins (cometapi_chat, cometapi_mj, cometapi_tasks); state
@@ -101,6 +103,7 @@ class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes, ImagesRoutes):
         self._closing = asyncio.Event()
         self._changed = asyncio.Event()
         self._images_state()
+        self._init_audio()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -109,6 +112,8 @@ class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes, ImagesRoutes):
         routes = [
             ("POST", "/v1/chat/completions", self._chat),
             ("GET", "/v1/models", self._models),
+            ("POST", "/v1/audio/transcriptions", self._transcribe),
+            ("POST", "/v1/audio/speech", self._speech),
             ("GET", "/api/models", self._catalog),
             ("POST", "/mj/submit/{kind}", self._mj_submit),
             ("GET", "/mj/task/{id}/fetch", self._mj_fetch),
@@ -236,7 +241,8 @@ class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes, ImagesRoutes):
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         body: Any = None
-        if request.can_read_body:
+        # A multipart upload is left unread: its route parses the form itself.
+        if request.can_read_body and not request.content_type.startswith("multipart/"):
             with contextlib.suppress(ValueError):
                 body = json.loads(await request.read())
         request[_JSON] = body

@@ -94,6 +94,18 @@ class PayloadBuilders:
         """An attachment object whose url this fake serves (for user messages)."""
         return self.world.store_file(channel_id, filename, data, content_type)
 
+    def voice_attachment(
+        self, channel_id: int, data: bytes, *, duration: float = 3.0, size: int | None = None
+    ) -> JSON:
+        """A voice message's recording (``voice-message.ogg``, ``audio/ogg`` with
+        ``duration_secs`` and ``waveform``); send it with ``flags=VOICE_MESSAGE_FLAG``.
+        ``size`` overrides the size the attachment announces."""
+        att = self.add_attachment(channel_id, "voice-message.ogg", data, "audio/ogg")
+        att = {**att, "duration_secs": duration, "waveform": "AAAAAAAAAA=="}
+        if size is not None:
+            att["size"] = size
+        return att
+
     def seed_bot_message(
         self,
         channel_id: int,

@@ -181,6 +181,42 @@ class InjectionMixin(TelegramBase):
             chat_id, None, caption=caption, media_type="document", media=doc, **kwargs
         )
 
+    def inject_voice(
+        self,
+        chat_id: int,
+        data: bytes = b"OggS\x00\x02fake-opus-voice-note",
+        *,
+        duration: int = 3,
+        audio_file: str | None = None,
+        content_type: str = "audio/ogg",
+        file_size: int | None = None,
+        caption: str | None = None,
+        **kwargs: Any,
+    ) -> StoredMessage:
+        """A user's voice note (OGG/Opus), or with ``audio_file`` (its name) an audio file;
+        served through getFile. ``file_size`` overrides the size the update announces."""
+        folder = "music" if audio_file else "voice"
+        stored = self.register_file(
+            data, filename=audio_file or "voice.oga", content_type=content_type, folder=folder
+        )
+        media: dict[str, Any] = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "duration": duration,
+            "mime_type": content_type,
+            "file_size": stored.size if file_size is None else file_size,
+        }
+        if audio_file:
+            media["file_name"] = audio_file
+        return self.inject_message(
+            chat_id,
+            None,
+            caption=caption,
+            media_type="audio" if audio_file else "voice",
+            media=media,
+            **kwargs,
+        )
+
     def inject_callback_query(
         self,
         chat_id: int,

@@ -183,6 +183,19 @@ class ChatCommands:
         await self._chat.set_persona(key, text)
         return Answer(PERSONA_SET)
 
+    async def voice(self, key: ConversationKey, arg: str | None = None, *, by: Changer) -> Answer:
+        """``/voice on|off``: answers here are also spoken, or not (a change only if ``by``
+        may); without an argument, the current state."""
+        choice = (arg or "").strip().lower()
+        if choice not in ("on", "off"):
+            state = "on" if await self._chat.speaks(key) else "off"
+            return Answer(f"Spoken answers are {state} here. Use /voice on or /voice off.")
+        await self._may_change(by, "voice setting")
+        await self._chat.set_voice(key, choice == "on")
+        if choice == "on":
+            return Answer("Answers here will also come as voice messages.")
+        return Answer("Answers here will be text only.")
+
     async def usage(self, requester: Requester) -> Answer:
         return Answer(await self._gatekeeper.usage_text(requester))
 

@@ -281,6 +281,13 @@ class ChatService:
             )
         await self._store.set_persona(key, persona.strip() if persona else None)
 
+    async def set_voice(self, key: ConversationKey, on: bool) -> None:
+        await self._store.set_voice(key, on)
+
+    async def speaks(self, key: ConversationKey) -> bool:
+        """Whether answers in ``key`` are also spoken (``/voice on``)."""
+        return (await self._store.get_settings(key)).voice
+
     async def persona(self, key: ConversationKey) -> tuple[str, bool]:
         """The channel's persona and whether it is the configured default."""
         settings = await self._store.get_settings(key)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 
 import aiohttp
@@ -32,8 +33,10 @@ from discord import app_commands
 
 from bot.config import DiscordSettings
 from bot.core.access.policy import Requester
+from bot.core.errors import SurfaceError
 from bot.core.lifecycle import SHUTDOWN
-from bot.core.models import Incoming, Platform, qualify
+from bot.core.models import DocumentText, ImageInput, Incoming, Platform, qualify
+from bot.core.pacing import Pacer
 from bot.platforms.common import GENERIC_APOLOGY, Services
 from bot.platforms.discord.buttons import ButtonClient
 from bot.platforms.discord.commands import SlashCommands
@@ -42,13 +45,15 @@ from bot.platforms.discord.generation import DiscordGeneration
 from bot.platforms.discord.images import DiscordImages
 from bot.platforms.discord.messages import (
     addressed,
+    audio_attachment,
     clean_text,
     conversation_key,
+    read_attachment,
     read_attachments,
     requester,
 )
 from bot.platforms.discord.outbox import MEDIA_LIMITS, DiscordOutbox
-from bot.platforms.discord.surface import FAILURES, NO_PINGS, ChannelSurface, say
+from bot.platforms.discord.surface import FAILURES, NO_PINGS, ChannelSurface, say, translate
 
 __all__ = ["DiscordBot", "DiscordStartError"]
 
@@ -77,6 +82,7 @@ class DiscordBot:
     ) -> None:
         self._settings = settings
         self._chat = services.chat
+        self._voice = services.voice
         self._gatekeeper = services.gatekeeper
         self._pacer = pacer = services.pacer
         generation = services.generation
@@ -221,6 +227,7 @@ class DiscordBot:
             self._chat,
             generation=self._generation is not None,
             images=self._images is not None,
+            voice=self._voice is not None and self._voice.speaks,
         ).register(self.tree)
         if self._generation is not None:  # /imagine, /music..., their buttons and forms
             self._generation.register(self.tree, self.client)
@@ -269,8 +276,42 @@ class DiscordBot:
             if await self._generation.buttons.answer_reply(message, text, me_id):
                 return
         await self._gatekeeper.admit_chat(who)
-        images, documents = await read_attachments(message.attachments, self._chat.documents)
-        incoming = Incoming(
+        audio = audio_attachment(message) if self._voice is not None else None
+        if self._voice is not None and audio is not None:
+            # A voice message or audio file: transcribed, shown, answered (core.chat.voice).
+            attachment, note = audio
+            self._voice.check(note)
+            incoming = self._incoming(message, text)
+            result = await self._voice.answer(
+                incoming,
+                note,
+                fetch=lambda: read_attachment(attachment),
+                say=lambda line: say(self._pacer, surface, line),
+                reply=self._context.reply(surface),
+            )
+        else:
+            images, documents = await read_attachments(message.attachments, self._chat.documents)
+            incoming = self._incoming(message, text, images, documents)
+            result = await self._chat.answer(
+                incoming,
+                self._context.reply(surface),
+                pictures=self._context.pictures(incoming.key),
+            )
+        if self._voice is not None:  # where /voice is on, the answer also as audio
+            await self._voice.speak_answer(
+                incoming.key,
+                result,
+                lambda audio: send_audio(self._pacer, surface, message.channel, audio),
+            )
+
+    def _incoming(
+        self,
+        message: discord.Message,
+        text: str,
+        images: tuple[ImageInput, ...] = (),
+        documents: tuple[DocumentText, ...] = (),
+    ) -> Incoming:
+        return Incoming(
             key=conversation_key(message.channel.id),
             user_id=qualify(Platform.DISCORD, message.author.id),
             user_name=message.author.display_name,
@@ -279,11 +320,27 @@ class DiscordBot:
             is_group=message.guild is not None,
             documents=documents,
         )
-        await self._chat.answer(
-            incoming, self._context.reply(surface), pictures=self._context.pictures(incoming.key)
-        )
 
 
 def _gateway_ended(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("discord: the gateway connection ended: %r", task.exception())
+
+
+async def send_audio(
+    pacer: Pacer, surface: ChannelSurface, channel: discord.abc.Messageable, audio: bytes
+) -> None:
+    """A spoken answer (OGG/Opus) as an ordinary audio attachment: discord.py cannot send
+    voice messages (their waveform and duration fields). A failure is logged: the text is
+    already there."""
+
+    async def call() -> None:
+        try:
+            await channel.send(file=discord.File(io.BytesIO(audio), filename="answer.ogg"))
+        except FAILURES as exc:
+            raise translate(exc) from exc
+
+    try:
+        await pacer.call(surface.lane, surface.lane_kind, call)
+    except SurfaceError as exc:
+        log.warning("discord channel %s: could not send the spoken answer: %s", surface.lane, exc)

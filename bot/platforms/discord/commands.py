@@ -13,7 +13,7 @@ commands say is decided by :class:`~bot.core.chat.commands.ChatCommands`.
 from __future__ import annotations
 
 import logging
-from typing import Final
+from typing import Final, Literal
 
 import discord
 from discord import app_commands
@@ -40,6 +40,9 @@ HOW_TO_ASK: Final = (
 )
 
 
+VOICE_HELP: Final = "\n/voice on|off — also send this channel's answers as audio"
+
+
 class SlashCommands:
     """The command handlers; :meth:`register` adds them to a command tree."""
 
@@ -50,8 +53,10 @@ class SlashCommands:
         *,
         generation: bool = False,
         images: bool = False,
+        voice: bool = False,
     ) -> None:
         self._context = context
+        self._voice = voice
         self._chat = chat
         more_help = GENERATION_HELP if generation else ""
         if images:
@@ -62,7 +67,7 @@ class SlashCommands:
             set_model="/model name",
             set_persona="/system text",
             restore_persona="/system text: default",
-            more_help=more_help,
+            more_help=more_help + (VOICE_HELP if voice else ""),
         )
         self._commands = ChatCommands(chat, context.gatekeeper, dialect)
         self._stops = DiscordStops(context, self._commands)  # ⏹ and /stop
@@ -95,6 +100,15 @@ class SlashCommands:
         @app_commands.describe(text="The new persona, or `default` to restore the default")
         async def system_command(interaction: discord.Interaction, text: str | None = None) -> None:
             await respond(interaction, lambda s: self.system(interaction, s, text))
+
+        if self._voice:
+
+            @tree.command(name="voice", description="Also send this channel's answers as audio")
+            @app_commands.describe(state="on or off (leave empty to see it)")
+            async def voice_command(
+                interaction: discord.Interaction, state: Literal["on", "off"] | None = None
+            ) -> None:
+                await respond(interaction, lambda s: self.voice(interaction, s, state))
 
         @tree.command(name="usage", description="Your use of the bot today and what is left")
         async def usage_command(interaction: discord.Interaction) -> None:
@@ -164,6 +178,12 @@ class SlashCommands:
         key = conversation_key(surface.lane)
         answer = await self._commands.system(key, text, by=changer(interaction))
         await self._say(surface, answer)
+
+    async def voice(
+        self, interaction: discord.Interaction, surface: InteractionSurface, state: str | None
+    ) -> None:
+        key = conversation_key(surface.lane)
+        await self._say(surface, await self._commands.voice(key, state, by=changer(interaction)))
 
 
 def changer(interaction: discord.Interaction) -> Changer:

@@ -13,15 +13,18 @@ import discord
 
 from bot.core.access.policy import Requester
 from bot.core.chat.documents import DocumentKind, DocumentReader
+from bot.core.chat.voice import VoiceNote
 from bot.core.errors import UserFacingError
 from bot.core.models import ConversationKey, DocumentText, ImageInput, Platform
 from bot.platforms.discord.surface import FAILURES
 
 __all__ = [
     "addressed",
+    "audio_attachment",
     "clean_text",
     "conversation_key",
     "download_images",
+    "read_attachment",
     "read_attachments",
     "requester",
     "requester_of",
@@ -100,7 +103,7 @@ async def download_images(attachments: Sequence[discord.Attachment]) -> tuple[Im
     kinds = [_image_type(a) for a in attachments]
     images: list[ImageInput] = []
     for attachment, kind in zip(attachments, kinds, strict=True):
-        images.append(ImageInput(await _download(attachment), kind))
+        images.append(ImageInput(await read_attachment(attachment), kind))
     return tuple(images)
 
 
@@ -122,22 +125,12 @@ async def read_attachments(
     images: list[ImageInput] = []
     documents: list[DocumentText] = []
     for attachment, mime in checked:
-        data = await _download(attachment)
+        data = await read_attachment(attachment)
         if mime.startswith("image/"):
             images.append(ImageInput(data, mime))
         else:
             documents.append(await reader.read(attachment.filename, mime, data))
     return tuple(images), tuple(documents)
-
-
-async def _download(attachment: discord.Attachment) -> bytes:
-    try:
-        return await attachment.read()
-    except FAILURES as exc:
-        log.warning("discord: downloading attachment %s failed: %s", attachment.id, exc)
-        raise UserFacingError(
-            f"I could not download {attachment.filename}; please try again."
-        ) from exc
 
 
 def _mime_type(attachment: discord.Attachment) -> str:
@@ -157,3 +150,33 @@ def _image_type(attachment: discord.Attachment) -> str:
             f"({MAX_IMAGE_BYTES // (1024 * 1024)} MB at most)."
         )
     return kind
+
+
+def audio_attachment(message: discord.Message) -> tuple[discord.Attachment, VoiceNote] | None:
+    """A voice message's recording (flag 8192, one ``audio/ogg`` attachment) or the message's
+    one audio attachment, with what the core checks before it is downloaded."""
+    audio = [a for a in message.attachments if a.is_voice_message() or _is_audio(a)]
+    if len(audio) != 1 or len(message.attachments) != 1:
+        return None
+    [attachment] = audio
+    mime = (attachment.content_type or "").split(";")[0].strip() or None
+    note = VoiceNote(attachment.duration, attachment.size, attachment.filename, mime)
+    return attachment, note
+
+
+def _is_audio(attachment: discord.Attachment) -> bool:
+    kind = (attachment.content_type or "").split(";")[0].strip().lower()
+    if not kind or kind == "application/octet-stream":
+        kind = mimetypes.guess_type(attachment.filename)[0] or ""
+    return kind.startswith("audio/")
+
+
+async def read_attachment(attachment: discord.Attachment) -> bytes:
+    """An attachment's bytes; a failed download is one sentence."""
+    try:
+        return await attachment.read()
+    except FAILURES as exc:
+        log.warning("discord: downloading attachment %s failed: %s", attachment.id, exc)
+        raise UserFacingError(
+            f"I could not download {attachment.filename}; please try again."
+        ) from exc

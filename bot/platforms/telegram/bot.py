@@ -25,6 +25,7 @@ from telegram.ext import (
 
 from bot.config import TelegramSettings
 from bot.core.chat.documents import DocumentKind
+from bot.core.chat.service import ChatResult
 from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import UserFacingError
 from bot.core.lifecycle import SHUTDOWN
@@ -45,6 +46,8 @@ from bot.platforms.telegram.messages import (
 from bot.platforms.telegram.outbox import MEDIA_LIMITS, TelegramOutbox
 from bot.platforms.telegram.request import AiohttpRequest
 from bot.platforms.telegram.surface import TelegramSurface, surface_for, tell
+from bot.platforms.telegram.voice import COMMANDS as VOICE_COMMANDS
+from bot.platforms.telegram.voice import MAX_DOWNLOAD_BYTES, download, send_voice, voice_note
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,7 @@ class TelegramBot:
         self._gatekeeper = gatekeeper = services.gatekeeper
         self._pacer = pacer = services.pacer
         self._clock = services.clock
+        self._voice = services.voice
         generation = services.generation
         self._drain_timeout = drain_timeout
         self._guard = Guard(gatekeeper, Platform.TELEGRAM)
@@ -105,6 +109,7 @@ class TelegramBot:
             pacer=pacer,
             generation=self._generation is not None,
             images=self._images is not None,
+            voice=self._voice is not None and self._voice.speaks,
         )
         self._register()
 
@@ -118,6 +123,7 @@ class TelegramBot:
             self._bot_id = app.bot.id
             commands = COMMANDS + (GENERATION_COMMANDS if self._generation else ())
             commands += IMAGE_COMMANDS if self._images else ()
+            commands += VOICE_COMMANDS if self._voice is not None and self._voice.speaks else ()
             await app.bot.set_my_commands([BotCommand(name, text) for name, text in commands])
             await app.start()
             assert app.updater is not None
@@ -170,6 +176,13 @@ class TelegramBot:
             self._generation.register(app, self._guarded)
         self._commands.register(app, self._guarded)
         app.add_handler(CommandHandler("ask", self._guarded(self._ask)))
+        if self._voice is not None:
+            app.add_handler(
+                MessageHandler(
+                    (filters.VOICE | filters.AUDIO) & ~filters.UpdateType.EDITED,
+                    self._guarded(self._voice_note, admit=False),
+                )
+            )
         app.add_handler(
             MessageHandler(
                 (filters.TEXT | filters.PHOTO | filters.Document.ALL)
@@ -267,9 +280,19 @@ class TelegramBot:
         incoming = await self._incoming(message, text)
         self._chat.validate(incoming)
         surface = surface_for(self.application.bot, message, reply=incoming.is_group)
-        await self._chat.answer(
+        result = await self._chat.answer(
             incoming, self._open_reply(surface), pictures=OutboxPictures(self.outbox, incoming.key)
         )
+        await self._speak(message, incoming, result)
+
+    async def _speak(self, message: Message, incoming: Incoming, result: ChatResult) -> None:
+        """The answer also as a voice note, where ``/voice on`` asked for it."""
+        if self._voice is not None:
+            await self._voice.speak_answer(
+                incoming.key,
+                result,
+                lambda audio: send_voice(self._pacer, self.application.bot, message, audio),
+            )
 
     def _open_reply(self, surface: TelegramSurface) -> StreamingReply:
         return StreamingReply(
@@ -294,6 +317,35 @@ class TelegramBot:
         addressed, text = self._addressed(message)
         if addressed:
             await self._answer(message, text)
+
+    async def _voice_note(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A voice note or audio file: in a group only when addressed (a reply to the bot, a
+        caption mentioning it); transcribed, shown, answered (:mod:`bot.core.chat.voice`)."""
+        message = update.effective_message
+        note = None if message is None else voice_note(message)
+        if message is None or note is None or self._voice is None:
+            return
+        if message.from_user is not None and message.from_user.is_bot:
+            return
+        text = message.caption or ""
+        if message.chat.type != ChatType.PRIVATE:
+            addressed, text = self._addressed(message)
+            if not addressed:
+                return
+        who = requester_of_message(message)
+        if who is not None:
+            await self._gatekeeper.admit_chat(who)
+        self._voice.check(note, platform_max_bytes=MAX_DOWNLOAD_BYTES)
+        incoming = await self._incoming(message, text)
+        surface = surface_for(self.application.bot, message, reply=incoming.is_group)
+        result = await self._voice.answer(
+            incoming,
+            note,
+            fetch=lambda: download(message),
+            say=lambda line: tell(self._pacer, self.application.bot, update, line),
+            reply=self._open_reply(surface),
+        )
+        await self._speak(message, incoming, result)
 
     async def _migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A group became a supergroup. Telegram says so in both chats (``migrate_to_chat_id``

@@ -41,6 +41,7 @@ from bot.platforms.telegram.messages import (
 from bot.platforms.telegram.render import render
 from bot.platforms.telegram.stops import TelegramStops
 from bot.platforms.telegram.surface import retry_later, surface_for, tell
+from bot.platforms.telegram.voice import HELP as VOICE_HELP
 
 __all__ = ["COMMANDS", "TelegramCommands"]
 
@@ -90,11 +91,14 @@ class TelegramCommands:
         pacer: Pacer,
         generation: bool = False,
         images: bool = False,
+        voice: bool = False,
     ) -> None:
         more_help = GENERATION_HELP if generation else ""
         if images:
             more_help += IMAGE_HELP if generation else "\n" + IMAGE_HELP
+        more_help += VOICE_HELP if voice else ""
         dialect = Dialect(how_to_ask=HOW_TO_ASK, picker=Picker.BUTTONS, more_help=more_help)
+        self._voice = voice
         self._commands = ChatCommands(chat, gatekeeper, dialect)
         self._bot = bot
         self._pacer = pacer
@@ -105,6 +109,8 @@ class TelegramCommands:
         app.add_handler(CommandHandler("reset", guard(self.reset)))
         app.add_handler(CommandHandler("model", guard(self.model)))
         app.add_handler(CommandHandler("system", guard(self.system)))
+        if self._voice:
+            app.add_handler(CommandHandler("voice", guard(self.voice)))
         app.add_handler(
             CallbackQueryHandler(guard(self.model_chosen), pattern=f"^{MODEL_CALLBACK}")
         )
@@ -198,6 +204,16 @@ class TelegramCommands:
         text = (message.text or "").partition(" ")[2]  # newlines kept, unlike context.args
         answer = await self._commands.system(
             conversation_key(message), text, by=self._changer(update)
+        )
+        await self._tell(update, answer.text)
+
+    async def voice(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        arg = context.args[0] if context.args else None
+        answer = await self._commands.voice(
+            conversation_key(message), arg, by=self._changer(update)
         )
         await self._tell(update, answer.text)
 

@@ -6,6 +6,12 @@ raises is a :class:`CometAPIError` (the tree is drawn in ``errors.py``).
 
 from __future__ import annotations
 
+from bot.providers.cometapi.audio import (
+    DEFAULT_TRANSCRIPTION_MODEL,
+    MAX_SPEECH_CHARS,
+    Audio,
+    audio_filename,
+)
 from bot.providers.cometapi.chat import ChatStream
 from bot.providers.cometapi.chat_payloads import (
     ChatCompletion,
@@ -83,14 +89,17 @@ __all__ = [
     "DEFAULT_KLING_MODEL",
     "DEFAULT_SUNO_MODEL",
     "DEFAULT_TIMEOUT",
+    "DEFAULT_TRANSCRIPTION_MODEL",
     "INITIAL_RETRY_DELAY",
     "MAX_RETRIES",
     "MAX_RETRY_AFTER",
     "MAX_RETRY_DELAY",
+    "MAX_SPEECH_CHARS",
     "APIConnectionError",
     "APIResponseError",
     "APIStatusError",
     "APITimeoutError",
+    "Audio",
     "AuthenticationError",
     "BadRequestError",
     "BannedPromptError",
@@ -140,6 +149,7 @@ __all__ = [
     "TaskNotFoundError",
     "Usage",
     "WrongBaseURLError",
+    "audio_filename",
     "data_uri",
     "image_mime_type",
     "image_part",

@@ -23,6 +23,7 @@ from pydantic import Field
 
 from bot.providers.cometapi._base import LenientModel
 from bot.providers.cometapi._mapping import check_response, parse_retry_after, transport_error
+from bot.providers.cometapi.audio import Audio
 from bot.providers.cometapi.chat import Chat
 from bot.providers.cometapi.download import Download, Downloader, DownloadLimits
 from bot.providers.cometapi.errors import APIResponseError, CometAPIError, redact
@@ -149,6 +150,7 @@ class CometAPI:
         self.midjourney = Midjourney(self)
         self.suno = Suno(self)
         self.kling = Kling(self)
+        self.audio = Audio(self)
 
     def __repr__(self) -> str:
         return f"CometAPI(base_url={self.base_url!r})"
@@ -217,7 +219,8 @@ class CometAPI:
         """Send one call (with retries) and return its decoded JSON body.
 
         A low-level escape hatch for endpoints without a wrapper; ``paid=True``
-        applies the submit rules (no resubmission after an unclear outcome).
+        applies the submit rules (no resubmission after an unclear outcome). Multipart
+        bodies (image edits, audio to transcribe) go through :meth:`post`.
         """
         response = await self._send(method, path, json=json, auth=auth, paid=paid)
         return self._decoded(response, method, path)
@@ -231,8 +234,8 @@ class CometAPI:
         paid: bool = False,
         read_timeout: float | None = None,
     ) -> Any:
-        """:meth:`request` for a POST with a JSON or multipart body (the images API), and
-        ``read_timeout`` seconds to wait for the answer instead of the client's read timeout."""
+        """:meth:`request` for a POST with a JSON or multipart body (the images and audio
+        APIs); ``read_timeout``: seconds to wait for the answer instead of the client's."""
         response = await self._send(
             "POST", path, json=json, paid=paid, form=form, read_timeout=read_timeout
         )
