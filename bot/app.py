@@ -11,7 +11,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from telegram.error import InvalidToken, TelegramError
 
@@ -61,17 +61,21 @@ class StartupError(Exception):
 
 @dataclass(slots=True)
 class Core:
+    """Everything the platforms share, built once from ``Settings`` (:func:`open_core`)."""
+
     store: Store
-    client: CometAPI
     chat: ChatService
     clock: SystemClock
+    """Monotonic time for pacing, cooldowns and polling (the store keeps its own wall clock)."""
     generation: GenerationService
     tasks: TaskPoller
-    outboxes: dict[Platform, Outbox]
+    """Polls unfinished tasks and delivers results; started last, stopped first."""
+    outboxes: dict[Platform, Outbox] = field(repr=False)
     """Filled by each platform as it starts; the task poller reaches chats through them."""
     gatekeeper: Gatekeeper
     metrics: Metrics
     images: ImageService | None = None
+    """``/image``; ``None`` where it is not offered."""
     voice: VoiceService | None = None
     """``None``: voice notes are not answered (``voice.enabled = false``)."""
 
@@ -259,7 +263,6 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         )
         yield Core(
             store=store,
-            client=client,
             chat=chat,
             clock=clock,
             generation=generation,

@@ -146,58 +146,39 @@ def _id_list(value: object) -> object:
     return value
 
 
-_USER_ID = re.compile(r"(tg|dc):\d+")
-_CHAT_ID = re.compile(r"-?\d+")
-_SNOWFLAKE = re.compile(r"\d+")
-IdList = Annotated[list[str], NoDecode]
+def _shaped(pattern: str, example: str) -> Callable[[list[str]], list[str]]:
+    """A check that every id of a list matches ``pattern``."""
+    shape = re.compile(pattern)
+
+    def check(values: list[str]) -> list[str]:
+        for value in values:
+            if not shape.fullmatch(value):
+                # Name the expected shape, never the value (it might be a token pasted by mistake).
+                raise ValueError(f"entries look like {example}")
+        return values
+
+    return check
 
 
-def _check_ids(values: list[str], pattern: re.Pattern[str], example: str) -> list[str]:
-    for value in values:
-        if not pattern.fullmatch(value):
-            # Name the expected shape, never the value (it might be a token pasted by mistake).
-            raise ValueError(f"entries look like {example}")
-    return values
+_IDS = (NoDecode, BeforeValidator(_id_list))
+_USER_ID = _shaped(r"(tg|dc):\d+", '"tg:123456789" or "dc:123456789012345678"')
+_CHAT_ID = _shaped(r"-?\d+", "-1001234567890 (a Telegram chat id)")
+_SNOWFLAKE = _shaped(r"\d+", "123456789012345678 (a Discord id)")
+UserIds = Annotated[list[str], *_IDS, AfterValidator(_USER_ID)]
+ChatIds = Annotated[list[str], *_IDS, AfterValidator(_CHAT_ID)]
+Snowflakes = Annotated[list[str], *_IDS, AfterValidator(_SNOWFLAKE)]
 
 
 class AccessSettings(_Section):
     """Who may use the bot; every empty list means "open". See ``bot.core.access.policy``."""
 
-    users: IdList = Field(default_factory=list)
-    blocked_users: IdList = Field(default_factory=list)
-    telegram_chats: IdList = Field(default_factory=list)
-    discord_guilds: IdList = Field(default_factory=list)
-    discord_channels: IdList = Field(default_factory=list)
-    admins: IdList = Field(default_factory=list)
+    users: UserIds = Field(default_factory=list)
+    blocked_users: UserIds = Field(default_factory=list)
+    telegram_chats: ChatIds = Field(default_factory=list)
+    discord_guilds: Snowflakes = Field(default_factory=list)
+    discord_channels: Snowflakes = Field(default_factory=list)
+    admins: UserIds = Field(default_factory=list)
     admins_exempt_from_limits: bool = True
-
-    @field_validator(
-        "users",
-        "blocked_users",
-        "telegram_chats",
-        "discord_guilds",
-        "discord_channels",
-        "admins",
-        mode="before",
-    )
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return _id_list(value)
-
-    @field_validator("users", "blocked_users", "admins")
-    @classmethod
-    def _user_ids(cls, value: list[str]) -> list[str]:
-        return _check_ids(value, _USER_ID, '"tg:123456789" or "dc:123456789012345678"')
-
-    @field_validator("telegram_chats")
-    @classmethod
-    def _chat_ids(cls, value: list[str]) -> list[str]:
-        return _check_ids(value, _CHAT_ID, "-1001234567890 (a Telegram chat id)")
-
-    @field_validator("discord_guilds", "discord_channels")
-    @classmethod
-    def _snowflakes(cls, value: list[str]) -> list[str]:
-        return _check_ids(value, _SNOWFLAKE, "123456789012345678 (a Discord id)")
 
 
 class LimitsSettings(_Section):

@@ -110,8 +110,8 @@ class CometChatModel:
             raise to_model_error(exc, model) from exc
 
     async def fetch_image(self, url: str, *, max_bytes: int) -> Downloaded:
-        """:class:`bot.core.ports.ImageFetcher`: an image an answer names, through the SDK's one
-        safe downloader, never with the key (the URL came from a model)."""
+        """:class:`bot.core.media_ports.ImageFetcher`: an image an answer names, through the
+        SDK's one safe downloader, never with the key (the URL came from a model)."""
         try:
             downloaded = await self._client.download(url, max_bytes=max_bytes, auth=False)
         except sdk.DownloadTooLargeError as exc:

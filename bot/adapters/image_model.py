@@ -1,4 +1,4 @@
-"""Maps the SDK's images family onto :class:`bot.core.ports.ImageModel`.
+"""Maps the SDK's images family onto :class:`bot.core.media_ports.ImageModel`.
 
 Answers come as ``b64_json`` (decoded here) or as a ``url``, fetched through the client's
 one safe downloader without the key (the link is named by upstream, not ours to trust).
@@ -73,7 +73,7 @@ def to_image_error(exc: sdk.CometAPIError, model: str) -> core.GenerationError:
 
 
 class CometImageModel:
-    """:class:`bot.core.ports.ImageModel` over ``client.images`` (see the module doc)."""
+    """:class:`bot.core.media_ports.ImageModel` over ``client.images`` (see the module doc)."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""PDF text extraction with pypdf, behind the core's :class:`~bot.core.ports.PdfText` port.
+"""PDF text extraction with pypdf, behind the core's :class:`~bot.core.media_ports.PdfText` port.
 
 Parsing is CPU work in pure Python, so it runs in a worker thread: a long PDF never stalls
 the event loop (other chats keep streaming meanwhile).
@@ -17,7 +17,7 @@ from bot.core.models import PdfPages
 
 
 class PypdfText:
-    """:class:`~bot.core.ports.PdfText` on pypdf."""
+    """:class:`~bot.core.media_ports.PdfText` on pypdf."""
 
     async def extract(self, data: bytes, *, max_pages: int) -> PdfPages:
         return await asyncio.to_thread(_extract, data, max_pages)

@@ -1,4 +1,4 @@
-"""The CometAPI SDK's text to speech as the core's :class:`~bot.core.ports.Speaker`."""
+"""The CometAPI SDK's text to speech as the core's :class:`~bot.core.media_ports.Speaker`."""
 
 from __future__ import annotations
 

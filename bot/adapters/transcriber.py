@@ -1,4 +1,4 @@
-"""The CometAPI SDK's audio family as the core's :class:`~bot.core.ports.Transcriber`."""
+"""The CometAPI SDK's audio family as the core's :class:`~bot.core.media_ports.Transcriber`."""
 
 from __future__ import annotations
 

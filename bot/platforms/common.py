@@ -132,7 +132,7 @@ class PacedOutbox:
 
 
 class OutboxPictures:
-    """:class:`~bot.core.ports.Pictures` of one conversation: its platform's outbox, in the
+    """:class:`~bot.core.media_ports.Pictures` of one conversation: its platform's outbox, in the
     chat's urgent slots of the shared pacer (a 429 waits out the penalty, then retries)."""
 
     ATTEMPTS: Final = 5

@@ -4,7 +4,7 @@ the model.
 A platform asks :meth:`DocumentReader.check` with what it knows before downloading (name,
 MIME type, size), downloads only when that passes, then hands the bytes to
 :meth:`DocumentReader.read`. Text files are decoded as UTF-8; PDFs go through the
-:class:`~bot.core.ports.PdfText` port (a third-party library, so it lives in
+:class:`~bot.core.media_ports.PdfText` port (a third-party library, so it lives in
 ``bot.adapters.pdf``). Anything else, anything over a cap, a file that is not valid UTF-8: one
 sentence
 (:class:`~bot.core.errors.UserFacingError`) and no upstream call.
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.core.errors import DocumentUnreadable, UserFacingError
+from bot.core.media_ports import PdfText
 from bot.core.models import DocumentText
-from bot.core.ports import PdfText
 
 MB = 1024 * 1024
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from bot.core.chat.images import MAX_IMAGE_BYTES, AnswerImage
 from bot.core.errors import MediaTooLarge, ResultUnavailable, UpstreamError
+from bot.core.media_ports import ImageFetcher
 from bot.core.models import MediaFile, MediaKind
-from bot.core.ports import ImageFetcher
 
 __all__ = ["gather_pictures", "image_size"]
 

@@ -24,16 +24,9 @@ from bot.core.clock import SystemClock
 from bot.core.errors import ModelError, SurfaceError, UserFacingError
 from bot.core.locks import KeyedLocks
 from bot.core.logcontext import bind_log_context
+from bot.core.media_ports import ImageFetcher, PdfText, Pictures
 from bot.core.models import ConversationKey, Incoming, MediaFile, Platform, Role, Turn, Usage
-from bot.core.ports import (
-    ChatModel,
-    ChatStore,
-    Clock,
-    ImageFetcher,
-    PdfText,
-    Pictures,
-    Telemetry,
-)
+from bot.core.ports import ChatModel, ChatStore, Clock, Telemetry
 from bot.core.telemetry import NullTelemetry
 from bot.core.text import is_blank
 

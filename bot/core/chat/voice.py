@@ -17,8 +17,8 @@ from typing import Final
 from bot.core.chat.service import ChatResult, ChatService
 from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import ModelError, UserFacingError
+from bot.core.media_ports import Speaker, Transcriber
 from bot.core.models import ConversationKey, Incoming
-from bot.core.ports import Speaker, Transcriber
 from bot.core.text import is_blank
 
 __all__ = ["VoiceConfig", "VoiceNote", "VoiceService", "spoken_text", "transcript_line"]

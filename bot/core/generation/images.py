@@ -3,7 +3,7 @@
 Unlike the task generations (:mod:`bot.core.generation.service`) this is one synchronous
 call: no task row, no poller. The use case checks the request (a bare ``/image`` gets the
 usage line and nothing goes upstream), asks :class:`~bot.core.ports.Admission` (the
-``images`` daily quota, cooldowns), draws through :class:`~bot.core.ports.ImageModel`,
+``images`` daily quota, cooldowns), draws through :class:`~bot.core.media_ports.ImageModel`,
 gives the quota back when the drawing failed, and posts the pictures as photos through the
 platform's :class:`~bot.core.ports.Outbox` (paced like every other post).
 
@@ -23,8 +23,9 @@ from bot.core.errors import UserFacingError
 from bot.core.generation.progress import post_paced
 from bot.core.generation.requests import Origin
 from bot.core.generation.views import excerpt
+from bot.core.media_ports import ImageModel
 from bot.core.models import ImageInput, MediaFile, MediaKind, OutgoingMessage, Platform
-from bot.core.ports import Admission, ImageModel, Outbox
+from bot.core.ports import Admission, Outbox
 from bot.core.text import is_blank
 
 __all__ = ["USAGE", "ImageRequest", "ImageService", "ImagesConfig", "parse_image"]
