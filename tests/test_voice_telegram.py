@@ -4,12 +4,14 @@ the fake CometAPI's /v1/audio/transcriptions."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.cometapi_audio import SPEECH_BYTES
+from tests.fakes.cometapi_common import tiny_png
 from tests.fakes.telegram import FakeTelegram
 from tests.world import chat_requests, telegram_service
 
@@ -43,6 +45,21 @@ async def test_voice_note_is_transcribed_shown_and_answered(tmp_path: Path) -> N
         }
         texts = [m.text for m in tg.messages(USER)]
         assert texts == ["🎙 “what is the capital of France”", "Paris."]
+
+
+async def test_a_picture_in_the_answer_to_a_voice_note_is_posted(tmp_path: Path) -> None:
+    png = tiny_png(size=32)
+    answer = f"A cat: ![cat](data:image/png;base64,{base64.b64encode(png).decode()})"
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        comet.transcripts.append("draw me a cat")
+        comet.script_chat(tokens=[answer[i : i + 9] for i in range(0, len(answer), 9)])
+        async with telegram_service(tmp_path, comet, tg):
+            tg.inject_voice(USER, NOTE, duration=2)
+            await tg.wait_for(lambda: any(m.media_type for m in tg.messages(USER)), timeout=10)
+            await tg.wait_idle(quiet=0.3)
+        photos = [m for m in tg.messages(USER) if m.media_type == "photo"]
+        assert len(photos) == 1 and photos[0].upload is not None and photos[0].upload.data == png
+        assert all("base64" not in (m.text or "") for m in tg.messages(USER))
 
 
 async def test_audio_file_keeps_its_name_and_model_comes_from_config(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Final
 from bot.core.chat.service import ChatResult, ChatService
 from bot.core.chat.streaming import StreamingReply
 from bot.core.errors import ModelError, UserFacingError
-from bot.core.media_ports import Speaker, Transcriber
+from bot.core.media_ports import Pictures, Speaker, Transcriber
 from bot.core.models import ConversationKey, Incoming
 from bot.core.text import is_blank
 
@@ -100,10 +100,12 @@ class VoiceService:
         fetch: Callable[[], Awaitable[bytes]],
         say: Callable[[str], Awaitable[object]],
         reply: StreamingReply,
+        pictures: Pictures | None = None,
     ) -> ChatResult:
         """Transcribe ``note`` (its bytes from ``fetch``), show the transcript with ``say``,
-        then answer it in ``incoming``'s conversation; ``incoming.text`` (a caption) goes
-        before the transcript. Failures raise a one-sentence :class:`UserFacingError`."""
+        then answer it in ``incoming``'s conversation (the answer's pictures to
+        ``pictures``); ``incoming.text`` (a caption) goes before the transcript. Failures
+        raise a one-sentence :class:`UserFacingError`."""
         self.check(note)
         data = await fetch()
         if len(data) > self.config.max_bytes:  # the platform did not say its size
@@ -120,7 +122,8 @@ class VoiceService:
         await say(transcript_line(text))
         caption = incoming.text.strip()
         question = f"{caption}\n\n{text}" if caption else text
-        return await self._chat.answer(dataclasses.replace(incoming, text=question), reply)
+        asked = dataclasses.replace(incoming, text=question)
+        return await self._chat.answer(asked, reply, pictures=pictures)
 
     @property
     def speaks(self) -> bool:

@@ -288,6 +288,7 @@ class DiscordBot:
                 fetch=lambda: read_attachment(attachment),
                 say=lambda line: say(self._pacer, surface, line),
                 reply=self._context.reply(surface),
+                pictures=self._context.pictures(incoming.key),
             )
         else:
             images, documents = await read_attachments(message.attachments, self._chat.documents)

@@ -344,6 +344,7 @@ class TelegramBot:
             fetch=lambda: download(message),
             say=lambda line: tell(self._pacer, self.application.bot, update, line),
             reply=self._open_reply(surface),
+            pictures=OutboxPictures(self.outbox, incoming.key),
         )
         await self._speak(message, incoming, result)
 
