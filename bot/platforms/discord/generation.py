@@ -61,7 +61,7 @@ SHAPES: Final = {"portrait": "PORTRAIT", "square": "SQUARE", "landscape": "LANDS
 ECHO: Final = 300
 
 
-async def _images(attachments: Iterable[discord.Attachment | None]) -> list[ImageInput]:
+async def image_inputs(attachments: Iterable[discord.Attachment | None]) -> list[ImageInput]:
     """Download image attachments (anything else is refused with a sentence)."""
     images: list[ImageInput] = []
     for attachment in attachments:
@@ -86,7 +86,7 @@ def can_post(interaction: discord.Interaction) -> None:
         )
 
 
-def _echo(command: str, text: str = "", images: int = 0) -> str:
+def echo(command: str, text: str = "", images: int = 0) -> str:
     """What the command's response shows once the request is in: the request itself."""
     line = f"**/{command}**"
     if text.strip():
@@ -230,9 +230,9 @@ class DiscordGeneration:
     ) -> None:
         can_post(interaction)
         prompt = self._service.check_imagine(prompt)  # before downloading anything
-        images = await _images([image])
+        images = await image_inputs([image])
         await self._service.imagine(self.origin(surface, interaction), prompt, images=images)
-        await self._done(surface, _echo("imagine", prompt, len(images)))
+        await self._done(surface, echo("imagine", prompt, len(images)))
 
     async def music(
         self,
@@ -247,7 +247,7 @@ class DiscordGeneration:
             checked = dataclasses.replace(checked, instrumental=True)
         await self._service.music(self.origin(surface, interaction), checked)
         about = (checked.title or checked.style) if checked.custom else checked.description
-        await self._done(surface, _echo("music", about + " (instrumental)" * checked.instrumental))
+        await self._done(surface, echo("music", about + " (instrumental)" * checked.instrumental))
 
     async def _custom_song(
         self, interaction: discord.Interaction, form: dict[str, str], instrumental: bool
@@ -281,10 +281,10 @@ class DiscordGeneration:
             default_aspect=aspect,
             image=image is not None,
         )
-        images = await _images([image])
+        images = await image_inputs([image])
         origin = self.origin(surface, interaction)
         await self._service.video(origin, spec, image=images[0] if images else None)
-        await self._done(surface, _echo("video", spec.prompt, len(images)))
+        await self._done(surface, echo("video", spec.prompt, len(images)))
 
     async def describe(
         self,
@@ -297,10 +297,10 @@ class DiscordGeneration:
         link = (link or "").strip() or None
         if (image is None) == (link is None):
             raise UserFacingError("Attach one image, or give one image link, to describe.")
-        images = await _images([image])
+        images = await image_inputs([image])
         origin = self.origin(surface, interaction)
         await self._service.describe(origin, image=images[0] if images else None, link=link)
-        await self._done(surface, _echo("describe", link or "", len(images)))
+        await self._done(surface, echo("describe", link or "", len(images)))
 
     async def blend(
         self,
@@ -310,6 +310,6 @@ class DiscordGeneration:
         dimensions: str,
     ) -> None:
         can_post(interaction)
-        images = await _images(attachments)
+        images = await image_inputs(attachments)
         await self._service.blend(self.origin(surface, interaction), images, dimensions=dimensions)
-        await self._done(surface, _echo("blend", dimensions.lower(), len(images)))
+        await self._done(surface, echo("blend", dimensions.lower(), len(images)))

@@ -17,7 +17,7 @@ from discord import app_commands
 
 from bot.core.generation.images import ImageService
 from bot.platforms.discord.context import DiscordContext
-from bot.platforms.discord.generation import DiscordGeneration, _echo, _images, can_post
+from bot.platforms.discord.generation import DiscordGeneration, can_post, echo, image_inputs
 from bot.platforms.discord.surface import InteractionSurface, say
 
 __all__ = ["HELP", "DiscordImages"]
@@ -68,7 +68,7 @@ class DiscordImages:
     ) -> None:
         request = self._service.check(prompt, model=model)  # before downloading anything
         can_post(interaction)
-        images = await _images([attachment])
+        images = await image_inputs([attachment])
         origin = DiscordGeneration.origin(surface, interaction)
         await self._service.image(origin, prompt, model=model, image=images[0] if images else None)
-        await say(self._context.pacer, surface, _echo("image", request.prompt, len(images)))
+        await say(self._context.pacer, surface, echo("image", request.prompt, len(images)))

@@ -39,6 +39,7 @@ from bot.platforms.telegram.images import TelegramImages
 from bot.platforms.telegram.messages import (
     Handler,
     conversation_key,
+    download_file,
     remove_mention,
     requester_of,
     requester_of_message,
@@ -239,10 +240,12 @@ class TelegramBot:
         images: tuple[ImageInput, ...] = ()
         if message.photo:
             photo = message.photo[-1]  # the largest size
-            if photo.file_size and photo.file_size > MAX_PHOTO_BYTES:
-                raise UserFacingError("That photo is too large for me to read (10 MB at most).")
-            file = await photo.get_file()
-            images = (ImageInput(bytes(await file.download_as_bytearray()), "image/jpeg"),)
+            data = await download_file(
+                photo,
+                max_bytes=MAX_PHOTO_BYTES,
+                too_large="That photo is too large for me to read (10 MB at most).",
+            )
+            images = (ImageInput(data, "image/jpeg"),)
         documents: tuple[DocumentText, ...] = ()
         if message.document:
             image, document = await self._read_document(message.document)
@@ -267,8 +270,7 @@ class TelegramBot:
         kind = reader.check(name, document.mime_type, document.file_size)
         if kind is DocumentKind.IMAGE and (document.file_size or 0) > MAX_PHOTO_BYTES:
             raise UserFacingError(f"{name} is too large for me to look at (10 MB at most).")
-        file = await document.get_file()
-        data = bytes(await file.download_as_bytearray())
+        data = await download_file(document)
         if kind is DocumentKind.IMAGE:
             return ImageInput(data, document.mime_type or "image/jpeg"), None
         return None, await reader.read(name, document.mime_type, data)

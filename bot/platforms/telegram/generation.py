@@ -32,7 +32,7 @@ from bot.core.generation.service import GenerationService, Origin
 from bot.core.models import ConversationKey, ImageInput, Platform, qualify
 from bot.platforms.common import BUTTON_PREFIX
 from bot.platforms.telegram.albums import Album, AlbumFilter, Albums
-from bot.platforms.telegram.messages import Wrapper, conversation_key
+from bot.platforms.telegram.messages import Wrapper, conversation_key, download_file
 from bot.platforms.telegram.outbox import TelegramOutbox
 
 __all__ = ["COMMANDS", "HELP", "TelegramGeneration"]
@@ -77,14 +77,16 @@ def command_text(message: Message) -> str:
     return _COMMAND_PREFIX.sub("", message.text or message.caption or "", count=1).strip()
 
 
-async def _download(photo: PhotoSize) -> ImageInput:
-    if photo.file_size and photo.file_size > int(FileSizeLimit.FILESIZE_DOWNLOAD):
-        raise UserFacingError("That photo is too large for me to fetch (20 MB at most).")
-    file = await photo.get_file()
-    return ImageInput(bytes(await file.download_as_bytearray()), "image/jpeg")
+async def download_photo(photo: PhotoSize) -> ImageInput:
+    data = await download_file(
+        photo,
+        max_bytes=int(FileSizeLimit.FILESIZE_DOWNLOAD),
+        too_large="That photo is too large for me to fetch (20 MB at most).",
+    )
+    return ImageInput(data, "image/jpeg")
 
 
-def _photo_of(message: Message) -> PhotoSize | None:
+def photo_of(message: Message) -> PhotoSize | None:
     """The largest size of the message's photo, or of the photo it replies to."""
     if message.photo:
         return message.photo[-1]
@@ -136,8 +138,8 @@ class TelegramGeneration:
             return
         prompt = command_text(message)
         self._service.check_imagine(prompt)  # before downloading anything
-        photo = _photo_of(message)
-        images = (await _download(photo),) if photo is not None else ()
+        photo = photo_of(message)
+        images = (await download_photo(photo),) if photo is not None else ()
         await self._service.imagine(origin_of(message), prompt, images=images)
 
     async def _music(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -152,7 +154,7 @@ class TelegramGeneration:
         if message is None:
             return
         config = self._service.config
-        photo = _photo_of(message)
+        photo = photo_of(message)
         text = command_text(message)
         spec = parse_video(
             text,
@@ -161,16 +163,16 @@ class TelegramGeneration:
             default_aspect=config.kling_aspect_ratio,
             image=photo is not None,
         )
-        image = await _download(photo) if photo is not None else None
+        image = await download_photo(photo) if photo is not None else None
         await self._service.video(origin_of(message), spec, image=image)
 
     async def _describe(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         if message is None:
             return
-        photo = _photo_of(message)
+        photo = photo_of(message)
         if photo is not None:
-            image = await _download(photo)
+            image = await download_photo(photo)
             await self._service.describe(origin_of(message), image=image)
             return
         link = _URL.search(command_text(message))
@@ -220,7 +222,7 @@ class TelegramGeneration:
             raise UserFacingError(f"Blend needs 2 to 5 photos; this album has {len(album.photos)}.")
         words = command_text(message).lower().split()
         dimensions = next((_DIMENSIONS[w] for w in words if w in _DIMENSIONS), "SQUARE")
-        images = [await _download(photo) for photo in album.photos]
+        images = [await download_photo(photo) for photo in album.photos]
         await self._service.blend(origin_of(message), images, dimensions=dimensions)
 
     # -- buttons and answers --------------------------------------------------------------------

@@ -13,7 +13,7 @@ from telegram import Update
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot.core.generation.images import ImageService
-from bot.platforms.telegram.generation import _download, _photo_of, command_text, origin_of
+from bot.platforms.telegram.generation import command_text, download_photo, origin_of, photo_of
 from bot.platforms.telegram.messages import Wrapper
 
 __all__ = ["COMMANDS", "HELP", "TelegramImages"]
@@ -47,6 +47,6 @@ class TelegramImages:
             return
         text = command_text(message)
         self._service.check(text)  # before downloading anything: a bare /image costs nothing
-        photo = _photo_of(message)
-        image = await _download(photo) if photo is not None else None
+        photo = photo_of(message)
+        image = await download_photo(photo) if photo is not None else None
         await self._service.image(origin_of(message), text, image=image)

@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import Message, Update
+from telegram import Audio, Document, Message, PhotoSize, Update, Voice
 from telegram.constants import ChatType, InlineKeyboardButtonLimit
 from telegram.ext import ContextTypes
 
 from bot.core.access.policy import Requester
+from bot.core.errors import UserFacingError
 from bot.core.models import ConversationKey, Platform
 
 __all__ = [
     "Handler",
     "Wrapper",
     "conversation_key",
+    "download_file",
     "fits_callback",
     "remove_mention",
     "requester_of",
@@ -74,3 +76,17 @@ def fits_callback(model: str, prefix: str) -> bool:
     """Whether ``prefix + model`` fits Telegram's 64-byte callback data."""
     size = len((prefix + model).encode("utf-8"))
     return size <= int(InlineKeyboardButtonLimit.MAX_CALLBACK_DATA)
+
+
+async def download_file(
+    item: PhotoSize | Document | Voice | Audio,
+    *,
+    max_bytes: int | None = None,
+    too_large: str = "That file is too large for me to fetch.",
+) -> bytes:
+    """The bytes of a file a person sent (getFile, then its download). Refused with
+    ``too_large`` before anything is fetched when Telegram says it is over ``max_bytes``."""
+    if max_bytes is not None and item.file_size and item.file_size > max_bytes:
+        raise UserFacingError(too_large)
+    file = await item.get_file()
+    return bytes(await file.download_as_bytearray())

@@ -15,7 +15,7 @@ from telegram.error import BadRequest, TelegramError
 from bot.core.chat.voice import VoiceNote
 from bot.core.errors import SurfaceError
 from bot.core.pacing import Pacer
-from bot.platforms.telegram.messages import thread_id
+from bot.platforms.telegram.messages import download_file, thread_id
 from bot.platforms.telegram.surface import surface_for, translate
 
 __all__ = ["COMMANDS", "HELP", "MAX_DOWNLOAD_BYTES", "download", "send_voice", "voice_note"]
@@ -58,8 +58,7 @@ async def download(message: Message) -> bytes:
     media = _media(message)
     if media is None:
         raise ValueError("the message carries no voice note or audio file")
-    file = await media.get_file()
-    return bytes(await file.download_as_bytearray())
+    return await download_file(media)  # its caps were checked before
 
 
 async def send_voice(pacer: Pacer, bot: Bot, message: Message, audio: bytes) -> None:
