@@ -44,7 +44,7 @@ from bot.ops.wiring import access_policy, limits_config, open_ops_server
 from bot.platforms.common import Services
 from bot.providers.cometapi import CometAPI, DownloadLimits
 from bot.providers.cometapi.aiohttp_transport import AiohttpTransport
-from bot.store import Store, StoreError
+from bot.store import Store, StoreError, redacted
 
 log = logging.getLogger(__name__)
 
@@ -197,10 +197,14 @@ def voice_service(settings: Settings, chat: ChatService, client: CometAPI) -> Vo
 async def open_core(settings: Settings) -> AsyncIterator[Core]:
     """The store, the CometAPI client and the chat service, closed in reverse order."""
     async with contextlib.AsyncExitStack() as stack:
+        storage = settings.storage
         try:
-            store = await stack.enter_async_context(Store.open(settings.storage.path))
+            store = await stack.enter_async_context(
+                Store.open(storage.location, pool_size=storage.pool_size)
+            )
         except (StoreError, OSError) as exc:
-            raise StartupError(f"cannot open the database {settings.storage.path}: {exc}") from exc
+            where = redacted(storage.location) if storage.shared else storage.path
+            raise StartupError(f"cannot open the database {where}: {exc}") from exc
         api = settings.cometapi
         client = await stack.enter_async_context(
             CometAPI(

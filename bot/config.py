@@ -91,6 +91,29 @@ class DiscordSettings(_Section):
 
 class StorageSettings(_Section):
     path: str = "data/bot.sqlite3"
+    # "postgresql://user:pass@host:5432/db" selects PostgreSQL (several processes, design
+    # §9); empty keeps SQLite at ``path``. Secret: it usually carries a password.
+    url: SecretStr = SecretStr("")
+    pool_size: int = Field(default=10, ge=2, le=100, description="PostgreSQL connections")
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_only(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value().strip()
+        if url and not url.startswith(("postgresql://", "postgres://")):
+            # Never echo the value: it may hold a password.
+            raise ValueError("must be a postgresql://user:password@host:port/database URL")
+        return SecretStr(url)
+
+    @property
+    def location(self) -> str:
+        """The database to open: the PostgreSQL URL when one is set, else the SQLite file."""
+        return self.url.get_secret_value() or self.path
+
+    @property
+    def shared(self) -> bool:
+        """Whether several processes may share the database (PostgreSQL)."""
+        return bool(self.url.get_secret_value())
 
 
 class ChatSettings(_Section):

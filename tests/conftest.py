@@ -20,3 +20,6 @@ async def fake() -> AsyncIterator[FakeCometAPI]:
 def sleep() -> RecordingSleep:
     """A stand-in for the client's retry sleep that records the delays instead of waiting."""
     return RecordingSleep()
+
+
+pytest_plugins = ["tests.backends"]

@@ -21,8 +21,8 @@ def wall() -> FakeClock:
 
 
 @pytest.fixture
-async def store(wall: FakeClock) -> AsyncIterator[Store]:
-    async with Store.open(":memory:", clock=wall) as store:
+async def store(wall: FakeClock, store_location: str) -> AsyncIterator[Store]:
+    async with Store.open(store_location, clock=wall) as store:
         yield store
 
 

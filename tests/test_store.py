@@ -12,6 +12,7 @@ import pytest
 from bot.core.models import ChannelSettings, ConversationKey, Platform, Role, Turn, Usage
 from bot.store import Store, UsageKind
 from bot.store.conversations import RECENT_TURNS_SQL
+from bot.store.engine import Dialect
 from tests.fakes.clock import FakeClock
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
@@ -27,8 +28,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(clock: FakeClock) -> AsyncIterator[Store]:
-    async with Store.open(":memory:", clock=clock) as opened:
+async def store(clock: FakeClock, store_location: str) -> AsyncIterator[Store]:
+    async with Store.open(store_location, clock=clock) as opened:
         yield opened
 
 
@@ -185,7 +186,10 @@ async def test_recent_turns_query_is_an_index_range_scan(tmp_path: Path) -> None
     with sqlite3.connect(path) as conn:
         conn.execute("ANALYZE")  # the plan must hold with statistics, too
         plan = [
-            row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {RECENT_TURNS_SQL}", (str(KEY), 5))
+            row[3]
+            for row in conn.execute(
+                f"EXPLAIN QUERY PLAN {RECENT_TURNS_SQL[Dialect.SQLITE]}", (str(KEY), 5)
+            )
         ]
     text = "\n".join(plan)
     assert "turns_by_conversation (conversation_id=? AND id>?)" in text, text

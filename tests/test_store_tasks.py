@@ -48,8 +48,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(clock: FakeClock) -> AsyncIterator[Store]:
-    async with Store.open(":memory:", clock=clock) as opened:
+async def store(clock: FakeClock, store_location: str) -> AsyncIterator[Store]:
+    async with Store.open(store_location, clock=clock) as opened:
         yield opened
 
 
@@ -206,7 +206,7 @@ async def test_update_tasks_groups_alike_updates_and_keeps_order_per_task(store:
 async def test_update_tasks_is_all_or_nothing(store: Store) -> None:
     a = await _task(store, status=TaskStatus.RUNNING)
     bad = TaskUpdate(a, upstream_id=object())  # type: ignore[arg-type]
-    with pytest.raises(sqlite3.Error):
+    with pytest.raises(StoreError):
         await store.update_tasks([TaskUpdate(a, progress=80), bad])
     task = await store.get_task(a)
     assert task is not None and task.progress == 0

@@ -1,9 +1,11 @@
-"""SQLite persistence: conversations, channel settings, usage, generation tasks and buttons.
+"""Persistence: conversations, channel settings, usage, generation tasks and buttons.
 
-``async with Store.open(path) as store:`` opens one aiosqlite connection in WAL
-mode and applies the numbered migrations of :mod:`bot.store.migrations`.
-:class:`Store` implements :class:`bot.core.ports.ChatStore`; the task and button
-records it returns are in :mod:`bot.core.generation.records`.
+``async with Store.open(location) as store:`` opens a SQLite file (one aiosqlite
+connection in WAL mode, the default) or a ``postgresql://`` database (an asyncpg pool,
+for several processes) and applies the numbered migrations of
+:mod:`bot.store.migrations` / :mod:`bot.store.pg_migrations`. :class:`Store` implements
+the core's store ports; the task and button records it returns are in
+:mod:`bot.core.generation.records`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from bot.core.generation.records import (
     TaskUpdate,
     Unset,
 )
-from bot.store.errors import SchemaTooNewError, StoreError
+from bot.store.errors import ConstraintError, DatabaseError, SchemaTooNewError, StoreError
+from bot.store.location import is_postgres_url, redacted
 from bot.store.migrations import SCHEMA_VERSION
 from bot.store.store import Store
 
@@ -33,6 +36,8 @@ __all__ = [
     "UNSET",
     "ButtonRef",
     "ButtonSpec",
+    "ConstraintError",
+    "DatabaseError",
     "NewTask",
     "Provider",
     "SchemaTooNewError",
@@ -43,4 +48,6 @@ __all__ = [
     "TaskUpdate",
     "Unset",
     "UsageKind",
+    "is_postgres_url",
+    "redacted",
 ]

@@ -1,18 +1,17 @@
-"""Shared plumbing of the store's query mixins: one connection, one lock, one clock."""
+"""Shared plumbing of the store's query mixins: one engine, one clock, one id cache."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
-import aiosqlite
+from bot.store.engine import Dialect, Engine, Params, Row, Session
 
-Params: TypeAlias = Sequence[Any]
-Row: TypeAlias = Any  # a sqlite3 row tuple; columns are read by position
+__all__ = ["TOKEN_BYTES", "Clock", "Params", "Row", "StoreBase", "new_token", "utc_day"]
+
 Clock: TypeAlias = Callable[[], float]
 
 #: Random bytes per button token: 8 bytes -> 11 url-safe characters, 64 bits.
@@ -30,56 +29,43 @@ def utc_day(ts: float) -> str:
 
 
 class StoreBase:
-    """Owns the aiosqlite connection and serialises access to it.
-
-    aiosqlite runs every call on the connection's thread in order, but a
-    transaction spans several awaits: without the lock another coroutine's
-    statement could land inside it (or see its uncommitted rows).
-    """
+    """Runs the mixins' SQL on an :class:`~bot.store.engine.Engine` (SQLite or PostgreSQL)."""
 
     def __init__(
         self,
-        db: aiosqlite.Connection,
+        engine: Engine,
         *,
         clock: Clock = time.time,
         token_factory: Callable[[], str] = new_token,
     ) -> None:
-        self._db = db
+        self._engine = engine
         self._clock = clock
         self._new_token = token_factory
-        self._lock = asyncio.Lock()
         # str(ConversationKey) -> conversations.id; ids never change once committed.
         self._conversation_ids: dict[str, int] = {}
 
+    @property
+    def dialect(self) -> Dialect:
+        return self._engine.dialect
+
     async def _fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self._lock:
-            return list(await self._db.execute_fetchall(sql, params))
+        return await self._engine.fetch(sql, params)
 
     async def _fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        rows = await self._fetchall(sql, params)
+        rows = await self._engine.fetch(sql, params)
         return rows[0] if rows else None
 
-    async def _write(self, sql: str, params: Params = ()) -> tuple[int, int | None]:
-        """Run one statement (atomic on its own); returns ``(rowcount, lastrowid)``."""
-        async with self._lock, self._db.execute(sql, params) as cursor:
-            return cursor.rowcount, cursor.lastrowid
+    async def _write(self, sql: str, params: Params = ()) -> int:
+        """Run one statement (atomic on its own); how many rows it changed."""
+        return await self._engine.execute(sql, params)
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Hold the lock and a write transaction; commit on success, roll back on any error.
-
-        ``BEGIN IMMEDIATE`` takes the write lock up front, so a busy file makes
-        the transaction wait (busy_timeout) at its start instead of failing
-        half-way with SQLITE_BUSY on the first write.
-        """
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-                await self._db.execute("COMMIT")
-            except BaseException:
-                # A rolled-back transaction may have created conversations.
-                self._conversation_ids.clear()
-                if self._db.in_transaction:
-                    await self._db.execute("ROLLBACK")
-                raise
+    async def _transaction(self) -> AsyncIterator[Session]:
+        """One transaction: committed on success, rolled back on any error."""
+        try:
+            async with self._engine.transaction() as session:
+                yield session
+        except BaseException:
+            # A rolled-back transaction may have created conversations.
+            self._conversation_ids.clear()
+            raise

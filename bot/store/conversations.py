@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Final
 
-import aiosqlite
-
 from bot.core.access.usage import UsageKind
 from bot.core.models import ChannelSettings, ConversationKey, Platform, Role, Turn, Usage
 from bot.store._base import Row, StoreBase, utc_day
+from bot.store.engine import Dialect, Session
 from bot.store.usage import add_usage
 
 __all__ = ["RECENT_TURNS_SQL", "ConversationQueries"]
@@ -20,24 +19,34 @@ _TURN_COLUMNS: Final = "t.id, t.role, t.content, t.speaker, t.tokens, t.created_
 # SQLite 3.40 chose to walk every turn backwards by rowid to skip a sort: a scan
 # of the whole table for an idle conversation.) INDEXED BY keeps it that way:
 # should the index ever go missing, the query fails instead of silently scanning.
-_TURNS: Final = "turns AS t INDEXED BY turns_by_conversation"
+# PostgreSQL has no INDEXED BY, and its planner picks the index by itself.
 _CONVERSATION_ID: Final = "(SELECT id FROM conversations WHERE key = ?1)"
-
-#: The chat hot path: two key lookups, then a backwards range scan of
-#: turns_by_conversation that stops after ``limit`` rows. Parameters: key, limit.
-RECENT_TURNS_SQL: Final = f"""
-    SELECT {_TURN_COLUMNS}
-    FROM {_TURNS}
-    WHERE t.conversation_id = {_CONVERSATION_ID}
+_RECENT_TURNS: Final = """
+    SELECT {columns}
+    FROM {turns}
+    WHERE t.conversation_id = {conversation_id}
       AND t.id > (SELECT reset_turn_id FROM conversations WHERE key = ?1)
     ORDER BY t.id DESC
     LIMIT ?2
 """
 
+#: The chat hot path: two key lookups, then a backwards range scan of
+#: turns_by_conversation that stops after ``limit`` rows. Parameters: key, limit.
+RECENT_TURNS_SQL: Final = {
+    Dialect.SQLITE: _RECENT_TURNS.format(
+        columns=_TURN_COLUMNS,
+        turns="turns AS t INDEXED BY turns_by_conversation",
+        conversation_id=_CONVERSATION_ID,
+    ),
+    Dialect.POSTGRESQL: _RECENT_TURNS.format(
+        columns=_TURN_COLUMNS, turns="turns AS t", conversation_id=_CONVERSATION_ID
+    ),
+}
+
 _SETTING_COLUMNS: Final = frozenset({"model", "persona", "voice"})
 _INSERT_TURN: Final = (
     "INSERT INTO turns (conversation_id, role, content, speaker, user_id, tokens, model,"
-    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
 )
 
 
@@ -59,7 +68,7 @@ class ConversationQueries(StoreBase):
         """The newest ``limit`` turns after the conversation's last reset, oldest first."""
         if limit <= 0:
             return []
-        rows = await self._fetchall(RECENT_TURNS_SQL, (str(key), limit))
+        rows = await self._fetchall(RECENT_TURNS_SQL[self.dialect], (str(key), limit))
         rows.reverse()
         return [_turn(row) for row in rows]
 
@@ -87,15 +96,15 @@ class ConversationQueries(StoreBase):
             tokens = usage.completion_tokens
         values = (turn.role.value, turn.content, turn.speaker, user_id, tokens, model, created_at)
         if usage is None or user_id is None:
-            # One INSERT is atomic on its own: no transaction, one trip to the database thread
-            # (this runs for every question the bot is asked).
-            async with self._lock:
-                conversation_id = await self._conversation_id(self._db, key, now)
-                row = await self._db.execute_insert(_INSERT_TURN, (conversation_id, *values))
+            # One INSERT is atomic on its own: no transaction, one trip to the database
+            # (this runs for every question the bot is asked). Creating the conversation
+            # first is idempotent, so it needs no transaction either.
+            conversation_id = await self._conversation_id(self._engine, key, now)
+            rows = await self._engine.fetch(_INSERT_TURN, (conversation_id, *values))
         else:
             async with self._transaction() as db:
-                conversation_id = await self._conversation_id(db, key, now)
-                row = await db.execute_insert(_INSERT_TURN, (conversation_id, *values))
+                conversation_id = await self._conversation_id(db, key, now, remember=False)
+                rows = await db.fetch(_INSERT_TURN, (conversation_id, *values))
                 await add_usage(
                     db,
                     user_id,
@@ -106,8 +115,9 @@ class ConversationQueries(StoreBase):
                         UsageKind.CHAT: 1,
                     },
                 )
-        assert row is not None  # an INSERT into a rowid table always sets last_insert_rowid()
-        return int(row[0])
+            # Only now is the row visible to other connections (PostgreSQL's pool).
+            self._conversation_ids[str(key)] = conversation_id
+        return int(rows[0][0])
 
     async def get_settings(self, key: ConversationKey) -> ChannelSettings:
         """The channel's model and persona; ``None`` fields mean "the configured default"."""
@@ -150,22 +160,21 @@ class ConversationQueries(StoreBase):
         old_key = str(ConversationKey(platform, old_chat_id))
         new_key = str(ConversationKey(platform, new_chat_id))
         # The chat's own key, or one of its threads' ("tg:-5:12"): the prefix then a colon.
-        of_chat = "{column} = ?1 OR substr({column}, 1, length(?1) + 1) = ?1 || ':'"
+        of_chat = (
+            "{column} = CAST(?1 AS TEXT)"
+            " OR substr({column}, 1, length(CAST(?1 AS TEXT)) + 1) = CAST(?1 AS TEXT) || ':'"
+        )
         moved = 0
         async with self._transaction() as db:
             self._conversation_ids.clear()  # keys are about to point elsewhere
-            rows = await db.execute_fetchall(
+            rows = await db.fetch(
                 "SELECT id, key, model, persona, voice FROM conversations WHERE "
                 + of_chat.format(column="key"),
                 (old_key,),
             )
             for conversation_id, key, model, persona, voice in rows:
                 target = new_key + str(key)[len(old_key) :]
-                existing = list(
-                    await db.execute_fetchall(
-                        "SELECT id FROM conversations WHERE key = ?", (target,)
-                    )
-                )
+                existing = await db.fetch("SELECT id FROM conversations WHERE key = ?", (target,))
                 if not existing:
                     await db.execute(
                         "UPDATE conversations SET key = ? WHERE id = ?", (target, conversation_id)
@@ -177,18 +186,19 @@ class ConversationQueries(StoreBase):
                         (into, conversation_id),
                     )
                     await db.execute(
-                        "UPDATE conversations SET model = coalesce(model, ?),"
-                        " persona = coalesce(persona, ?), voice = max(voice, ?) WHERE id = ?",
+                        "UPDATE conversations SET model = coalesce(model, ?1),"
+                        " persona = coalesce(persona, ?2),"
+                        " voice = CASE WHEN voice > ?3 THEN voice ELSE ?3 END WHERE id = ?4",
                         (model, persona, voice, into),
                     )
                     await db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
                 moved += 1
-            cursor = await db.execute(
-                "UPDATE tasks SET conversation = ?2 || substr(conversation, length(?1) + 1)"
+            moved += await db.execute(
+                "UPDATE tasks SET conversation ="
+                " CAST(?2 AS TEXT) || substr(conversation, length(CAST(?1 AS TEXT)) + 1)"
                 " WHERE " + of_chat.format(column="conversation"),
                 (old_key, new_key),
             )
-            moved += max(cursor.rowcount, 0)
         return moved
 
     async def _set_setting(
@@ -203,22 +213,23 @@ class ConversationQueries(StoreBase):
         )
 
     async def _conversation_id(
-        self, db: aiosqlite.Connection, key: ConversationKey, now: float
+        self, db: Session, key: ConversationKey, now: float, *, remember: bool = True
     ) -> int:
-        """The conversation's row id, creating the row; call inside a transaction."""
+        """The conversation's row id, creating the row (idempotent). Inside a transaction,
+        ``remember=False``: an id the transaction created must not be cached before it
+        commits, or a statement on another connection could use it too early."""
         raw = str(key)
         cached = self._conversation_ids.get(raw)
         if cached is not None:
             return cached
         # One statement whether or not the row exists (the no-op update makes RETURNING
         # answer for an existing row too).
-        rows = list(
-            await db.execute_fetchall(
-                "INSERT INTO conversations (key, platform, created_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id",
-                (raw, key.platform.value, now),
-            )
+        rows = await db.fetch(
+            "INSERT INTO conversations (key, platform, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id",
+            (raw, key.platform.value, now),
         )
         conversation_id = int(rows[0][0])
-        self._conversation_ids[raw] = conversation_id
+        if remember:
+            self._conversation_ids[raw] = conversation_id
         return conversation_id

@@ -119,8 +119,49 @@ _V2: Final = (
     "ALTER TABLE conversations ADD COLUMN voice INTEGER NOT NULL DEFAULT 0",
 )
 
+_V3: Final = (
+    # Several processes on one database (design §9). A poller claims due tasks by
+    # writing its name and a lease expiry; a dead process's claims lapse with the lease.
+    "ALTER TABLE tasks ADD COLUMN lease_owner TEXT",
+    "ALTER TABLE tasks ADD COLUMN lease_until REAL",
+    # Which process may post the result: the platform's routing hint (a Discord guild,
+    # "dm"), read by the process that owns that part of the platform.
+    "ALTER TABLE tasks ADD COLUMN route TEXT",
+    # One row per posted (or being posted) part of a result: the primary key is what makes
+    # a part go out at most once, whichever process delivers.
+    """
+    CREATE TABLE task_parts (
+        task_id    INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        part       TEXT NOT NULL,
+        owner      TEXT NOT NULL,
+        message_id TEXT,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (task_id, part)
+    )
+    """,
+    # Cooldowns live here so they survive a restart and hold across processes.
+    """
+    CREATE TABLE cooldowns (
+        user_id TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        until   REAL NOT NULL,
+        PRIMARY KEY (user_id, kind)
+    )
+    """,
+    # Live processes and the roles they hold (/stats, /healthz); a row is renewed
+    # while its process runs and ignored once ``seen_at`` is stale.
+    """
+    CREATE TABLE processes (
+        name       TEXT PRIMARY KEY,
+        started_at REAL NOT NULL,
+        seen_at    REAL NOT NULL,
+        roles      TEXT NOT NULL DEFAULT ''
+    )
+    """,
+)
+
 #: Statements of each migration, in order; migration n is ``MIGRATIONS[n - 1]``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
 #: The ``user_version`` of a fully migrated file.
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -8,8 +8,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
 from typing import Any, Final
 
-import aiosqlite
-
 from bot.core.generation.records import (
     TERMINAL_STATUSES,
     UNSET,
@@ -23,25 +21,26 @@ from bot.core.generation.records import (
 )
 from bot.core.models import ConversationKey
 from bot.store._base import Row, StoreBase
+from bot.store.engine import Dialect, Session
 from bot.store.errors import StoreError
 
-__all__ = ["DUE_TASKS_SQL", "TaskQueries"]
+__all__ = ["ACTIVE_SQL", "DUE_TASKS_SQL", "TASK_COLUMNS", "TaskQueries", "task_from_row"]
 
-_TASK_COLUMNS: Final = (
+TASK_COLUMNS: Final = (
     "id, provider, kind, owner_id, conversation, status, request, created_at, updated_at,"
     " upstream_id, parent_id, status_message_id, reply_to_id, progress, deadline,"
-    " next_poll_at, attempts, result, error, delivered_at"
+    " next_poll_at, attempts, result, error, delivered_at, route"
 )
 # Spelled out, not bound: SQLite only uses the partial index tasks_due when the
 # query repeats the index's WHERE term literally (tests check it matches ACTIVE_STATUSES).
-_ACTIVE: Final = "status IN ('pending', 'submitted', 'running')"
+ACTIVE_SQL: Final = "status IN ('pending', 'submitted', 'running')"
 _TERMINAL: Final = "status IN ({})".format(
     ", ".join(f"'{s.value}'" for s in sorted(TERMINAL_STATUSES))
 )
 
 #: The poller's query: pollable tasks whose time has come, soonest first.
 DUE_TASKS_SQL: Final = (
-    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {_ACTIVE} AND next_poll_at <= ?"
+    f"SELECT {TASK_COLUMNS} FROM tasks WHERE {ACTIVE_SQL} AND next_poll_at <= ?"
     " ORDER BY next_poll_at, id LIMIT ?"
 )
 _UPDATABLE: Final = (
@@ -55,6 +54,18 @@ _UPDATABLE: Final = (
     "result",
     "error",
 )
+# PostgreSQL types of the updatable columns, for a batch sent as one array per column.
+_PG_TYPES: Final = {
+    "status": "text",
+    "upstream_id": "text",
+    "status_message_id": "text",
+    "progress": "integer",
+    "deadline": "double precision",
+    "next_poll_at": "double precision",
+    "attempts": "integer",
+    "result": "text",
+    "error": "text",
+}
 _BUTTON_COLUMNS: Final = "token, task_id, custom_id, label, emoji, kind, created_at"
 _TOKEN_TRIES: Final = 5
 
@@ -81,7 +92,7 @@ def _conversation(raw: str) -> ConversationKey:
     return ConversationKey.parse(raw)
 
 
-def _task(row: Row) -> Task:
+def task_from_row(row: Row) -> Task:
     return Task(
         id=row[0],
         provider=_PROVIDERS[row[1]],
@@ -103,6 +114,7 @@ def _task(row: Row) -> Task:
         result=_load(row[17]),
         error=row[18],
         delivered_at=row[19],
+        route=row[20],
     )
 
 
@@ -110,7 +122,8 @@ def _button(row: Row) -> ButtonRef:
     return ButtonRef(*row)
 
 
-def _update_statement(update: TaskUpdate, now: float) -> tuple[str, list[Any]]:
+def _update_statement(update: TaskUpdate, now: float) -> tuple[tuple[str, ...], list[Any]]:
+    """The columns ``update`` sets and its parameters: ``[now, *values, task_id]``."""
     names: list[str] = []
     params: list[Any] = [now]
     for name in _UPDATABLE:  # column names come from this fixed list, never from input
@@ -124,13 +137,36 @@ def _update_statement(update: TaskUpdate, now: float) -> tuple[str, list[Any]]:
         names.append(name)
         params.append(value)
     params.append(update.task_id)
-    return _update_sql(tuple(names)), params
+    return tuple(names), params
+
+
+_RELEASE: Final = ("lease_owner = NULL", "lease_until = NULL")
 
 
 @functools.lru_cache(maxsize=256)
-def _update_sql(names: tuple[str, ...]) -> str:
-    columns = ", ".join(["updated_at = ?", *(f"{name} = ?" for name in names)])
+def _update_sql(names: tuple[str, ...], release: bool = False) -> str:
+    columns = ", ".join(
+        ["updated_at = ?", *(f"{name} = ?" for name in names), *(_RELEASE if release else ())]
+    )
     return f"UPDATE tasks SET {columns} WHERE id = ?"
+
+
+@functools.lru_cache(maxsize=256)
+def _pg_batch_sql(names: tuple[str, ...], release: bool) -> str:
+    """One PostgreSQL statement for a batch of alike updates: each column's values as one
+    array, unnested into rows (``$1`` is the time, ``$2`` the ids)."""
+    arrays = ", ".join(f"${i}::{_PG_TYPES[name]}[]" for i, name in enumerate(names, start=3))
+    columns = ", ".join(
+        [
+            "updated_at = $1",
+            *(f"{name} = v.{name}" for name in names),
+            *(_RELEASE if release else ()),
+        ]
+    )
+    return (
+        f"UPDATE tasks SET {columns} FROM unnest($2::bigint[]{', ' if names else ''}{arrays})"
+        f" AS v(id{''.join(', ' + name for name in names)}) WHERE tasks.id = v.id"
+    )
 
 
 class TaskQueries(StoreBase):
@@ -139,10 +175,10 @@ class TaskQueries(StoreBase):
     async def create_task(self, task: NewTask) -> int:
         """Insert ``task`` as a ``pending`` row, not polled yet, and return its id."""
         now = self._clock()
-        _, task_id = await self._write(
+        rows = await self._fetchall(
             "INSERT INTO tasks (provider, kind, owner_id, conversation, request, status,"
-            " parent_id, reply_to_id, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " parent_id, reply_to_id, created_at, updated_at, route)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 Provider(task.provider).value,
                 task.kind,
@@ -154,86 +190,95 @@ class TaskQueries(StoreBase):
                 task.reply_to_id,
                 now,
                 now,
+                task.route,
             ),
         )
-        assert task_id is not None
-        return task_id
+        return int(rows[0][0])
 
     async def get_task(self, task_id: int) -> Task | None:
         """The task with this id, if any."""
-        row = await self._fetchone(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
-        return None if row is None else _task(row)
+        row = await self._fetchone(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
+        return None if row is None else task_from_row(row)
 
     async def update_task(self, update: TaskUpdate) -> bool:
         """Apply one change; whether the task exists."""
-        sql, params = _update_statement(update, self._clock())
-        rowcount, _ = await self._write(sql, params)
-        return rowcount == 1
+        names, params = _update_statement(update, self._clock())
+        return await self._write(_update_sql(names), params) == 1
 
-    async def update_tasks(self, updates: Iterable[TaskUpdate]) -> int:
+    async def update_tasks(self, updates: Iterable[TaskUpdate], *, release: bool = False) -> int:
         """Apply many changes in one transaction (one write per poller cycle); rows changed.
+        ``release``: the poller's write after a round, which also ends its leases.
 
-        Updates that set the same columns share one ``executemany``, so a cycle of
-        thousands of progress updates costs a few statements, not a thread hop each.
+        Updates that set the same columns share one statement (SQLite: one
+        ``executemany``; PostgreSQL: one ``UPDATE ... FROM unnest(...)``), so a cycle of
+        thousands of progress updates costs a few statements, not a round trip each.
         When a task id repeats, the updates run one by one in order (later wins).
         """
         now = self._clock()
         statements = [_update_statement(update, now) for update in updates]
         if not statements:
             return 0
-        batches: list[tuple[str, list[list[Any]]]]
+        batches: list[tuple[tuple[str, ...], list[list[Any]]]]
         if len({params[-1] for _, params in statements}) == len(statements):
-            groups: dict[str, list[list[Any]]] = {}
-            for sql, params in statements:
-                groups.setdefault(sql, []).append(params)
+            groups: dict[tuple[str, ...], list[list[Any]]] = {}
+            for names, params in statements:
+                groups.setdefault(names, []).append(params)
             batches = list(groups.items())
         else:
-            batches = [(sql, [params]) for sql, params in statements]
-        changed = 0
+            batches = [(names, [params]) for names, params in statements]
         async with self._transaction() as db:
-            for sql, rows in batches:
-                async with db.executemany(sql, rows) as cursor:
-                    changed += max(cursor.rowcount, 0)
-        return changed
+            if self.dialect is Dialect.POSTGRESQL:
+                return await _pg_batches(db, batches, release)
+            # executemany tells no row count: SQLite's running total of the connection's
+            # changes does (the transaction holds the only connection).
+            before = (await db.fetch("SELECT total_changes()"))[0][0]
+            for names, rows in batches:
+                await db.executemany(_update_sql(names, release), rows)
+            return int((await db.fetch("SELECT total_changes()"))[0][0] - before)
 
     async def due_tasks(self, now: float | None = None, limit: int = 100) -> list[Task]:
         """Pollable tasks with ``next_poll_at <= now``, soonest first (ties by id)."""
         at = self._clock() if now is None else now
-        return [_task(row) for row in await self._fetchall(DUE_TASKS_SQL, (at, limit))]
+        return [task_from_row(row) for row in await self._fetchall(DUE_TASKS_SQL, (at, limit))]
 
     async def next_due_at(self) -> float | None:
         """When the earliest pollable task is due (the poller sleeps until then)."""
-        row = await self._fetchone(f"SELECT min(next_poll_at) FROM tasks WHERE {_ACTIVE}")
+        # A task another process holds is not due here before its lease ends (or it is
+        # released and rescheduled): waking for it would find nothing to claim, again and again.
+        row = await self._fetchone(
+            "SELECT min(CASE WHEN lease_until > next_poll_at THEN lease_until"
+            f" ELSE next_poll_at END) FROM tasks WHERE {ACTIVE_SQL}"
+        )
         return None if row is None or row[0] is None else float(row[0])
 
     async def undelivered_tasks(self, limit: int = 100) -> list[Task]:
         """Finished tasks whose result (or failure notice) was not delivered: resume these."""
         rows = await self._fetchall(
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE delivered_at IS NULL AND {_TERMINAL}"
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE delivered_at IS NULL AND {_TERMINAL}"
             " ORDER BY id LIMIT ?",
             (limit,),
         )
-        return [_task(row) for row in rows]
+        return [task_from_row(row) for row in rows]
 
     async def pending_tasks(self, *, created_before: float, limit: int = 100) -> list[Task]:
         """Rows still ``pending`` (submit outcome unknown) created before a time: a process
         died during their submit. Oldest first."""
         rows = await self._fetchall(
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE status = 'pending' AND created_at < ?"
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'pending' AND created_at < ?"
             " ORDER BY id LIMIT ?",
             (created_before, limit),
         )
-        return [_task(row) for row in rows]
+        return [task_from_row(row) for row in rows]
 
     async def waiting_task(self, owner_id: str, status_message_id: str) -> Task | None:
         """The owner's task waiting for input (a Midjourney modal) whose question is
         ``status_message_id``, if any (the ``tasks_by_owner`` index narrows the search)."""
         row = await self._fetchone(
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE owner_id = ? AND status = 'waiting'"
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE owner_id = ? AND status = 'waiting'"
             " AND status_message_id = ? ORDER BY id DESC LIMIT 1",
             (owner_id, status_message_id),
         )
-        return None if row is None else _task(row)
+        return None if row is None else task_from_row(row)
 
     async def count_active_tasks(self, owner_id: str) -> int:
         """How many unfinished tasks the user has (for a per-user concurrency limit)."""
@@ -244,7 +289,7 @@ class TaskQueries(StoreBase):
 
     async def mark_delivered(self, task_id: int, *, at: float | None = None) -> bool:
         """Record delivery once; True only for the call that did it (the one that may post)."""
-        rowcount, _ = await self._write(
+        rowcount = await self._write(
             "UPDATE tasks SET delivered_at = ?, updated_at = ?"
             " WHERE id = ? AND delivered_at IS NULL",
             (self._clock() if at is None else at, self._clock(), task_id),
@@ -268,25 +313,37 @@ class TaskQueries(StoreBase):
         )
         return None if row is None else _button(row)
 
-    async def _button_token(
-        self, db: aiosqlite.Connection, task_id: int, spec: ButtonSpec, now: float
-    ) -> str:
-        rows = list(
-            await db.execute_fetchall(
-                "SELECT token FROM buttons WHERE task_id = ? AND custom_id = ?",
-                (task_id, spec.custom_id),
-            )
+    async def _button_token(self, db: Session, task_id: int, spec: ButtonSpec, now: float) -> str:
+        rows = await db.fetch(
+            "SELECT token FROM buttons WHERE task_id = ? AND custom_id = ?",
+            (task_id, spec.custom_id),
         )
         if rows:
             return str(rows[0][0])
         for _ in range(_TOKEN_TRIES):
             token = self._new_token()
             # A token collision (2^-64 odds, or a test's fixed factory) inserts nothing: retry.
-            async with db.execute(
+            inserted = await db.execute(
                 "INSERT INTO buttons (token, task_id, custom_id, label, emoji, kind, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (token) DO NOTHING",
                 (token, task_id, spec.custom_id, spec.label, spec.emoji, spec.kind, now),
-            ) as cursor:
-                if cursor.rowcount == 1:
-                    return token
+            )
+            if inserted == 1:
+                return token
         raise StoreError("could not mint a unique button token")
+
+
+async def _pg_batches(
+    db: Session, batches: list[tuple[tuple[str, ...], list[list[Any]]]], release: bool
+) -> int:
+    """PostgreSQL: each batch of alike updates as one statement over column arrays."""
+    changed = 0
+    for names, rows in batches:
+        if len(rows) == 1:
+            changed += await db.execute(_update_sql(names, release), rows[0])
+            continue
+        # A row is [now, *values, id]; columns become arrays.
+        columns = [[row[i] for row in rows] for i in range(1, len(names) + 1)]
+        ids = [row[-1] for row in rows]
+        changed += await db.execute(_pg_batch_sql(names, release), (rows[0][0], ids, *columns))
+    return changed

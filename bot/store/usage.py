@@ -10,21 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-import aiosqlite
-
 from bot.store._base import StoreBase, utc_day
+from bot.store.engine import Session
 
 __all__ = ["UsageQueries", "add_usage"]
 
 _ADD_SQL: Final = (
     "INSERT INTO usage_daily (user_id, day, kind, amount) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (user_id, day, kind) DO UPDATE SET amount = amount + excluded.amount"
+    " ON CONFLICT (user_id, day, kind) DO UPDATE SET amount = usage_daily.amount + excluded.amount"
 )
 
 
-async def add_usage(
-    db: aiosqlite.Connection, user_id: str, day: str, amounts: Mapping[str, int]
-) -> None:
+async def add_usage(db: Session, user_id: str, day: str, amounts: Mapping[str, int]) -> None:
     """Add ``amounts`` (kind -> amount) to the user's counters of ``day``; no locking."""
     await db.executemany(
         _ADD_SQL, [(user_id, day, str(kind), amount) for kind, amount in amounts.items() if amount]
@@ -63,11 +60,16 @@ class UsageQueries(StoreBase):
         day = utc_day(self._clock())
         # The SELECT's WHERE refuses a first row that alone exceeds the limit; the
         # upsert's WHERE refuses growing an existing row past it. Either way: 0 rows.
-        rowcount, _ = await self._write(
-            "INSERT INTO usage_daily (user_id, day, kind, amount) SELECT ?, ?, ?, ? WHERE ? <= ?"
-            " ON CONFLICT (user_id, day, kind) DO UPDATE SET amount = amount + excluded.amount"
-            " WHERE amount + excluded.amount <= ?",
-            (user_id, day, str(kind), amount, amount, limit, limit),
+        # (The casts type the parameters for PostgreSQL; the table name qualifies the
+        # existing row's column, which PostgreSQL requires beside ``excluded``.)
+        rowcount = await self._write(
+            "INSERT INTO usage_daily (user_id, day, kind, amount)"
+            " SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS BIGINT)"
+            " WHERE CAST(?4 AS BIGINT) <= CAST(?5 AS BIGINT)"
+            " ON CONFLICT (user_id, day, kind)"
+            " DO UPDATE SET amount = usage_daily.amount + excluded.amount"
+            " WHERE usage_daily.amount + excluded.amount <= CAST(?5 AS BIGINT)",
+            (user_id, day, str(kind), amount, limit),
         )
         return rowcount == 1
 
@@ -77,7 +79,7 @@ class UsageQueries(StoreBase):
         """Give back a reservation; ``at`` is when it was made (refunds go to that day)."""
         day = utc_day(self._clock() if at is None else at)
         await self._write(
-            "UPDATE usage_daily SET amount = max(amount - ?, 0)"
-            " WHERE user_id = ? AND day = ? AND kind = ?",
+            "UPDATE usage_daily SET amount = CASE WHEN amount > ?1 THEN amount - ?1 ELSE 0 END"
+            " WHERE user_id = ?2 AND day = ?3 AND kind = ?4",
             (amount, user_id, day, str(kind)),
         )

@@ -128,6 +128,7 @@ class Task:
     result: dict[str, Any] | None = None
     error: str | None = None
     delivered_at: float | None = None
+    route: str | None = None  # see NewTask.route
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +144,9 @@ class NewTask:
     request: Mapping[str, Any] = field(default_factory=dict)
     parent_id: int | None = None
     reply_to_id: str | None = None
+    #: Which part of the platform may post the result (a Discord guild, ``"dm"``), when
+    #: the platform is split between processes; ``None``: whoever holds the platform.
+    route: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
