@@ -9,7 +9,7 @@ The ports of pictures, voice and documents are in :mod:`bot.core.media_ports`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Protocol, TypeVar
 
 from bot.core.generation.records import (
@@ -238,8 +238,39 @@ class TaskStore(Protocol):
 
     async def update_task(self, update: TaskUpdate) -> bool: ...
 
-    async def update_tasks(self, updates: Iterable[TaskUpdate]) -> int:
-        """Many changes in one transaction (one write per poller cycle)."""
+    async def update_tasks(self, updates: Iterable[TaskUpdate], *, release: bool = False) -> int:
+        """Many changes in one transaction (one write per poller cycle); ``release`` also
+        ends the leases of the changed tasks (the poller's write after a round)."""
+        ...
+
+    async def claim_due_tasks(
+        self,
+        owner: str,
+        *,
+        due_before: float,
+        lease: float,
+        limit: int,
+        routes: Collection[str] | None = None,
+        grace: float = 0.0,
+    ) -> list[Task]:
+        """Claim pollable tasks due by ``due_before`` that no live lease holds, for
+        ``lease`` seconds, soonest first: no other process polls them meanwhile. With
+        ``routes`` (the destinations this process posts to), other processes' tasks are
+        claimed only once ``grace`` seconds overdue."""
+        ...
+
+    async def release_tasks(self, owner: str, task_ids: Sequence[int]) -> int:
+        """End ``owner``'s leases on tasks it claimed but did not poll."""
+        ...
+
+    async def claim_part(self, task_id: int, part: str, owner: str) -> bool:
+        """The right to post one part of a result; False once anyone has taken it."""
+        ...
+
+    async def part_posted(self, task_id: int, part: str, message_id: str) -> None: ...
+
+    async def release_part(self, task_id: int, part: str) -> None:
+        """The platform refused the part (nothing went out): it may be claimed again."""
         ...
 
     async def due_tasks(self, now: float | None = None, limit: int = 100) -> list[Task]: ...
@@ -333,6 +364,18 @@ class Outbox(Protocol):
         """Show ``view`` in a status message, pacing itself. An intermediate view is
         dropped when the chat is rate limited; a ``final`` one is retried after 429s."""
         ...
+
+    def routes(self) -> Collection[str]:
+        """The task routes (:attr:`~bot.core.generation.records.NewTask.route`) this
+        process posts to on this platform: a Discord process its shards' only."""
+        ...
+
+
+class Handoff(Protocol):
+    """Tells the other processes that a finished task waits for its destination's owner
+    (PostgreSQL's NOTIFY); one process alone needs nothing of it."""
+
+    async def task_ready(self, task_id: int) -> None: ...
 
 
 class Admitted(Protocol):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -81,6 +81,15 @@ class Services:
 T = TypeVar("T")
 
 
+TELEGRAM_ROUTE: Final = "tg"
+"""The route of every Telegram task: one process at a time talks to Telegram."""
+
+
+def discord_route(shard_id: int) -> str:
+    """The route of a Discord task: its guild's shard (DMs are shard 0's)."""
+    return f"dc:{shard_id}"
+
+
 class PacedOutbox:
     """What both platforms' outboxes (:class:`~bot.core.ports.Outbox`) share: their upload
     limits, and how their calls take the chat's slots of the platform's pacer. Subclasses
@@ -89,13 +98,18 @@ class PacedOutbox:
     FINAL_ATTEMPTS: Final = 5
     """Tries of a final status view while the platform keeps answering 429."""
 
-    def __init__(self, pacer: Pacer, limits: MediaLimits) -> None:
+    def __init__(self, pacer: Pacer, limits: MediaLimits, routes: Iterable[str] = ()) -> None:
         self._pacer = pacer
         self._limits = limits
+        self._routes = frozenset(routes)
 
     @property
     def limits(self) -> MediaLimits:
         return self._limits
+
+    def routes(self) -> frozenset[str]:
+        """The task routes this process posts to (``Origin.route`` of the tasks it starts)."""
+        return self._routes
 
     def lane(self, key: ConversationKey) -> tuple[str, str]:
         """The pacer lane and lane kind of a conversation (the ones its chat replies use)."""

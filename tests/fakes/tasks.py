@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import itertools
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -51,7 +51,9 @@ class MemoryTaskStore:
         self.buttons: dict[str, ButtonRef] = {}
         self._ids = itertools.count(1)
         self._tokens = itertools.count(1)
-        self.writes = 0  # write calls (update_tasks counts once)
+        self.writes = 0  # write calls (update_tasks counts once; claims are not counted)
+        self.leases: dict[int, tuple[str, float]] = {}  # task id -> (owner, until)
+        self.parts: dict[tuple[int, str], str | None] = {}  # (task, part) -> message id
 
     async def create_task(self, task: NewTask) -> int:
         await asyncio.sleep(0)
@@ -69,6 +71,7 @@ class MemoryTaskStore:
             updated_at=now,
             parent_id=task.parent_id,
             reply_to_id=task.reply_to_id,
+            route=task.route,
         )
         self.writes += 1
         return task_id
@@ -96,10 +99,64 @@ class MemoryTaskStore:
         self.writes += 1
         return self._apply(update) == 1
 
-    async def update_tasks(self, updates: Iterable[TaskUpdate]) -> int:
+    async def update_tasks(self, updates: Iterable[TaskUpdate], *, release: bool = False) -> int:
         await asyncio.sleep(0)
         self.writes += 1
-        return sum(self._apply(u) for u in updates)
+        changed = 0
+        for update in updates:
+            changed += self._apply(update)
+            if release:
+                self.leases.pop(update.task_id, None)
+        return changed
+
+    async def claim_due_tasks(
+        self,
+        owner: str,
+        *,
+        due_before: float,
+        lease: float,
+        limit: int,
+        routes: Collection[str] | None = None,
+        grace: float = 0.0,
+    ) -> list[Task]:
+        now = self.clock.now()
+        free = [
+            t
+            for t in await self.due_tasks(due_before, len(self.tasks))
+            if self.leases.get(t.id, ("", 0.0))[1] < now
+            and (
+                routes is None
+                or t.route is None
+                or t.route in routes
+                or (t.next_poll_at or 0.0) <= now - grace
+            )
+        ][:limit]
+        for task in free:
+            self.leases[task.id] = (owner, now + lease)
+        return free
+
+    async def release_tasks(self, owner: str, task_ids: Sequence[int]) -> int:
+        await asyncio.sleep(0)
+        mine = [i for i in task_ids if self.leases.get(i, ("", 0.0))[0] == owner]
+        for task_id in mine:
+            del self.leases[task_id]
+        return len(mine)
+
+    async def claim_part(self, task_id: int, part: str, owner: str) -> bool:
+        await asyncio.sleep(0)
+        if (task_id, part) in self.parts:
+            return False
+        self.parts[task_id, part] = None
+        return True
+
+    async def part_posted(self, task_id: int, part: str, message_id: str) -> None:
+        await asyncio.sleep(0)
+        self.parts[task_id, part] = message_id
+
+    async def release_part(self, task_id: int, part: str) -> None:
+        await asyncio.sleep(0)
+        if self.parts.get((task_id, part), "") is None:
+            del self.parts[task_id, part]
 
     async def due_tasks(self, now: float | None = None, limit: int = 100) -> list[Task]:
         await asyncio.sleep(0)
@@ -332,6 +389,9 @@ class FakeOutbox:
 
     def __post_init__(self) -> None:
         self.pacer = Pacer(PacerRules(lanes={"chat": ()}), clock=self.clock)
+
+    def routes(self) -> frozenset[str]:
+        return frozenset({"tg", "dc:0"})
 
     async def paced(
         self, key: ConversationKey, call: Callable[[], Awaitable[T]], *, attempts: int

@@ -17,6 +17,11 @@ first *settles* the task's editor so no stale progress lands after the final tex
   idempotency key and no way to ask. It is not posted again (*at most once* rather than
   twice): it counts as sent, with no message id, and the final status says a part may be
   missing.
+* before it is posted, a part is *claimed* in the store under its ``(task, part)`` key;
+  only one claim can win, so even two processes that both think they own the chat (a
+  role changing hands) post a part at most once;
+* only the process that posts to the task's chat delivers it (``outbox.routes()``); any
+  other hands the task over (:class:`~bot.core.ports.Handoff`) and leaves it;
 * the status message then shows the final view (an idempotent edit) and the row is marked
   delivered; ``mark_delivered`` is idempotent too;
 * a file that cannot be fetched is retried (a 404 or a refused URL once, soon); when given
@@ -53,7 +58,7 @@ from bot.core.lifecycle import SHUTDOWN
 from bot.core.models import (
     Platform,
 )
-from bot.core.ports import Clock, Outbox, Refunds, TaskBackend, TaskStore, Telemetry
+from bot.core.ports import Clock, Handoff, Outbox, Refunds, TaskBackend, TaskStore, Telemetry
 from bot.core.telemetry import NullTelemetry
 
 __all__ = ["Deliverer"]
@@ -90,8 +95,12 @@ class Deliverer:
         unavailable_retry_delays: tuple[float, ...] = UNAVAILABLE_RETRY_DELAYS,
         refunds: Refunds | None = None,
         telemetry: Telemetry | None = None,
+        name: str = "local",
+        handoff: Handoff | None = None,
     ) -> None:
         self._store = store
+        self._name = name
+        self._handoff = handoff
         self._backend = backend
         self._outboxes = outboxes
         self._editor = editor
@@ -104,11 +113,17 @@ class Deliverer:
         self._telemetry: Telemetry = telemetry or NullTelemetry()
         self._jobs: dict[int, asyncio.Task[None]] = {}
 
-    def schedule(self, task_id: int) -> None:
-        """Deliver the task soon (no-op if its delivery is already under way)."""
+    def owns(self, task: Task) -> bool:
+        """Whether this process posts to the task's chat."""
+        outbox = self._outboxes.get(task.conversation.platform)
+        return outbox is not None and (task.route is None or task.route in outbox.routes())
+
+    def schedule(self, task_id: int, *, announce: bool = True) -> None:
+        """Deliver the task soon (no-op if its delivery is already under way). If another
+        process posts to its chat, ``announce`` hands it over instead."""
         if task_id in self._jobs:
             return
-        job = asyncio.get_running_loop().create_task(self._run(task_id))
+        job = asyncio.get_running_loop().create_task(self._run(task_id, announce))
         self._jobs[task_id] = job
         job.add_done_callback(lambda _: self._jobs.pop(task_id, None))
 
@@ -122,12 +137,12 @@ class Deliverer:
             with contextlib.suppress(asyncio.CancelledError):
                 await job
 
-    async def _run(self, task_id: int) -> None:
+    async def _run(self, task_id: int, announce: bool) -> None:
         attempt = 0
         while True:
             try:
                 async with self._slots:
-                    await self._deliver(task_id)
+                    await self._deliver(task_id, announce)
                 return
             except (PlatformUnavailable, UpstreamError) as exc:
                 delays = (
@@ -159,8 +174,8 @@ class Deliverer:
         nothing, and record the task as delivered (a restart does not try again)."""
         task = await self._store.get_task(task_id)
         outbox = self._outboxes.get(task.conversation.platform) if task is not None else None
-        if task is None or task.delivered_at is not None or outbox is None:
-            return  # done meanwhile, or its platform is not running: the next start retries
+        if task is None or task.delivered_at is not None or outbox is None or not self.owns(task):
+            return  # done meanwhile, or not posted from here: its owner's sweep retries
         provider = task.provider.value
         log.error(
             "task %d (%s): the result could not be fetched, given up: %s", task.id, provider, exc
@@ -179,13 +194,21 @@ class Deliverer:
             log.warning("task %d: could not say the result is missing: %s", task.id, error)
         await self._store.mark_delivered(task.id)
 
-    async def _deliver(self, task_id: int) -> None:
+    async def _deliver(self, task_id: int, announce: bool) -> None:
         task = await self._store.get_task(task_id)
         if task is None or task.delivered_at is not None or not task.status.is_terminal:
             return
         outbox = self._outboxes.get(task.conversation.platform)
-        if outbox is None:
-            log.info("task %d: %s is not running; delivery waits", task.id, task.conversation)
+        if outbox is None or not self.owns(task):
+            if announce and self._handoff is not None:
+                await self._handoff.task_ready(task.id)
+                log.info("task %d: handed over to the process posting to its chat", task.id)
+            else:
+                log.info(
+                    "task %d: %s is not posted from here; delivery waits",
+                    task.id,
+                    task.conversation,
+                )
             return
         await self._editor.settle(task.id)
         if task.status is TaskStatus.SUCCEEDED:
@@ -195,7 +218,9 @@ class Deliverer:
         await self._store.mark_delivered(task.id)
 
     def _post(self, task: Task, outbox: Outbox) -> ResultPost:
-        return ResultPost(task, outbox, store=self._store, backend=self._backend, step=self.step)
+        return ResultPost(
+            task, outbox, store=self._store, backend=self._backend, step=self.step, owner=self._name
+        )
 
     async def step(self, work: Callable[[], Awaitable[T]]) -> T:
         """Run ``work`` (a post and its record) to the end even if cancelled meanwhile."""

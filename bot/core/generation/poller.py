@@ -27,6 +27,17 @@ still ``pending`` (the process died during their submit, so whether CometAPI acc
 is unknown) are marked failed with a sentence saying so — never resubmitted, since submits
 are paid — and finished tasks not yet delivered are delivered (skipping parts already
 posted). Tasks that were being polled are simply due again.
+
+**Several processes** (design §9, one PostgreSQL database): each runs a poller. A cycle
+*claims* its due tasks (a lease in the row, :meth:`~bot.core.ports.TaskStore.claim_due_tasks`),
+so no task is polled by two processes in one round, and the write after the round ends
+the leases; a dead process's tasks are claimed by another once its leases run out. A
+process claims the tasks whose chats it posts to first (it can show their progress) and
+the others' only once ``takeover_grace`` overdue. A finished task is delivered by the
+process that posts to its chat: another hands it over (:class:`~bot.core.ports.Handoff`),
+and a sweep every ``SWEEP_INTERVAL`` catches what a lost notification missed. With a
+shared store, a ``pending`` row is only failed once ``PENDING_GRACE`` old: a younger one
+may be another process's submit under way.
 """
 
 from __future__ import annotations
@@ -49,7 +60,7 @@ from bot.core.generation.records import Provider, Task, TaskStatus, TaskUpdate
 from bot.core.generation.transitions import PollerConfig, TaskTransitions
 from bot.core.generation.views import progress_view
 from bot.core.models import Platform, StatusView, TaskRef, TaskSnapshot
-from bot.core.ports import Clock, Outbox, Refunds, TaskBackend, TaskStore, Telemetry
+from bot.core.ports import Clock, Handoff, Outbox, Refunds, TaskBackend, TaskStore, Telemetry
 from bot.core.telemetry import NullTelemetry
 
 __all__ = ["UNCERTAIN_AFTER_RESTART", "CycleStats", "PollerConfig", "TaskPoller"]
@@ -64,6 +75,9 @@ UNCERTAIN_AFTER_RESTART: Final = (
 LOST_REQUEST: Final = "This request was lost on its way. Please try again."
 ERROR_BACKOFF: Final = 5.0
 PARALLEL_REQUESTS: Final = 8
+SWEEP_INTERVAL: Final = 60.0
+PENDING_GRACE: Final = 600.0
+"""Longer than any submit can take (the client's timeout and retries)."""
 _PAGE: Final = 500
 
 
@@ -89,7 +103,9 @@ class TaskPoller:
     """See the module docstring. ``async with poller:`` recovers, then runs the loop.
 
     ``clock`` drives sleeping (virtual in tests); ``wall`` is Unix time, the store's clock,
-    used for ``next_poll_at`` and deadlines since they must survive a restart.
+    used for ``next_poll_at`` and deadlines since they must survive a restart. ``name``
+    marks this process's leases and claimed parts; ``shared`` says other processes use the
+    store too (``handoff`` then reaches them).
     """
 
     def __init__(
@@ -105,8 +121,14 @@ class TaskPoller:
         telemetry: Telemetry | None = None,
         refunds: Refunds | None = None,
         delivery_concurrency: int = DELIVERIES,
+        name: str = "local",
+        shared: bool = False,
+        handoff: Handoff | None = None,
     ) -> None:
         self._store = store
+        self._outboxes = outboxes
+        self._name = name
+        self._shared = shared
         self._backend = backend
         self._config = config
         self._clock = clock
@@ -125,11 +147,14 @@ class TaskPoller:
             concurrency=delivery_concurrency,
             refunds=refunds,
             telemetry=self._telemetry,
+            name=name,
+            handoff=handoff,
         )
         self._shown: dict[int, _Shown] = {}
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._started_at = wall()
 
     @property
@@ -155,16 +180,19 @@ class TaskPoller:
         self._started_at = self._wall()
         self._stop.clear()
         await self.recover()
-        self._loop_task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._loop_task = loop.create_task(self._run())
+        self._sweeper = loop.create_task(self._sweep_forever())
 
     async def stop(self) -> None:
         """Stop polling; deliveries in flight finish their current step. Rows stay."""
         self._stop.set()
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-            self._loop_task = None
+        for task in (self._loop_task, self._sweeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._loop_task = self._sweeper = None
         await self.deliverer.close()
         await self.editor.close()
 
@@ -172,10 +200,12 @@ class TaskPoller:
         """A task became due (a new submit): look at the store now."""
         self._wake.set()
 
-    def deliver(self, task_id: int) -> None:
-        """Deliver a task that finished outside the poller (e.g. a refused submit)."""
+    def deliver(self, task_id: int, *, announce: bool = True) -> None:
+        """Deliver a task that finished outside the poller (e.g. a refused submit), or that
+        another process handed over (``announce=False``: if it is not ours either, it is
+        not handed on again)."""
         self._shown.pop(task_id, None)
-        self.deliverer.schedule(task_id)
+        self.deliverer.schedule(task_id, announce=announce)
 
     def show(self, task: Task, view: StatusView) -> None:
         """Show a status view now (the use cases' first "submitted" view)."""
@@ -184,8 +214,40 @@ class TaskPoller:
 
     async def recover(self) -> None:
         """Fail rows left ``pending`` by a previous process; deliver undelivered tasks."""
+        await self._fail_stale_pending(self._started_at)
+        await self.sweep()
+
+    async def sweep(self) -> None:
+        """Deliver every finished, undelivered task this process posts to (the others are
+        left to their owners, not handed on)."""
+        seen: set[int] = set()
+        while True:
+            page = [t for t in await self._store.undelivered_tasks(limit=_PAGE) if t.id not in seen]
+            if not page:
+                break
+            for task in page:
+                seen.add(task.id)
+                if self.deliverer.owns(task):
+                    self.deliverer.schedule(task.id, announce=False)
+            if len(page) < _PAGE:
+                break
+
+    async def _sweep_forever(self) -> None:
+        while not await wait_event(self._stop, SWEEP_INTERVAL, self._clock):
+            try:
+                if self._shared:
+                    await self._fail_stale_pending(self._wall())
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("task poller: the sweep failed")
+
+    async def _fail_stale_pending(self, before: float) -> None:
+        # Another process may be submitting a younger row right now.
+        created_before = before - PENDING_GRACE if self._shared else before
         while pending := await self._store.pending_tasks(
-            created_before=self._started_at, limit=_PAGE
+            created_before=created_before, limit=_PAGE
         ):
             await self._store.update_tasks(
                 TaskUpdate(
@@ -197,16 +259,6 @@ class TaskPoller:
                 for t in pending
             )
             log.warning("%d task(s) were mid-submit at the last stop; marked failed", len(pending))
-        seen: set[int] = set()
-        while True:
-            page = [t for t in await self._store.undelivered_tasks(limit=_PAGE) if t.id not in seen]
-            if not page:
-                break
-            for task in page:
-                seen.add(task.id)
-                self.deliverer.schedule(task.id)
-            if len(page) < _PAGE:
-                break
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -255,13 +307,22 @@ class TaskPoller:
         now = self._wall()
         stats = CycleStats()
         limit = sum(self._backend.batch_limit(p) for p in Provider) * config.max_requests
-        due = await self._store.due_tasks(now + config.batch_window, limit)
+        due = await self._store.claim_due_tasks(
+            self._name,
+            due_before=now + config.batch_window,
+            lease=config.lease,
+            limit=limit,
+            routes=self._routes(),
+            grace=config.takeover_grace,
+        )
         if not due:
             return stats
         batches = self._batches(due)
         if len(batches) > config.max_requests:
+            unpolled = [t.id for _, tasks in batches[config.max_requests :] for t in tasks]
             batches = batches[: config.max_requests]
             stats.saturated = True
+            await self._store.release_tasks(self._name, unpolled)  # due first next cycle
         elif len(due) >= limit:
             stats.saturated = True
         answers = await self._poll(batches)
@@ -292,7 +353,7 @@ class TaskPoller:
                     if not _ends(update):
                         self._maybe_show(task, update, snap, now, stats)
                 updates.append(self._track(task, update, finished))
-        await self._store.update_tasks(updates)
+        await self._store.update_tasks(updates, release=True)
         await self._refund_failures()
         for task in finished:
             self.deliver(task.id)
@@ -330,6 +391,12 @@ class TaskPoller:
                 await self._refunds.refund_task(task)
             except Exception:
                 log.exception("task %s: quota refund failed", task.id)
+
+    def _routes(self) -> set[str] | None:
+        """The routes this process posts to, when other processes share the work."""
+        if not self._shared:
+            return None  # one process: every task is its own
+        return {route for outbox in self._outboxes.values() for route in outbox.routes()}
 
     def _batches(self, due: Sequence[Task]) -> list[tuple[Provider, list[Task]]]:
         """Consecutive batches per provider, in due order of their first task."""

@@ -39,6 +39,8 @@ class Origin:
     key: ConversationKey
     user_id: UserId
     reply_to: str | None = None
+    #: Which process posts the results (see ``NewTask.route``); the platform sets it.
+    route: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,8 +61,10 @@ class ResultPost:
         store: TaskStore,
         backend: TaskBackend,
         step: Step,
+        owner: str = "local",
     ) -> None:
         self._step = step
+        self._owner = owner
         self._store = store
         self._backend = backend
         self._task = task
@@ -131,14 +133,23 @@ class ResultPost:
 
         async def post_and_record() -> None:
             task = self._task
+            if not await self._store.claim_part(task.id, name, self._owner):
+                # Another process posted it, or is posting it (two owners for a moment,
+                # while a role changes hands): never twice.
+                log.warning("task %d: %s was claimed elsewhere; not posted here", task.id, name)
+                self._sent[name] = UNCONFIRMED
+                return
             await self._record(name)
             try:
                 message_id = await self._outbox.post(
                     task.conversation, message, reply_to=task.reply_to_id
                 )
             except Exception:
-                await self._record(None)  # the platform answered: nothing went out
+                # The platform answered: nothing went out, the part may be claimed again.
+                await self._store.release_part(task.id, name)
+                await self._record(None)
                 raise
+            await self._store.part_posted(task.id, name, message_id)
             await self._record(None, (name, message_id))
 
         # The outbox waits for the chat's slot (safe to stop) before it starts the step.

@@ -272,6 +272,7 @@ class GenerationService:
                     request=row,
                     parent_id=parent_id,
                     reply_to_id=origin.reply_to,
+                    route=origin.route,
                 )
             )
         except BaseException:

@@ -41,6 +41,12 @@ class PollerConfig:
     max_requests: int = 100
     deadlines: Mapping[Provider, float] = field(default_factory=lambda: dict(DEFAULT_DEADLINES))
     progress_edit_interval: float = 3.0
+    #: Seconds a claimed task is this process's to poll; a dead process's tasks wait this
+    #: long before another process claims them.
+    lease: float = 30.0
+    #: Seconds overdue before a process polls a task whose chat another process posts to
+    #: (the owner polls its own tasks, so it can show their progress).
+    takeover_grace: float = 10.0
 
     def interval(self, attempts: int) -> float:
         """Seconds until the next poll of a task polled ``attempts`` times (no jitter)."""

@@ -32,7 +32,7 @@ from bot.core.generation.service import GenerationService, Origin
 from bot.core.models import ButtonView, OutgoingMessage, Platform, qualify
 from bot.platforms.common import BUTTON_PREFIX, Report
 from bot.platforms.discord.context import DiscordContext
-from bot.platforms.discord.messages import conversation_key
+from bot.platforms.discord.messages import conversation_key, route_of
 from bot.platforms.discord.surface import FAILURES, NO_PINGS
 
 __all__ = [
@@ -274,6 +274,7 @@ class DiscordButtons:
             conversation_key(interaction.channel_id or 0),
             qualify(Platform.DISCORD, interaction.user.id),
             reply_to=str(carrier.id) if carrier is not None else None,
+            route=route_of(interaction.guild),
         )
         # Unknown, failed, expired, another channel's, someone else's or just pressed: told
         # privately, nothing submitted.
@@ -320,6 +321,7 @@ class DiscordButtons:
             conversation_key(interaction.channel_id or 0),
             qualify(Platform.DISCORD, interaction.user.id),
             reply_to=question_id,
+            route=route_of(interaction.guild),
         )
         if not await self._service.answer(origin, question_id, text):
             raise UserFacingError(NOT_WAITING)
@@ -338,5 +340,6 @@ class DiscordButtons:
             conversation_key(message.channel.id),
             qualify(Platform.DISCORD, message.author.id),
             reply_to=question_id,
+            route=route_of(message.guild),
         )
         return await self._service.answer(origin, question_id, text)

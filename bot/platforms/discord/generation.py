@@ -41,7 +41,7 @@ from bot.platforms.discord.buttons import (
     form_values,
 )
 from bot.platforms.discord.context import DiscordContext
-from bot.platforms.discord.messages import conversation_key, download_images
+from bot.platforms.discord.messages import conversation_key, download_images, route_of
 from bot.platforms.discord.surface import InteractionSurface, say
 
 __all__ = ["HELP", "DiscordGeneration"]
@@ -216,6 +216,7 @@ class DiscordGeneration:
             conversation_key(surface.lane),
             qualify(Platform.DISCORD, interaction.user.id),
             reply_to=None if anchor is None else str(anchor),
+            route=route_of(interaction.guild),
         )
 
     async def _done(self, surface: InteractionSurface, echo: str) -> None:

@@ -16,6 +16,7 @@ from bot.core.chat.documents import DocumentKind, DocumentReader
 from bot.core.chat.voice import VoiceNote
 from bot.core.errors import UserFacingError
 from bot.core.models import ConversationKey, DocumentText, ImageInput, Platform
+from bot.platforms.common import discord_route
 from bot.platforms.discord.surface import FAILURES
 
 __all__ = [
@@ -41,6 +42,11 @@ _MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
 def conversation_key(channel_id: int | str) -> ConversationKey:
     """A DM, channel or thread is one conversation (threads have channel ids of their own)."""
     return ConversationKey(Platform.DISCORD, str(channel_id))
+
+
+def route_of(guild: discord.Guild | None) -> str:
+    """Which process posts a task's results here: the guild's shard's (DMs: shard 0's)."""
+    return discord_route(guild.shard_id if guild is not None else 0)
 
 
 def requester(user_id: int, channel: object, guild_id: int | None) -> Requester:

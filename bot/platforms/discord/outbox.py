@@ -30,7 +30,7 @@ from bot.core.models import (
     StatusView,
 )
 from bot.core.pacing import DISCORD_CHANNEL, Pacer
-from bot.platforms.common import PacedOutbox
+from bot.platforms.common import PacedOutbox, discord_route
 from bot.platforms.discord.buttons import button_view
 from bot.platforms.discord.surface import FAILURES, MAX_MESSAGE_LEN, NO_PINGS, translate
 
@@ -78,7 +78,7 @@ class DiscordOutbox(PacedOutbox):
     """Posts and edits in Discord channels by conversation key (see the module docstring)."""
 
     def __init__(self, client: discord.Client, pacer: Pacer, limits: MediaLimits) -> None:
-        super().__init__(pacer, limits)
+        super().__init__(pacer, limits, routes=(discord_route(0),))
         self._client = client
 
     def lane(self, key: ConversationKey) -> tuple[str, str]:

@@ -30,7 +30,7 @@ from bot.core.generation.presses import ALREADY
 from bot.core.generation.prompts import parse_music, parse_video
 from bot.core.generation.service import GenerationService, Origin
 from bot.core.models import ConversationKey, ImageInput, Platform, qualify
-from bot.platforms.common import BUTTON_PREFIX
+from bot.platforms.common import BUTTON_PREFIX, TELEGRAM_ROUTE
 from bot.platforms.telegram.albums import Album, AlbumFilter, Albums
 from bot.platforms.telegram.messages import Wrapper, conversation_key, download_file
 from bot.platforms.telegram.outbox import TelegramOutbox
@@ -69,6 +69,7 @@ def origin_of(message: Message, *, reply_to: Message | None = None) -> Origin:
         key=conversation_key(message),
         user_id=qualify(Platform.TELEGRAM, user.id if user else "?"),
         reply_to=str((reply_to or message).message_id),
+        route=TELEGRAM_ROUTE,
     )
 
 
@@ -239,7 +240,7 @@ class TelegramGeneration:
         )
         user = qualify(Platform.TELEGRAM, query.from_user.id)
         # Where the click came from and who pressed: the core checks both against the task.
-        origin = Origin(key, user, reply_to=str(carrier.message_id))
+        origin = Origin(key, user, reply_to=str(carrier.message_id), route=TELEGRAM_ROUTE)
         try:
             ref = await self._service.button(query.data.removeprefix(BUTTON_PREFIX), origin)
         except UserFacingError as exc:

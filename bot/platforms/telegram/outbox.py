@@ -54,7 +54,7 @@ from bot.core.models import (
     StatusView,
 )
 from bot.core.pacing import TELEGRAM_GROUP, TELEGRAM_PRIVATE, Pacer
-from bot.platforms.common import BUTTON_PREFIX, PacedOutbox
+from bot.platforms.common import BUTTON_PREFIX, TELEGRAM_ROUTE, PacedOutbox
 from bot.platforms.telegram.surface import GONE_MARKERS, retry_seconds
 
 __all__ = ["MEDIA_LIMITS", "TelegramOutbox", "clip"]
@@ -113,7 +113,7 @@ class TelegramOutbox(PacedOutbox):
         *,
         on_migrated: Migrated | None = None,
     ) -> None:
-        super().__init__(pacer, limits)
+        super().__init__(pacer, limits, routes=(TELEGRAM_ROUTE,))
         self._bot = bot
         self._on_migrated = on_migrated
         self._moved: dict[str, str] = {}  # old chat id -> the supergroup's
