@@ -343,7 +343,7 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
                 platform_services(core, settings, Platform.TELEGRAM),
                 drain_timeout=SHUTDOWN.handlers,
             )
-            # Before the start: queued updates are handled as soon as polling begins.
+            # Before the start: queued updates are handled as soon as receiving begins.
             core.outboxes[Platform.TELEGRAM] = telegram.outbox
             try:
                 await platforms.enter_async_context(telegram)
@@ -351,6 +351,11 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
                 raise StartupError("Telegram refused [telegram] token; check it") from exc
             except TelegramError as exc:
                 raise StartupError(f"cannot reach Telegram: {exc.message}") from exc
+            except OSError as exc:  # webhook mode: the port is taken, the address not this host's
+                raise StartupError(
+                    f"cannot serve the Telegram webhook on {settings.telegram.webhook_listen}: "
+                    f"{exc.strerror or exc}"
+                ) from exc
             if ops is not None:
                 ops.add_platform("telegram", telegram.healthy)
         if settings.discord.enabled:

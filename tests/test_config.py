@@ -307,3 +307,26 @@ async def test_entry_point_whose_discord_fails_after_telegram_started_closes_bot
         result = await _run_bot_async(env)
         assert tg.calls("setMyCommands")  # Telegram had started before Discord failed
     _one_line(result, "cannot reach Discord")
+
+
+@pytest.mark.e2e
+async def test_entry_point_whose_webhook_port_is_taken_says_one_line(tmp_path: Path) -> None:
+    import socket
+
+    from tests.fakes.telegram import FakeTelegram
+
+    async with FakeTelegram(token="123456:TEST") as tg:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            env = _start_env(
+                tmp_path,
+                BOT_TELEGRAM__TOKEN="123456:TEST",
+                BOT_TELEGRAM__API_BASE_URL=tg.api_base_url,
+                BOT_TELEGRAM__WEBHOOK_URL=f"http://127.0.0.1:{port}/tg",
+                BOT_TELEGRAM__WEBHOOK_SECRET="secret",
+                BOT_TELEGRAM__WEBHOOK_LISTEN=f"127.0.0.1:{port}",
+            )
+            result = await _run_bot_async(env)
+    _one_line(result, f"cannot serve the Telegram webhook on 127.0.0.1:{port}")

@@ -35,15 +35,18 @@ def settings_for(
     tg: FakeTelegram | None = None,
     *,
     sections: dict[str, dict[str, Any]] | None = None,
+    webhook: dict[str, Any] | None = None,
     **chat: Any,
 ) -> Settings:
-    """Settings pointing at the fakes; ``sections`` adds others (``{"access": {...}}``)."""
+    """Settings pointing at the fakes; ``sections`` adds others (``{"access": {...}}``),
+    ``webhook`` the ``[telegram] webhook_*`` keys."""
     telegram: dict[str, Any] = {}
     if tg is not None:
         telegram = {
             "token": tg.token,
             "api_base_url": tg.api_base_url,
             "file_base_url": tg.file_base_url,
+            **(webhook or {}),
         }
     return Settings(
         cometapi={
@@ -73,14 +76,17 @@ async def telegram_service(
     tg: FakeTelegram,
     *,
     sections: dict[str, dict[str, Any]] | None = None,
+    webhook: dict[str, Any] | None = None,
+    receive: bool = True,
     **chat: Any,
 ) -> AsyncIterator[TelegramService]:
-    settings = settings_for(tmp_path, comet, tg, sections=sections, **chat)
+    settings = settings_for(tmp_path, comet, tg, sections=sections, webhook=webhook, **chat)
     async with open_core(settings) as core:
         pacer = Pacer(telegram_rules(), clock=core.clock)
         bot = TelegramBot(
             settings.telegram,
             Services(core.chat, core.gatekeeper, pacer, core.clock, voice=core.voice),
+            receive=receive,
         )
         async with bot:
             yield TelegramService(core=core, bot=bot, pacer=pacer)

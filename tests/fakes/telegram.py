@@ -8,7 +8,9 @@
 It answers the Bot API methods the bot uses, keeps the state of every message, enforces the
 limits Telegram enforces (taken from ``telegram.constants``), models Telegram's flood control
 (per private chat, per group, overall) with 429 penalties, and lets tests inject updates and
-wait on conditions without fixed sleeps. See ``tests/test_fake_telegram.py`` for usage.
+wait on conditions without fixed sleeps. With a webhook set (``setWebhook``),
+``deliver_webhook`` posts queued updates to it as Telegram does. See
+``tests/test_fake_telegram.py`` for usage.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from tests.fakes.telegram_state import (
     StoredMessage,
 )
 from tests.fakes.telegram_updates import UpdateMethods
+from tests.fakes.telegram_webhook import WebhookMixin
 from tests.fakes.telegram_wire import DEFAULT_SPEC
 
 # Names this module defined or imported before it was split up; re-exported so imports
@@ -111,6 +114,7 @@ class FakeTelegram(
     HttpMixin,
     MediaMethods,
     UpdateMethods,
+    WebhookMixin,
     CallbackMethods,
     TelegramBase,
 ):
@@ -135,8 +139,9 @@ class FakeTelegram(
     """
 
     # Bot API handlers live in the mixins (telegram_messages, telegram_media, telegram_updates,
-    # telegram_callbacks), request plumbing in telegram_http, test helpers in telegram_inject and
-    # telegram_assertions; state declarations and shared helpers in telegram_base.TelegramBase.
+    # telegram_callbacks, telegram_webhook), request plumbing in telegram_http, test helpers in
+    # telegram_inject and telegram_assertions; state declarations and shared helpers in
+    # telegram_base.TelegramBase.
 
     def __init__(
         self,
@@ -193,6 +198,8 @@ class FakeTelegram(
         self._fail_rules: list[_FailRule] = []
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.allowed_updates: list[str] | None = None
+        self.webhook: dict[str, Any] | None = None
+        self.webhook_error: tuple[int, str] | None = None
         self.blocked: set[int | str] = set()
         self.spec_problems: list[str] = []
         # Called with each accepted call (2xx) right after its handler ran, before the answer
@@ -317,6 +324,7 @@ class FakeTelegram(
             "getMe": self._get_me,
             "deleteWebhook": self._delete_webhook,
             "getWebhookInfo": self._get_webhook_info,
+            "setWebhook": self._set_webhook,
             "getUpdates": self._get_updates,
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,

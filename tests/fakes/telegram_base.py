@@ -84,6 +84,8 @@ class TelegramBase:
     _fail_rules: list[_FailRule]
     commands: dict[tuple[str, str], list[dict[str, Any]]]
     allowed_updates: list[str] | None
+    webhook: dict[str, Any] | None  # url, secret_token, max_connections: set by setWebhook
+    webhook_error: tuple[int, str] | None  # getWebhookInfo's last_error_date and _message
     blocked: set[int | str]
     spec_problems: list[str]
     call_observers: list[Callable[[Call], None]]

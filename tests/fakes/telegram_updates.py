@@ -1,5 +1,6 @@
-"""Bot-level methods of ``FakeTelegram``: getMe, the webhook methods, getUpdates long polling
-(with the 409 conflict for a superseded poll) and the bot command methods."""
+"""Bot-level methods of ``FakeTelegram``: getMe, getUpdates long polling (with the 409 conflicts
+for a superseded poll and under a webhook) and the bot command methods. The webhook methods are
+in ``telegram_webhook``."""
 
 from __future__ import annotations
 
@@ -12,24 +13,19 @@ from telegram.constants import PollingLimit
 from tests.fakes.telegram_base import TelegramBase
 from tests.fakes.telegram_limits import ApiError, check_commands
 from tests.fakes.telegram_state import Call
+from tests.fakes.telegram_webhook import TERMINATED_BY_WEBHOOK, WEBHOOK_ACTIVE
 from tests.fakes.telegram_wire import scope_key, update_kind
 
 
 class UpdateMethods(TelegramBase):
-    """getMe, deleteWebhook, getWebhookInfo, getUpdates and set/get/deleteMyCommands."""
+    """getMe, getUpdates and set/get/deleteMyCommands."""
 
     async def _get_me(self, params: dict[str, Any], call: Call) -> Any:
         return dict(self.bot_user)
 
-    async def _delete_webhook(self, params: dict[str, Any], call: Call) -> Any:
-        if params.get("drop_pending_updates"):
-            self._updates.clear()
-        return True
-
-    async def _get_webhook_info(self, params: dict[str, Any], call: Call) -> Any:
-        return {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
-
     async def _get_updates(self, params: dict[str, Any], call: Call) -> Any:
+        if self.webhook is not None:
+            raise ApiError(409, WEBHOOK_ACTIVE)
         offset = params.get("offset") or 0
         limit = params.get("limit") or int(PollingLimit.MAX_LIMIT)
         limit = max(int(PollingLimit.MIN_LIMIT), min(int(limit), int(PollingLimit.MAX_LIMIT)))
@@ -47,6 +43,8 @@ class UpdateMethods(TelegramBase):
         deadline = loop.time() + timeout
         while True:
             event = self._changed
+            if self.webhook is not None:
+                raise ApiError(409, TERMINATED_BY_WEBHOOK)
             if generation != self._poll_generation:
                 raise ApiError(
                     409,

@@ -46,6 +46,7 @@ _INT_FIELDS = frozenset(
         "cache_time",
         "from_chat_id",
         "draft_id",
+        "max_connections",
     }
 )
 _BOOL_FIELDS = frozenset(

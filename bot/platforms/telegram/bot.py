@@ -1,9 +1,10 @@
 """Telegram adapter: python-telegram-bot <-> the core.
 
-Runs inside the service's event loop (``initialize/start/start_polling``, never
-``run_polling``) with updates handled concurrently. Private chats get an answer to every
-message; groups when the bot is @mentioned, replied to, or asked with ``/ask``; each forum
-topic is its own conversation. Only core models cross into ``bot.core``.
+Runs inside the service's event loop (``initialize/start``, then receiving by long polling or
+a webhook as :mod:`.receiving` says; never ``run_polling``) with updates handled
+concurrently. Private chats get an answer to every message; groups when the bot is
+@mentioned, replied to, or asked with ``/ask``; each forum topic is its own conversation.
+Only core models cross into ``bot.core``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 
 from telegram import BotCommand, Document, Message, MessageEntity, Update
 from telegram.constants import ChatType
-from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -45,6 +45,7 @@ from bot.platforms.telegram.messages import (
     requester_of_message,
 )
 from bot.platforms.telegram.outbox import MEDIA_LIMITS, TelegramOutbox
+from bot.platforms.telegram.receiving import Receiver
 from bot.platforms.telegram.request import AiohttpRequest
 from bot.platforms.telegram.surface import TelegramSurface, surface_for, tell
 from bot.platforms.telegram.voice import COMMANDS as VOICE_COMMANDS
@@ -58,7 +59,9 @@ MIGRATE_GROUP = -2  # before the generation's reply handlers (group -1)
 
 
 class TelegramBot:
-    """The Telegram side of the service. ``async with`` starts and stops polling."""
+    """The Telegram side of the service. ``async with`` starts it and, unless ``receive`` is
+    false, receives updates until it stops; :meth:`start_receiving` and :meth:`stop_receiving`
+    switch receiving on and off in between (a role a process may gain or lose)."""
 
     def __init__(
         self,
@@ -67,8 +70,10 @@ class TelegramBot:
         *,
         concurrent_updates: int = 4096,
         drain_timeout: float = SHUTDOWN.alone,
+        receive: bool = True,
     ) -> None:
         self._settings = settings
+        self._receive = receive
         self._chat = chat = services.chat
         self._gatekeeper = gatekeeper = services.gatekeeper
         self._pacer = pacer = services.pacer
@@ -90,6 +95,8 @@ class TelegramBot:
             .get_updates_request(self._requests[1])
             .build()
         )
+        assert self.application.updater is not None  # the builder always makes one
+        self._receiver = Receiver(self.application.updater, settings)
         self._username = ""
         self._bot_id = 0
         # Generation: the outbox reaches chats by key alone (the task poller uses it).
@@ -117,50 +124,59 @@ class TelegramBot:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def __aenter__(self) -> TelegramBot:
-        app = self.application
         try:
-            await app.initialize()
-            self._username = (app.bot.username or "").lower()
-            self._bot_id = app.bot.id
-            commands = COMMANDS + (GENERATION_COMMANDS if self._generation else ())
-            commands += IMAGE_COMMANDS if self._images else ()
-            commands += VOICE_COMMANDS if self._voice is not None and self._voice.speaks else ()
-            await app.bot.set_my_commands([BotCommand(name, text) for name, text in commands])
-            await app.start()
-            assert app.updater is not None
-            await app.updater.start_polling(
-                allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
-                error_callback=self._polling_error,
-            )
+            await self.initialize()
+            if self._receive:
+                await self.start_receiving()
         except BaseException:
             await self._shutdown()
             raise
-        log.info("telegram: polling as @%s", self._username)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._shutdown()
 
+    async def initialize(self) -> None:
+        """Ready to send and to handle updates (getMe, the command menu), receiving none yet."""
+        app = self.application
+        await app.initialize()
+        self._username = (app.bot.username or "").lower()
+        self._bot_id = app.bot.id
+        commands = COMMANDS + (GENERATION_COMMANDS if self._generation else ())
+        commands += IMAGE_COMMANDS if self._images else ()
+        commands += VOICE_COMMANDS if self._voice is not None and self._voice.speaks else ()
+        await app.bot.set_my_commands([BotCommand(name, text) for name, text in commands])
+        await app.start()
+        log.info("telegram: started as @%s", self._username)
+
+    async def start_receiving(self) -> None:
+        """Receive updates (long polling or the webhook, as configured); after
+        :meth:`initialize`. Nothing when already receiving."""
+        await self._receiver.start()
+
+    async def stop_receiving(self) -> None:
+        """No new updates from here on; what arrived is still handled, and sending goes on."""
+        await self._receiver.stop()
+
+    @property
+    def receiving(self) -> bool:
+        return self._receiver.running
+
     def healthy(self) -> bool:
-        """For /healthz: polling runs."""
-        updater = self.application.updater
-        return updater is not None and updater.running
+        """For /healthz: updates are received."""
+        return self._receiver.running
 
     async def _shutdown(self) -> None:
         app = self.application
         if self._generation is not None:
             await self._generation.close()
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()  # no new updates from here on
+        await self._receiver.stop()  # no new updates from here on
         await self._guard.drain(self._drain_timeout)
         if app.running:
             await app.stop()  # waits for the handlers still running (none, after the drain)
         await app.shutdown()
         for request in self._requests:  # idempotent; the only close when initialize failed
             await request.shutdown()
-
-    def _polling_error(self, exc: TelegramError) -> None:
-        log.warning("telegram: polling error: %s", exc.message)
 
     # -- wiring ---------------------------------------------------------------------------------
 
