@@ -42,6 +42,7 @@ from bot.ops.metrics import Metrics
 from bot.ops.runtime import loop_name, settle_heap
 from bot.ops.wiring import access_policy, limits_config, open_ops_server
 from bot.platforms.common import Services
+from bot.platforms.discord.shards import ShardPlan
 from bot.providers.cometapi import CometAPI, DownloadLimits
 from bot.providers.cometapi.aiohttp_transport import AiohttpTransport
 from bot.store import Store, StoreError, redacted
@@ -284,15 +285,22 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         )
 
 
-def platform_pacer(core: Core, platform: Platform) -> Pacer:
+def platform_pacer(core: Core, platform: Platform, *, share: float = 1.0) -> Pacer:
     """The one send/edit budget of a platform, shared by chat replies and task statuses;
-    every 429 it is told about is counted in the metrics."""
-    rules = telegram_rules() if platform is Platform.TELEGRAM else discord_rules()
+    every 429 it is told about is counted in the metrics. ``share``: this process's part of
+    Discord's overall budget (:func:`discord_share`)."""
+    rules = telegram_rules() if platform is Platform.TELEGRAM else discord_rules(share)
     return Pacer(
         rules,
         clock=core.clock,
         on_penalty=lambda lane, seconds: core.metrics.platform_rate_limited(platform.value),
     )
+
+
+def discord_share(settings: Settings) -> float:
+    """The fraction of Discord's per-bot request budget this process may use: its shards out
+    of ``shard_count`` (the processes running the other shards spend the rest); 1 unsharded."""
+    return ShardPlan.of(settings.discord).share
 
 
 def platform_services(
@@ -303,7 +311,7 @@ def platform_services(
     return Services(
         chat=core.chat,
         gatekeeper=core.gatekeeper,
-        pacer=pacer or platform_pacer(core, platform),
+        pacer=pacer or platform_pacer(core, platform, share=discord_share(settings)),
         clock=core.clock,
         generation=core.generation,
         media_limits=media_limits(settings, platform),

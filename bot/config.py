@@ -28,6 +28,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -167,14 +168,53 @@ class TelegramSettings(_Section):
         return self
 
 
+def _int_list(value: object) -> object:
+    """A list of integers from TOML, or from the environment as a JSON array (``[0,1]``) or
+    a comma/space-separated string (``0,1``)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise ValueError("not a valid JSON list") from None
+        return [part for part in text.replace(",", " ").split() if part]
+    return value
+
+
+ShardIds = Annotated[list[int], NoDecode, BeforeValidator(_int_list)]
+
+
 class DiscordSettings(_Section):
     token: SecretStr = SecretStr("")
     api_base_url: BaseURL = "https://discord.com/api/v10"
     gateway_url: str = ""
+    shard_count: int = Field(default=0, ge=0, description="0: one unsharded session")
+    shard_ids: ShardIds = Field(default_factory=list, description="empty: every shard")
 
     @property
     def enabled(self) -> bool:
         return bool(self.token.get_secret_value().strip())
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shards_in_range(cls, value: list[int], info: ValidationInfo) -> list[int]:
+        count = info.data.get("shard_count")
+        if count is None:  # shard_count itself is wrong; that is the error reported
+            return value
+        if value and count == 0:
+            raise ValueError("shard_ids needs shard_count > 0")
+        if len(set(value)) != len(value):
+            raise ValueError("a shard id appears twice")
+        if any(not 0 <= shard < count for shard in value):
+            raise ValueError(f"shard ids go from 0 to {count - 1} (shard_count = {count})")
+        return sorted(value)
+
+    @property
+    def owned_shards(self) -> tuple[int, ...]:
+        """The shard ids this process runs (every one when ``shard_ids`` is empty); empty when
+        unsharded."""
+        return tuple(self.shard_ids) or tuple(range(self.shard_count))
 
 
 class StorageSettings(_Section):

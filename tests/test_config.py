@@ -92,6 +92,69 @@ def test_malformed_config_gives_one_clear_line(tmp_path: Path, text: str, expect
     assert str(path) in message
 
 
+def test_discord_shards_default_to_one_unsharded_session(tmp_path: Path) -> None:
+    discord = load_settings(write(tmp_path, "")).discord
+    assert (discord.shard_count, discord.shard_ids, discord.owned_shards) == (0, [], ())
+    discord = load_settings(write(tmp_path, "[discord]\nshard_count = 3\n")).discord
+    assert discord.owned_shards == (0, 1, 2)  # no shard_ids: every shard
+    text = "[discord]\nshard_count = 4\nshard_ids = [3, 1]\n"
+    assert load_settings(write(tmp_path, text)).discord.owned_shards == (1, 3)
+
+
+@pytest.mark.parametrize("value", ["[0,2]", "0,2", "0 2"])
+def test_shard_ids_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("BOT_DISCORD__SHARD_COUNT", "4")
+    monkeypatch.setenv("BOT_DISCORD__SHARD_IDS", value)
+    discord = load_settings(write(tmp_path, "[discord]\nshard_ids = [1]\n")).discord
+    assert (discord.shard_count, discord.shard_ids) == (4, [0, 2])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("shard_count = -1", "[discord] shard_count: input should be greater than or equal to 0"),
+        (
+            "shard_count = 2\nshard_ids = [2]",
+            "[discord] shard_ids: value error, shard ids go from 0 to 1",
+        ),
+        (
+            "shard_count = 2\nshard_ids = [-1]",
+            "[discord] shard_ids: value error, shard ids go from 0",
+        ),
+        (
+            "shard_count = 2\nshard_ids = [1, 1]",
+            "[discord] shard_ids: value error, a shard id appears twice",
+        ),
+        ("shard_ids = [0]", "[discord] shard_ids: value error, shard_ids needs shard_count > 0"),
+        (
+            'shard_count = 2\nshard_ids = ["x"]',
+            "[discord] shard_ids.0: input should be a valid integer",
+        ),
+        ("shard_count = 2\nshard_ids = 1", "[discord] shard_ids: input should be a valid list"),
+    ],
+)
+def test_invalid_shards_give_one_clear_line(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, f"[discord]\n{text}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {expected}"), message
+    assert "\n" not in message
+
+
+def test_bad_shard_ids_in_the_environment_name_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOT_DISCORD__SHARD_IDS", "[0,")
+    path = write(tmp_path, "[discord]\nshard_count = 2\n")
+    with pytest.raises(
+        ConfigError, match=r"^BOT_DISCORD__SHARD_IDS: \[discord\] shard_ids: .*json"
+    ):
+        load_settings(path)
+
+
 def test_toml_error_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, '[cometapi]\n\napi_key = = "x"\n')
     with pytest.raises(ConfigError, match=r"line 3"):

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import pytest
 
 from bot.core.pacing import (
+    DISCORD_CHANNEL,
+    DISCORD_GLOBAL_WINDOWS,
     TELEGRAM_GROUP,
     TELEGRAM_PRIVATE,
     Pacer,
@@ -228,3 +230,32 @@ async def test_a_thousand_lanes_share_the_global_budget_in_order() -> None:
     assert max_in_window(sorted(grants), 1.3) <= 28  # room for an event-loop stall
     # The driver sleeps about once per distinct grant time, never once per waiter and wake-up.
     assert clock.sleeps < len(grants)
+
+
+def test_discord_share_scales_only_the_global_windows() -> None:
+    whole = discord_rules()
+    assert whole.global_windows == DISCORD_GLOBAL_WINDOWS
+    half = discord_rules(0.5)  # one process of two, each with half the shards
+    assert [(w.count, w.per) for w in half.global_windows] == [(20, 1.0), (22, 1.3)]
+    assert half.lanes == whole.lanes  # a channel is served by one process: its limit is whole
+    tiny = discord_rules(1 / 1000)  # never below one request per window
+    assert [w.count for w in tiny.global_windows] == [1, 1]
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="share"):
+            discord_rules(bad)
+
+
+async def test_a_quarter_share_paces_a_crowd_at_a_quarter_of_the_budget() -> None:
+    clock = FakeClock()
+    pacer = Pacer(discord_rules(0.25), clock=clock)
+    grants: list[float] = []
+
+    async def channel(i: int) -> None:
+        await pacer.acquire(f"c{i}", DISCORD_CHANNEL, Priority.URGENT)
+        grants.append(clock.now())
+
+    async with clock.auto():
+        await asyncio.gather(*(channel(i) for i in range(200)))
+    assert len(grants) == 200
+    assert max_in_window(sorted(grants), 1.0) == 10  # 40 / 4
+    assert max_in_window(sorted(grants), 1.3) <= 11  # 45 / 4

@@ -9,9 +9,14 @@ the real discord.py 2.7 logs into, for end-to-end tests of the bot's Discord ada
 
 Wiring (see platforms.md §2.3): a plain Client/commands.Bot connects to
 `DiscordWebSocket.DEFAULT_GATEWAY` and never calls GET /gateway/bot (only AutoShardedClient
-does, which the fake also answers). On reconnect discord.py uses READY's resume_gateway_url,
-which points back at the fake. discord.py waits `guild_ready_timeout` (default 2 s) after READY
-for GUILD_CREATEs: pass a small value to the bot to start fast.
+without a shard_count does; the fake answers it with `recommended_shards`). On reconnect
+discord.py uses READY's resume_gateway_url, which points back at the fake. discord.py waits
+`guild_ready_timeout` (default 2 s) after READY for GUILD_CREATEs: pass a small value to the
+bot to start fast.
+
+Sharding (see discord_gateway): sessions identify as `shard: [id, count]`, each guild's events
+(`dispatch`, `guild_create`, `push_message`, `interact`) reach only its shard's session, DMs
+only shard 0's; `identified_shards` lists what the sessions identified as.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ class FakeDiscord(PayloadBuilders):
         strict_channels: bool = True,
         enforce_message_content_intent: bool = True,
         heartbeat_interval_ms: int = 41_250,
+        recommended_shards: int = 1,
     ) -> None:
         self.app_id = application_id or snowflake()
         self.bot_user = make_bot_user(bot_id or self.app_id, bot_name)
@@ -86,6 +92,7 @@ class FakeDiscord(PayloadBuilders):
             strict_channels=strict_channels,
             expected_token=token,
             gateway_url=lambda: self.gateway_url,
+            recommended_shards=recommended_shards,
         )
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -201,10 +208,16 @@ class FakeDiscord(PayloadBuilders):
         """The bot's last IDENTIFY payload (token, intents, properties...)."""
         return self.gateway.identify
 
+    @property
+    def identified_shards(self) -> list[tuple[int, int]]:
+        """(shard id, shard count) of every IDENTIFY, in order ((0, 1): unsharded)."""
+        return list(self.gateway.identified)
+
     async def dispatch(self, event: str, data: Any, *, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        """Sends a dispatch (op 0) to the connected bot, waiting for a connection first."""
+        """Sends a dispatch (op 0) to the session of its guild's shard (a DM's: shard 0),
+        waiting for a connection first; dropped when no session runs that shard."""
         await self.wait_for(lambda: self.connected, timeout=timeout)
-        await self.gateway.send_dispatch(event, data)
+        await self.gateway.route(event, data)
 
     async def guild_create(self, guild: JSON) -> None:
         self.world.register_guild(guild)

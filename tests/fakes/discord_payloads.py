@@ -32,6 +32,13 @@ def snowflake() -> int:
     return (ms << 22) | (next(_sequence) & 0x3FFFFF)
 
 
+def snowflake_on_shard(shard: int, count: int) -> int:
+    """A unique guild id whose events Discord sends on ``shard`` of ``count``
+    ((id >> 22) % count == shard)."""
+    ms = snowflake() >> 22
+    return ((ms - ms % count + shard) << 22) | (next(_sequence) & 0x3FFFFF)
+
+
 def iso_now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat()
 

@@ -59,6 +59,7 @@ class RestApi(InteractionRoutes):
         strict_channels: bool,
         expected_token: str | None,
         gateway_url: Callable[[], str],
+        recommended_shards: int = 1,
     ) -> None:
         self.world = world
         self.channel_limiter = make_limiter(rate_limit, world)
@@ -75,6 +76,7 @@ class RestApi(InteractionRoutes):
         self.strict_channels = strict_channels
         self.expected_token = expected_token
         self.gateway_url = gateway_url
+        self.recommended_shards = recommended_shards  # GET /gateway/bot "shards"
         self.scripted: list[ScriptedFailure] = []
         msg = "/channels/{channel_id}/messages/{message_id}"
         hook = "/webhooks/{app_id}/{token}"
@@ -220,7 +222,13 @@ class RestApi(InteractionRoutes):
 
     async def _get_gateway(self, ctx: Ctx) -> Reply:
         limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-        return Reply(body={"url": self.gateway_url(), "shards": 1, "session_start_limit": limit})
+        return Reply(
+            body={
+                "url": self.gateway_url(),
+                "shards": self.recommended_shards,
+                "session_start_limit": limit,
+            }
+        )
 
     def _command_scope(self, ctx: Ctx) -> int | None:
         if int(ctx.params["app_id"]) != self.world.app_id:

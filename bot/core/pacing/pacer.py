@@ -210,6 +210,11 @@ class Pacer:
         return self.blocked_until(lane) > self._clock.now()
 
     @property
+    def rules(self) -> PacerRules:
+        """What this pacer enforces."""
+        return self._rules
+
+    @property
     def lane_count(self) -> int:
         """Lanes currently remembered (waiting, penalized or with recent grants)."""
         return len(self._lanes)

@@ -94,8 +94,19 @@ def telegram_rules() -> PacerRules:
     )
 
 
-def discord_rules() -> PacerRules:
-    """Rules for Discord: lane kind :data:`DISCORD_CHANNEL` (channels, threads, DMs)."""
+def discord_rules(share: float = 1.0) -> PacerRules:
+    """Rules for Discord: lane kind :data:`DISCORD_CHANNEL` (channels, threads, DMs).
+
+    ``share`` is this process's fraction of the bot's overall budget when several processes
+    run its shards (own shards / shard count): Discord's 50 requests/s are per bot, not per
+    process, so each global window keeps that fraction of its grants (at least one). The
+    per-channel windows stay whole: a channel is served by the one process owning its shard.
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"a budget share is in (0, 1], got {share}")
     return PacerRules(
-        lanes={DISCORD_CHANNEL: DISCORD_CHANNEL_WINDOWS}, global_windows=DISCORD_GLOBAL_WINDOWS
+        lanes={DISCORD_CHANNEL: DISCORD_CHANNEL_WINDOWS},
+        global_windows=tuple(
+            Window(max(1, int(w.count * share)), w.per, w.holds) for w in DISCORD_GLOBAL_WINDOWS
+        ),
     )

@@ -16,7 +16,9 @@ place, the :class:`~bot.platforms.common.Guard` every handler runs in (through t
 :mod:`bot.platforms.discord.stops`.
 
 ``[discord] api_base_url`` and ``gateway_url`` point discord.py at a REST proxy or gateway
-(class attributes of the library, set at start and restored at close).
+(class attributes of the library, set at start and restored at close). With ``[discord]
+shard_count`` the client is discord.py's sharded one, opening a session per shard id of
+``shard_ids`` (see :mod:`bot.platforms.discord.shards`: DMs arrive on shard 0 only).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import asyncio
 import contextlib
 import io
 import logging
+from typing import Any
 
 import aiohttp
 import discord
@@ -38,7 +41,7 @@ from bot.core.lifecycle import SHUTDOWN
 from bot.core.models import DocumentText, ImageInput, Incoming, Platform, qualify
 from bot.core.pacing import Pacer
 from bot.platforms.common import GENERIC_APOLOGY, Services
-from bot.platforms.discord.buttons import ButtonClient
+from bot.platforms.discord.buttons import ButtonClient, ShardedButtonClient
 from bot.platforms.discord.commands import SlashCommands
 from bot.platforms.discord.context import DiscordContext
 from bot.platforms.discord.generation import DiscordGeneration
@@ -53,6 +56,7 @@ from bot.platforms.discord.messages import (
     requester,
 )
 from bot.platforms.discord.outbox import MEDIA_LIMITS, DiscordOutbox
+from bot.platforms.discord.shards import ShardPlan
 from bot.platforms.discord.surface import FAILURES, NO_PINGS, ChannelSurface, say, translate
 
 __all__ = ["DiscordBot", "DiscordStartError"]
@@ -61,6 +65,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://discord.com/api/v10"
 READY_TIMEOUT = 30.0
+IDENTIFY_INTERVAL = 5.0
+"""Discord's pace of IDENTIFYs (discord.py waits this long before each shard after the first)."""
 
 
 class DiscordStartError(Exception):
@@ -79,22 +85,35 @@ class DiscordBot:
         guild_ready_timeout: float = 2.0,
         ready_timeout: float | None = None,
         drain_timeout: float = SHUTDOWN.alone,
+        identify_interval: float | None = None,
     ) -> None:
         self._settings = settings
+        self.shards = ShardPlan.of(settings)
         self._chat = services.chat
         self._voice = services.voice
         self._gatekeeper = services.gatekeeper
         self._pacer = pacer = services.pacer
         generation = services.generation
         self._ready_timeout = ready_timeout
+        self._identify_interval = identify_interval
         self._drain_timeout = drain_timeout
         intents = discord.Intents.default()
         intents.message_content = True  # to read what a mention or a reply says
-        self.client = ButtonClient(
-            intents=intents,
-            allowed_mentions=NO_PINGS,
-            guild_ready_timeout=guild_ready_timeout,
-            max_ratelimit_timeout=30.0,  # longer 429 waits surface as RateLimited -> RetryLater
+        options: dict[str, Any] = {
+            "intents": intents,
+            "allowed_mentions": NO_PINGS,
+            "guild_ready_timeout": guild_ready_timeout,
+            "max_ratelimit_timeout": 30.0,  # longer 429 waits surface as RateLimited -> RetryLater
+        }
+        self.client = (
+            ShardedButtonClient(
+                shard_count=self.shards.count,
+                shard_ids=list(self.shards.ids),
+                identify_interval=identify_interval,
+                **options,
+            )
+            if self.shards.sharded
+            else ButtonClient(**options)
         )
         self.tree = app_commands.CommandTree(self.client)
         self._gateway: asyncio.Task[None] | None = None
@@ -127,6 +146,9 @@ class DiscordBot:
         self._gateway.add_done_callback(_gateway_ended)
         user = self.client.user
         log.info("discord: connected as %s (id %s)", user, user.id if user else "?")
+        if self.shards.sharded:
+            ids = ", ".join(map(str, self.shards.ids))
+            log.info("discord: running shards %s of %d", ids, self.shards.count)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -135,6 +157,11 @@ class DiscordBot:
     def healthy(self) -> bool:
         """For /healthz: connected to the gateway."""
         return self.client.is_ready() and not self.client.is_closed()
+
+    def owns_guild(self, guild_id: int | None) -> bool:
+        """Whether this process runs the shard of ``guild_id`` (``None``: a DM, shard 0);
+        always true unsharded. Decides which process delivers to a channel."""
+        return self.shards.owns_guild(guild_id)
 
     def _point_library(self) -> None:
         route, ws = discord.http.Route, discord.gateway.DiscordWebSocket
@@ -176,6 +203,10 @@ class DiscordBot:
 
     async def _wait_ready(self, gateway: asyncio.Task[None]) -> None:
         timeout = READY_TIMEOUT if self._ready_timeout is None else self._ready_timeout
+        if self.shards.sharded:  # the shards identify one after another
+            interval = self._identify_interval
+            pace = IDENTIFY_INTERVAL if interval is None else interval
+            timeout += pace * (len(self.shards.ids) - 1)
         ready = asyncio.ensure_future(self.client.wait_until_ready())
         try:
             await asyncio.wait(

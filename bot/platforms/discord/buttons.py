@@ -20,6 +20,7 @@ working across a restart, like the buttons.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any, Final
@@ -42,6 +43,7 @@ __all__ = [
     "ButtonClient",
     "DiscordButtons",
     "ResultButton",
+    "ShardedButtonClient",
     "SongForm",
     "button_grid",
     "button_view",
@@ -71,6 +73,23 @@ class ButtonClient(discord.Client):
     (``interaction.client``) knows where clicks go; :meth:`DiscordButtons.bind` sets it."""
 
     buttons: DiscordButtons | None = None
+
+
+class ShardedButtonClient(discord.AutoShardedClient, ButtonClient):
+    """The bot's client when it runs shards (``[discord] shard_count``): one gateway session
+    per shard id it is given. Discord accepts one IDENTIFY per 5 s (per concurrency bucket),
+    which discord.py's own wait between shards keeps; ``identify_interval`` shortens it
+    against a fake Discord."""
+
+    def __init__(self, *, identify_interval: float | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self._identify_interval = identify_interval
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if self._identify_interval is None:
+            await super().before_identify_hook(shard_id, initial=initial)
+        elif not initial:
+            await asyncio.sleep(self._identify_interval)
 
 
 def _buttons(interaction: discord.Interaction) -> DiscordButtons | None:
