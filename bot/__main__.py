@@ -50,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings)
 
     from bot import app
+    from bot.launch import StartupError
     from bot.ops.runtime import run
 
     try:
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(app.run_service(settings))
     except KeyboardInterrupt:
         return 130
-    except app.StartupError as exc:
+    except StartupError as exc:
         print(f"cometbot: {exc}", file=sys.stderr)
         return 1
 

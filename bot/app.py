@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 import signal
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-
-from telegram.error import InvalidToken, TelegramError
 
 from bot.adapters.chat_model import CometChatModel
 from bot.adapters.image_model import CometImageModel
@@ -38,6 +39,8 @@ from bot.core.lifecycle import SHUTDOWN, WorkGate
 from bot.core.models import MediaLimits, Platform
 from bot.core.pacing import Pacer, discord_rules, telegram_rules
 from bot.core.ports import Outbox
+from bot.core.roles import POLLER, Roles
+from bot.launch import StartupError, start_discord, start_telegram
 from bot.ops.metrics import Metrics
 from bot.ops.runtime import loop_name, settle_heap
 from bot.ops.wiring import access_policy, limits_config, open_ops_server
@@ -56,10 +59,6 @@ log = logging.getLogger(__name__)
 STREAM_READ_INTERVAL = 0.1
 
 
-class StartupError(Exception):
-    """The service cannot start; the message is one line for the operator."""
-
-
 @dataclass(slots=True)
 class Core:
     """Everything the platforms share, built once from ``Settings`` (:func:`open_core`)."""
@@ -75,6 +74,10 @@ class Core:
     """Filled by each platform as it starts; the task poller reaches chats through them."""
     gatekeeper: Gatekeeper
     metrics: Metrics
+    roles: Roles
+    """What this process holds now (Telegram, Discord shards, the poller)."""
+    process_name: str
+    """This process among those sharing the database (leases and claimed parts carry it)."""
     images: ImageService | None = None
     """``/image``; ``None`` where it is not offered."""
     voice: VoiceService | None = None
@@ -199,6 +202,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
     """The store, the CometAPI client and the chat service, closed in reverse order."""
     async with contextlib.AsyncExitStack() as stack:
         storage = settings.storage
+        process_name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         try:
             store = await stack.enter_async_context(
                 Store.open(storage.location, pool_size=storage.pool_size)
@@ -256,7 +260,12 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             clock=clock,
             telemetry=metrics,
             refunds=limits,
+            name=process_name,
+            shared=storage.shared,
+            handoff=store.coordination(),
         )
+        roles = Roles()
+        roles.gain(POLLER)
         generation = GenerationService(
             store=store,
             backend=backend,
@@ -275,6 +284,8 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             outboxes=outboxes,
             gatekeeper=gatekeeper,
             metrics=metrics,
+            roles=roles,
+            process_name=process_name,
             images=ImageService(
                 model=CometImageModel(client, timeout=settings.images.timeout, telemetry=metrics),
                 outboxes=outboxes,
@@ -332,8 +343,6 @@ def _stop_event() -> asyncio.Event:
 
 async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     """Run every configured platform until SIGTERM/SIGINT (or ``stop`` is set)."""
-    from bot.platforms.telegram.bot import TelegramBot
-
     stop = stop or _stop_event()
     async with open_core(settings) as core, contextlib.AsyncExitStack() as platforms:
         try:
@@ -345,43 +354,17 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
             raise StartupError(
                 f"cannot serve [http] on {http.host}:{http.port}: {exc.strerror or exc}"
             ) from exc
+        coordination = core.store.coordination()
+        # Another process's finished task for a chat this process posts to.
+        await platforms.enter_async_context(
+            coordination.listen(lambda task_id: core.tasks.deliver(task_id, announce=False))
+        )
         if settings.telegram.enabled:
-            telegram = TelegramBot(
-                settings.telegram,
-                platform_services(core, settings, Platform.TELEGRAM),
-                drain_timeout=SHUTDOWN.handlers,
+            await start_telegram(
+                core, settings, platforms, ops, coordination, shared=settings.storage.shared
             )
-            # Before the start: queued updates are handled as soon as receiving begins.
-            core.outboxes[Platform.TELEGRAM] = telegram.outbox
-            try:
-                await platforms.enter_async_context(telegram)
-            except InvalidToken as exc:
-                raise StartupError("Telegram refused [telegram] token; check it") from exc
-            except TelegramError as exc:
-                raise StartupError(f"cannot reach Telegram: {exc.message}") from exc
-            except OSError as exc:  # webhook mode: the port is taken, the address not this host's
-                raise StartupError(
-                    f"cannot serve the Telegram webhook on {settings.telegram.webhook_listen}: "
-                    f"{exc.strerror or exc}"
-                ) from exc
-            if ops is not None:
-                ops.add_platform("telegram", telegram.healthy)
         if settings.discord.enabled:
-            from bot.platforms.discord.bot import DiscordBot, DiscordStartError
-
-            discord_bot = DiscordBot(
-                settings.discord,
-                platform_services(core, settings, Platform.DISCORD),
-                drain_timeout=SHUTDOWN.handlers,
-            )
-            # Before the start: interactions may arrive while discord.py waits for guilds.
-            core.outboxes[Platform.DISCORD] = discord_bot.outbox
-            try:
-                await platforms.enter_async_context(discord_bot)
-            except DiscordStartError as exc:  # bad token, unreachable REST API or gateway
-                raise StartupError(str(exc)) from exc
-            if ops is not None:
-                ops.add_platform("discord", discord_bot.healthy)
+            await start_discord(core, settings, platforms, ops)
         # Last in, first out: the poller stops before the platforms its outboxes use.
         await platforms.enter_async_context(core.tasks)
         settle_heap()  # after start-up: what is alive now lives as long as the process

@@ -17,10 +17,11 @@ import discord
 import pytest
 from pydantic import SecretStr
 
-from bot.app import StartupError, run_service
+from bot.app import run_service
 from bot.core.chat.markdown import split_markdown, utf16_len
 from bot.core.errors import MessageGone, RetryLater, SurfaceError
 from bot.core.models import ConversationKey
+from bot.launch import StartupError
 from bot.platforms.discord import bot as discord_adapter
 from bot.platforms.discord.messages import conversation_key
 from bot.platforms.discord.surface import translate

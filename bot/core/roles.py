@@ -10,9 +10,17 @@ the process that holds its destination).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-__all__ = ["DISCORD", "POLLER", "TELEGRAM", "Roles"]
+from bot.core.clock import wait_event
+from bot.core.ports import Clock
+
+__all__ = ["DISCORD", "POLLER", "TELEGRAM", "RoleKeeper", "RoleLock", "Roles"]
+
+log = logging.getLogger(__name__)
 
 TELEGRAM = "telegram"
 DISCORD = "discord"
@@ -47,3 +55,93 @@ class Roles:
     def _changed(self) -> None:
         for listener in list(self._listeners):
             listener()
+
+
+class RoleLock(Protocol):
+    """An exclusive lock across processes (a PostgreSQL advisory lock), held by a session
+    that ends with the process: a dead holder loses it by itself."""
+
+    async def acquire(self) -> bool:
+        """Try once; whether this process holds the lock now."""
+        ...
+
+    async def wait_lost(self) -> None:
+        """Return once the lock is no longer certainly held (its session ended)."""
+        ...
+
+    async def release(self) -> None: ...
+
+
+class RoleKeeper:
+    """Holds one exclusive role for as long as this process runs.
+
+    A standby tries the lock every ``retry`` seconds; once it holds it, ``start`` brings the
+    work up and the role is announced in :class:`Roles`. If the lock is lost (the database
+    session ended: this process was cut off, so another may already hold it) the work is
+    stopped at once and the process stands by again. A start that fails lets the lock go
+    for a while, so a healthy standby can take the role.
+    """
+
+    def __init__(
+        self,
+        role: str,
+        lock: RoleLock,
+        *,
+        start: Callable[[], Awaitable[None]],
+        stop: Callable[[], Awaitable[None]],
+        roles: Roles,
+        clock: Clock,
+        retry: float = 2.0,
+        failed_start_pause: float = 30.0,
+    ) -> None:
+        self._role = role
+        self._lock = lock
+        self._start = start
+        self._stop = stop
+        self._roles = roles
+        self._clock = clock
+        self._retry = retry
+        self._pause = failed_start_pause
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Until ``stopping`` is set (then the work is stopped and the lock released)."""
+        try:
+            while not stopping.is_set():
+                if not await self._try_lock():
+                    await wait_event(stopping, self._retry, self._clock)
+                    continue
+                try:
+                    await self._start()
+                except Exception:
+                    log.exception("%s: could not start; letting the role go for now", self._role)
+                    await self._lock.release()
+                    await wait_event(stopping, self._pause, self._clock)
+                    continue
+                self._roles.gain(self._role)
+                log.info("%s: this process holds the role now", self._role)
+                try:
+                    await _first(stopping.wait(), self._lock.wait_lost())
+                finally:
+                    self._roles.lose(self._role)
+                    await self._stop()
+                if not stopping.is_set():
+                    log.warning("%s: the role was lost; standing by", self._role)
+        finally:
+            await self._lock.release()
+
+    async def _try_lock(self) -> bool:
+        try:
+            return await self._lock.acquire()
+        except Exception as exc:  # the database is away: stay a standby, try again
+            log.warning("%s: cannot reach the lock: %s", self._role, exc)
+            return False
+
+
+async def _first(*waits: Awaitable[object]) -> None:
+    """Wait until the first of ``waits`` finishes; cancel the rest."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from bot.store._base import Clock, new_token
 from bot.store.conversations import ConversationQueries
+from bot.store.coordination import Coordination, LocalCoordination, PostgresCoordination
 from bot.store.engine import Engine
 from bot.store.leases import LeaseQueries
 from bot.store.location import DEFAULT_POOL_SIZE, is_postgres_url
@@ -90,6 +91,19 @@ class Store(ConversationQueries, UsageQueries, TaskQueries, LeaseQueries, StatsQ
     @property
     def engine(self) -> Engine:
         return self._engine
+
+    def coordination(self) -> Coordination:
+        """How processes sharing this database reach each other (none for SQLite)."""
+        from bot.store.postgres import PostgresEngine
+
+        if isinstance(self._engine, PostgresEngine):
+            engine = self._engine
+
+            async def notify(channel: str, payload: str) -> None:
+                await engine.execute("SELECT pg_notify(?, ?)", (channel, payload))
+
+            return PostgresCoordination(engine.url, notify)
+        return LocalCoordination()
 
     async def close(self) -> None:
         """Close the connection or pool (idempotent). Every write has already committed."""

@@ -56,7 +56,7 @@ from bot.platforms.discord.messages import (
     requester,
 )
 from bot.platforms.discord.outbox import MEDIA_LIMITS, DiscordOutbox
-from bot.platforms.discord.shards import ShardPlan
+from bot.platforms.discord.shards import DM_SHARD, ShardPlan
 from bot.platforms.discord.surface import FAILURES, NO_PINGS, ChannelSurface, say, translate
 
 __all__ = ["DiscordBot", "DiscordStartError"]
@@ -122,7 +122,12 @@ class DiscordBot:
             self.client, gatekeeper=services.gatekeeper, pacer=pacer, clock=services.clock
         )
         # Generation: the outbox reaches channels by key alone (the task poller uses it).
-        self.outbox = DiscordOutbox(self.client, pacer, services.media_limits or MEDIA_LIMITS)
+        self.outbox = DiscordOutbox(
+            self.client,
+            pacer,
+            services.media_limits or MEDIA_LIMITS,
+            shards=self.shards.ids if self.shards.sharded else (DM_SHARD,),
+        )
         self._context.outbox = self.outbox
         self._generation = (
             DiscordGeneration(generation, self._context) if generation is not None else None

@@ -77,8 +77,16 @@ def _failure(exc: BaseException, *, editing: bool = False) -> SurfaceError:
 class DiscordOutbox(PacedOutbox):
     """Posts and edits in Discord channels by conversation key (see the module docstring)."""
 
-    def __init__(self, client: discord.Client, pacer: Pacer, limits: MediaLimits) -> None:
-        super().__init__(pacer, limits, routes=(discord_route(0),))
+    def __init__(
+        self,
+        client: discord.Client,
+        pacer: Pacer,
+        limits: MediaLimits,
+        *,
+        shards: Sequence[int] = (0,),
+    ) -> None:
+        # This process posts the results of tasks started on its own shards.
+        super().__init__(pacer, limits, routes=[discord_route(shard) for shard in shards])
         self._client = client
 
     def lane(self, key: ConversationKey) -> tuple[str, str]:
