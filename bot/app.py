@@ -150,6 +150,8 @@ def generation_configs(settings: Settings) -> tuple[GenerationConfig, PollerConf
         jitter=gen.poll_jitter,
         batch_window=gen.poll_batch_window,
         max_requests=gen.poll_max_requests,
+        lease=gen.poll_lease,
+        takeover_grace=gen.poll_takeover_grace,
         deadlines=deadlines,
         progress_edit_interval=gen.progress_edit_interval,
     )

@@ -354,6 +354,11 @@ class GenerationSettings(_Section):
     poll_jitter: float = Field(default=0.1, ge=0, le=0.5)
     poll_batch_window: float = Field(default=1.0, ge=0)
     poll_max_requests: int = Field(default=100, ge=1)
+    # Several processes on PostgreSQL: how long a claimed task is one poller's (a dead
+    # process's tasks wait this long), and how overdue another chat's task must be before
+    # a process that does not post to that chat polls it.
+    poll_lease: float = Field(default=30.0, gt=0)
+    poll_takeover_grace: float = Field(default=10.0, ge=0)
     mj_deadline: float = Field(default=DEFAULT_DEADLINES[Provider.MIDJOURNEY], gt=0)
     suno_deadline: float = Field(default=DEFAULT_DEADLINES[Provider.SUNO], gt=0)
     kling_deadline: float = Field(default=DEFAULT_DEADLINES[Provider.KLING], gt=0)

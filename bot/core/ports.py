@@ -263,6 +263,10 @@ class TaskStore(Protocol):
         """End ``owner``'s leases on tasks it claimed but did not poll."""
         ...
 
+    async def release_leases(self, owner: str | None) -> int:
+        """End all of ``owner``'s leases (``None``: everyone's)."""
+        ...
+
     async def claim_part(self, task_id: int, part: str, owner: str) -> bool:
         """The right to post one part of a result; False once anyone has taken it."""
         ...

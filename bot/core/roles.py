@@ -126,6 +126,9 @@ class RoleKeeper:
                     await self._stop()
                 if not stopping.is_set():
                     log.warning("%s: the role was lost; standing by", self._role)
+                    await self._lock.release()
+                    # Not at once: a lock lost as soon as it is taken must not spin.
+                    await wait_event(stopping, self._retry, self._clock)
         finally:
             await self._lock.release()
 

@@ -92,6 +92,19 @@ class LeaseQueries(StoreBase):
             )
         return released
 
+    async def release_leases(self, owner: str | None) -> int:
+        """End every lease of ``owner`` (a poller that stops), or every lease at all
+        (``None``: a single process starting, so whatever it holds is a previous run's)."""
+        if owner is None:
+            return await self._write(
+                "UPDATE tasks SET lease_owner = NULL, lease_until = NULL"
+                " WHERE lease_until IS NOT NULL"
+            )
+        return await self._write(
+            "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?",
+            (owner,),
+        )
+
     async def claim_part(self, task_id: int, part: str, owner: str) -> bool:
         """Take the right to post ``part`` of the task's result; False if it was taken
         (posted, or being posted, by this or another process)."""

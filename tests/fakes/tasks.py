@@ -142,6 +142,13 @@ class MemoryTaskStore:
             del self.leases[task_id]
         return len(mine)
 
+    async def release_leases(self, owner: str | None) -> int:
+        await asyncio.sleep(0)
+        mine = [i for i, (name, _) in self.leases.items() if owner is None or name == owner]
+        for task_id in mine:
+            del self.leases[task_id]
+        return len(mine)
+
     async def claim_part(self, task_id: int, part: str, owner: str) -> bool:
         await asyncio.sleep(0)
         if (task_id, part) in self.parts:

@@ -179,6 +179,9 @@ class TaskPoller:
         """Resolve what a previous process left, then start polling."""
         self._started_at = self._wall()
         self._stop.clear()
+        if not self._shared:
+            # The only process: any lease is a previous run's, cut short.
+            await self._store.release_leases(None)
         await self.recover()
         loop = asyncio.get_running_loop()
         self._loop_task = loop.create_task(self._run())
@@ -195,6 +198,10 @@ class TaskPoller:
         self._loop_task = self._sweeper = None
         await self.deliverer.close()
         await self.editor.close()
+        try:  # a round cut short: its tasks are free at once, not when the leases run out
+            await self._store.release_leases(self._name)
+        except Exception:
+            log.exception("task poller: could not release this process's leases")
 
     def wake(self) -> None:
         """A task became due (a new submit): look at the store now."""
