@@ -34,6 +34,7 @@ import contextlib
 import itertools
 import json
 import socket
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -247,7 +248,9 @@ class FakeCometAPI(ChatRoutes, MidjourneyRoutes, TaskRoutes, ImagesRoutes, Audio
                 body = json.loads(await request.read())
         request[_JSON] = body
         self.requests.append(
-            RecordedRequest(request.method, request.path, dict(request.headers), body)
+            RecordedRequest(
+                request.method, request.path, dict(request.headers), body, time.monotonic()
+            )
         )
         self._bump()
         path = request.path

@@ -61,6 +61,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     json: Any
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 @dataclass

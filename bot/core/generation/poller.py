@@ -289,6 +289,11 @@ class TaskPoller:
                 log.exception("task poller: cannot read the next due time")
                 next_due = self._wall() + ERROR_BACKOFF
             delay = None if next_due is None else max(0.0, next_due - self._wall())
+            if self._shared:
+                # Other processes add tasks (and die holding some) without waking this one:
+                # look again at least every max_interval, one small query.
+                cap = self._config.max_interval
+                delay = cap if delay is None else min(delay, cap)
             await self._sleep(delay)
 
     async def _sleep(self, delay: float | None) -> None:
