@@ -391,6 +391,7 @@ class FakeOutbox:
     post_errors: deque[Exception] = field(default_factory=deque)
     slot_gate: asyncio.Event | None = None
     post_gate: asyncio.Event | None = None
+    owned: frozenset[str] = frozenset({"tg", "dc:0"})  # the task routes this process posts to
     pacer: Pacer = field(init=False)
     _ids: Any = field(default_factory=lambda: itertools.count(100))
 
@@ -398,7 +399,7 @@ class FakeOutbox:
         self.pacer = Pacer(PacerRules(lanes={"chat": ()}), clock=self.clock)
 
     def routes(self) -> frozenset[str]:
-        return frozenset({"tg", "dc:0"})
+        return self.owned
 
     async def paced(
         self, key: ConversationKey, call: Callable[[], Awaitable[T]], *, attempts: int

@@ -76,6 +76,7 @@ LOST_REQUEST: Final = "This request was lost on its way. Please try again."
 ERROR_BACKOFF: Final = 5.0
 PARALLEL_REQUESTS: Final = 8
 SWEEP_INTERVAL: Final = 60.0
+EMPTY_ROUND_PAUSE: Final = 1.0
 PENDING_GRACE: Final = 600.0
 """Longer than any submit can take (the client's timeout and retries)."""
 _PAGE: Final = 500
@@ -294,6 +295,10 @@ class TaskPoller:
                 # look again at least every max_interval, one small query.
                 cap = self._config.max_interval
                 delay = cap if delay is None else min(delay, cap)
+                if stats.tasks == 0:
+                    # Due, yet nothing to claim: another process's chat within its grace
+                    # (or just claimed by another process). Not again at once.
+                    delay = max(delay, EMPTY_ROUND_PAUSE)
             await self._sleep(delay)
 
     async def _sleep(self, delay: float | None) -> None:
