@@ -11,8 +11,9 @@ the process that holds its destination).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-__all__ = ["DISCORD", "POLLER", "TELEGRAM", "Roles"]
+__all__ = ["DISCORD", "POLLER", "TELEGRAM", "ProcessInfo", "Roles"]
 
 TELEGRAM = "telegram"
 DISCORD = "discord"
@@ -47,3 +48,14 @@ class Roles:
     def _changed(self) -> None:
         for listener in list(self._listeners):
             listener()
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """A process in the registry (:class:`bot.core.ports.ProcessRegistry`): its name
+    (``host:pid``), when it started and was last seen (Unix seconds) and its roles."""
+
+    name: str
+    started_at: float
+    seen_at: float
+    roles: tuple[str, ...] = ()
