@@ -5,7 +5,6 @@ cooldown outlives the process that started it."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
@@ -20,14 +19,6 @@ USER = "tg:1"
 @pytest.fixture
 def wall() -> FakeClock:
     return FakeClock(start=NOON)
-
-
-@pytest.fixture
-def durable_location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """A database that outlives one open store: a SQLite file, or a PostgreSQL database."""
-    if backend == "sqlite":
-        return str(tmp_path / "bot.db")
-    return str(request.getfixturevalue("postgres_url"))
 
 
 async def test_start_cooldown_starts_refuses_and_runs_out(
