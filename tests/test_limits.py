@@ -222,6 +222,19 @@ async def test_a_refused_generation_starts_no_cooldown(store: Store, wall: FakeC
     await limits.admit_generation(USER, "imagine")  # no cooldown from the refused attempt
 
 
+async def test_a_generation_refused_by_the_task_cap_starts_no_cooldown(
+    store: Store, wall: FakeClock
+) -> None:
+    limits = make(store, wall, max_concurrent_tasks=1, generation_cooldown=10.0)
+    task_id = await add_task(store)
+    with pytest.raises(TooManyTasks):
+        await limits.admit_generation(USER, "imagine")
+    await store.update_task(TaskUpdate(task_id, status=TaskStatus.SUCCEEDED))
+    await limits.admit_generation(USER, "imagine")  # no cooldown from the refused attempt
+    with pytest.raises(CooldownActive):
+        await limits.admit_generation(USER, "imagine")
+
+
 async def test_a_late_refund_goes_to_the_day_of_the_reservation(
     store: Store, wall: FakeClock
 ) -> None:
