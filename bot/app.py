@@ -65,7 +65,7 @@ class Core:
     store: Store
     chat: ChatService
     clock: SystemClock
-    """Monotonic time for pacing, cooldowns and polling (the store keeps its own wall clock)."""
+    """Monotonic time for pacing, polling and heartbeats (the store keeps its own wall clock)."""
     generation: GenerationService
     tasks: TaskPoller
     """Polls unfinished tasks and delivers results; started last, stopped first."""
