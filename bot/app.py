@@ -9,10 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
 import signal
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -25,30 +22,28 @@ from bot.adapters.transcriber import CometTranscriber
 from bot.config import Settings
 from bot.core.access.gatekeeper import Gatekeeper
 from bot.core.access.limits import Limits
-from bot.core.chat.documents import MB, DocumentLimits
-from bot.core.chat.service import ChatConfig, ChatService
+from bot.core.chat.service import ChatService
 from bot.core.chat.voice import VoiceConfig, VoiceService
-from bot.core.chat.watch import AnswerLimits
 from bot.core.clock import SystemClock
-from bot.core.generation.images import ImagesConfig, ImageService
-from bot.core.generation.poller import PollerConfig, TaskPoller
-from bot.core.generation.prompts import PromptLimits
-from bot.core.generation.records import Provider
-from bot.core.generation.service import GenerationConfig, GenerationService
+from bot.core.generation.images import ImageService
+from bot.core.generation.poller import TaskPoller
+from bot.core.generation.service import GenerationService
 from bot.core.lifecycle import SHUTDOWN, WorkGate
 from bot.core.models import MediaLimits, Platform
 from bot.core.pacing import Pacer, discord_rules, telegram_rules
 from bot.core.ports import Outbox
+from bot.core.presence import Presence
 from bot.core.roles import POLLER, Roles
 from bot.launch import StartupError, start_discord, start_telegram
 from bot.ops.metrics import Metrics
 from bot.ops.runtime import loop_name, settle_heap
-from bot.ops.wiring import access_policy, limits_config, open_ops_server
+from bot.ops.wiring import access_policy, limits_config, open_ops_server, process_name
 from bot.platforms.common import Services
 from bot.platforms.discord.shards import ShardPlan
 from bot.providers.cometapi import CometAPI, DownloadLimits
 from bot.providers.cometapi.aiohttp_transport import AiohttpTransport
 from bot.store import Store, StoreError, redacted
+from bot.wiring import chat_config, generation_configs, images_config
 
 log = logging.getLogger(__name__)
 
@@ -74,88 +69,15 @@ class Core:
     """Filled by each platform as it starts; the task poller reaches chats through them."""
     gatekeeper: Gatekeeper
     metrics: Metrics
-    roles: Roles
-    """What this process holds now (Telegram, Discord shards, the poller)."""
     process_name: str
-    """This process among those sharing the database (leases and claimed parts carry it)."""
+    """This process among those sharing the database (``host:pid``): leases, claimed
+    parts, the process registry and /healthz carry it."""
+    roles: Roles = field(default_factory=Roles)
+    """What this process holds now (Telegram, Discord shards, the poller)."""
     images: ImageService | None = None
     """``/image``; ``None`` where it is not offered."""
     voice: VoiceService | None = None
     """``None``: voice notes are not answered (``voice.enabled = false``)."""
-
-
-def chat_config(settings: Settings) -> ChatConfig:
-    chat = settings.chat
-    return ChatConfig(
-        default_model=chat.default_model,
-        system_prompt=chat.system_prompt,
-        context_tokens=chat.context_tokens,
-        model_context_tokens=tuple(chat.model_context_tokens.items()),
-        max_prompt_chars=chat.max_prompt_chars,
-        models=tuple(chat.models),
-        answer_limits=AnswerLimits(
-            idle_timeout=chat.answer_idle_timeout,
-            deadline=chat.answer_deadline,
-            max_chars=chat.max_answer_chars,
-        ),
-        documents=DocumentLimits(
-            max_bytes=int(chat.max_document_mb * MB),
-            max_pdf_pages=chat.max_pdf_pages,
-            max_chars=chat.max_document_chars,
-        ),
-    )
-
-
-def images_config(settings: Settings) -> ImagesConfig:
-    """``[images]``: ``/image``'s default model, size, quality and the models one may pick."""
-    images = settings.images
-    return ImagesConfig(
-        model=images.model,
-        size=images.size,
-        quality=images.quality,
-        models=tuple(images.models),
-        max_prompt_chars=images.max_prompt_chars,
-    )
-
-
-def generation_configs(settings: Settings) -> tuple[GenerationConfig, PollerConfig]:
-    gen = settings.generation
-    deadlines = {
-        Provider.MIDJOURNEY: gen.mj_deadline,
-        Provider.SUNO: gen.suno_deadline,
-        Provider.KLING: gen.kling_deadline,
-    }
-    limits = PromptLimits(
-        mj=gen.mj_max_prompt_chars,
-        suno_description=gen.suno_max_prompt_chars,
-        suno_lyrics=gen.suno_max_lyrics_chars,
-        suno_style=gen.suno_max_style_chars,
-        kling=gen.kling_max_prompt_chars,
-        mj_speed_flags=gen.mj_allow_speed_flags,
-    )
-    generation = GenerationConfig(
-        limits=limits,
-        deadlines=deadlines,
-        first_interval=gen.poll_first_interval,
-        suno_model=gen.suno_model,
-        kling_model=gen.kling_model,
-        kling_duration=gen.kling_duration,
-        kling_aspect_ratio=gen.kling_aspect_ratio,
-        buttons_owner_only=gen.buttons_owner_only,
-    )
-    poller = PollerConfig(
-        first_interval=gen.poll_first_interval,
-        max_interval=gen.poll_max_interval,
-        growth=gen.poll_growth,
-        jitter=gen.poll_jitter,
-        batch_window=gen.poll_batch_window,
-        max_requests=gen.poll_max_requests,
-        lease=gen.poll_lease,
-        takeover_grace=gen.poll_takeover_grace,
-        deadlines=deadlines,
-        progress_edit_interval=gen.progress_edit_interval,
-    )
-    return generation, poller
 
 
 def _megabytes(value: float) -> int:
@@ -204,7 +126,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
     """The store, the CometAPI client and the chat service, closed in reverse order."""
     async with contextlib.AsyncExitStack() as stack:
         storage = settings.storage
-        process_name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+        name = process_name()
         try:
             store = await stack.enter_async_context(
                 Store.open(storage.location, pool_size=storage.pool_size)
@@ -228,9 +150,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         )
         clock = SystemClock()
         metrics = Metrics()
-        limits = Limits(
-            limits_config(settings.limits, settings.access), store, clock=clock, telemetry=metrics
-        )
+        limits = Limits(limits_config(settings.limits, settings.access), store, telemetry=metrics)
         gatekeeper = Gatekeeper(
             policy=access_policy(settings.access, settings.chat),
             limits=limits,
@@ -262,12 +182,10 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             clock=clock,
             telemetry=metrics,
             refunds=limits,
-            name=process_name,
+            name=name,
             shared=storage.shared,
             handoff=store.coordination(),
         )
-        roles = Roles()
-        roles.gain(POLLER)
         generation = GenerationService(
             store=store,
             backend=backend,
@@ -286,8 +204,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             outboxes=outboxes,
             gatekeeper=gatekeeper,
             metrics=metrics,
-            roles=roles,
-            process_name=process_name,
+            process_name=name,
             images=ImageService(
                 model=CometImageModel(client, timeout=settings.images.timeout, telemetry=metrics),
                 outboxes=outboxes,
@@ -349,7 +266,13 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
     async with open_core(settings) as core, contextlib.AsyncExitStack() as platforms:
         try:
             ops = await platforms.enter_async_context(
-                open_ops_server(settings.http, metrics=core.metrics, store=core.store)
+                open_ops_server(
+                    settings.http,
+                    metrics=core.metrics,
+                    store=core.store,
+                    process=core.process_name,
+                    roles=core.roles.names,
+                )
             )
         except OSError as exc:  # the port is taken, the address is not this host's
             http = settings.http
@@ -369,6 +292,11 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
             await start_discord(core, settings, platforms, ops)
         # Last in, first out: the poller stops before the platforms its outboxes use.
         await platforms.enter_async_context(core.tasks)
+        core.roles.gain(POLLER)
+        # Registered once running; on a clean stop the row goes first (/stats drops us).
+        await platforms.enter_async_context(
+            Presence(core.store, core.roles, name=core.process_name, clock=core.clock)
+        )
         settle_heap()  # after start-up: what is alive now lives as long as the process
         log.info("cometbot is running on %s; stop it with Ctrl-C or SIGTERM", loop_name())
         await stop.wait()

@@ -45,7 +45,7 @@ async def rig() -> AsyncIterator[Rig]:
         chat = ChatService(model=ScriptedModel(clock), store=store, config=config)
         gatekeeper = Gatekeeper(
             policy=AccessPolicy.build(admins=["tg:1"]),
-            limits=Limits(LimitsConfig(), store, clock=clock),
+            limits=Limits(LimitsConfig(), store),
             gate=WorkGate(),
             stats=store,
             telemetry=NullTelemetry(),

@@ -31,9 +31,7 @@ async def burst(
     for _ in chats:
         model.script(["Fine", "."], delay=1.0)  # 11 prompt + 2 completion tokens
     async with Store.open(":memory:") as store, clock.auto():
-        limits = Limits(
-            LimitsConfig(daily_chat_tokens=quota, exempt=exempt), store, clock=clock, wall=clock
-        )
+        limits = Limits(LimitsConfig(daily_chat_tokens=quota, exempt=exempt), store, wall=clock)
         config = ChatConfig(default_model="gpt-4o-mini", system_prompt="-")
         chat = ChatService(model=model, store=store, config=config, clock=clock, turns=limits)
         pacer = Pacer(telegram_rules(), clock=clock)

@@ -83,7 +83,7 @@ async def rig() -> AsyncIterator[Rig]:
         chat = ChatService(model=model, store=store, config=config)
         gatekeeper = Gatekeeper(
             policy=AccessPolicy.build(admins=["tg:9"]),
-            limits=Limits(LimitsConfig(), store, clock=clock),
+            limits=Limits(LimitsConfig(), store),
             gate=WorkGate(),
             stats=store,
             telemetry=NullTelemetry(),

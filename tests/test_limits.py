@@ -32,13 +32,8 @@ KEY = ConversationKey(Platform.TELEGRAM, "1")
 
 @pytest.fixture
 def wall() -> FakeClock:
-    """The store's and the limits' Unix clock."""
+    """The store's and the limits' Unix clock (quotas and cooldowns)."""
     return FakeClock(start=NOON)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(start=1000.0)
 
 
 @pytest.fixture
@@ -47,8 +42,8 @@ async def store(wall: FakeClock, store_location: str) -> AsyncIterator[Store]:
         yield store
 
 
-def make(store: Store, clock: FakeClock, wall: FakeClock, **config: Any) -> Limits:
-    return Limits(LimitsConfig(**config), store, clock=clock, wall=wall)
+def make(store: Store, wall: FakeClock, **config: Any) -> Limits:
+    return Limits(LimitsConfig(**config), store, wall=wall)
 
 
 async def outcomes(calls: list[Awaitable[Any]]) -> tuple[list[Any], list[BaseException]]:
@@ -66,43 +61,41 @@ async def add_task(store: Store, owner: str = USER) -> int:
 # -- chat ----------------------------------------------------------------------------------------
 
 
-async def test_chat_cooldown(store: Store, clock: FakeClock, wall: FakeClock) -> None:
-    limits = make(store, clock, wall, chat_cooldown=12.0)
+async def test_chat_cooldown(store: Store, wall: FakeClock) -> None:
+    limits = make(store, wall, chat_cooldown=12.0)
     await limits.admit_chat(USER)
-    await clock.advance(0.5)
+    await wall.advance(0.5)
     with pytest.raises(CooldownActive) as info:
         await limits.admit_chat(USER)
     assert info.value.message == "Please wait 12 s before your next request."
     assert info.value.retry_after == pytest.approx(11.5)
     await limits.admit_chat("tg:2")  # other users have their own cooldown
-    await clock.advance(11.5)
+    await wall.advance(11.5)
     await limits.admit_chat(USER)
 
 
 async def test_a_refused_request_does_not_extend_the_cooldown(
-    store: Store, clock: FakeClock, wall: FakeClock
+    store: Store, wall: FakeClock
 ) -> None:
-    limits = make(store, clock, wall, chat_cooldown=10.0)
+    limits = make(store, wall, chat_cooldown=10.0)
     await limits.admit_chat(USER)
-    await clock.advance(9)
+    await wall.advance(9)
     with pytest.raises(CooldownActive, match="wait 1 s"):
         await limits.admit_chat(USER)
-    await clock.advance(1)
+    await wall.advance(1)
     await limits.admit_chat(USER)
 
 
-async def test_chat_cooldown_holds_under_a_burst(
-    store: Store, clock: FakeClock, wall: FakeClock
-) -> None:
-    limits = make(store, clock, wall, chat_cooldown=5.0, daily_chat_tokens=1000)
+async def test_chat_cooldown_holds_under_a_burst(store: Store, wall: FakeClock) -> None:
+    limits = make(store, wall, chat_cooldown=5.0, daily_chat_tokens=1000)
     ok, failed = await outcomes([limits.admit_chat(USER) for _ in range(20)])
     assert len(ok) == 1
     assert len(failed) == 19
     assert all(isinstance(exc, CooldownActive) for exc in failed)
 
 
-async def test_chat_token_quota(store: Store, clock: FakeClock, wall: FakeClock) -> None:
-    limits = make(store, clock, wall, daily_chat_tokens=1000, exempt=frozenset({ADMIN}))
+async def test_chat_token_quota(store: Store, wall: FakeClock) -> None:
+    limits = make(store, wall, daily_chat_tokens=1000, exempt=frozenset({ADMIN}))
     await limits.admit_chat(USER)
     for user in (USER, ADMIN):
         await store.add_turn(
@@ -125,9 +118,9 @@ async def test_chat_token_quota(store: Store, clock: FakeClock, wall: FakeClock)
 
 
 async def test_daily_quota_refuses_the_next_and_a_refund_restores_one(
-    store: Store, clock: FakeClock, wall: FakeClock
+    store: Store, wall: FakeClock
 ) -> None:
-    limits = make(store, clock, wall, daily_imagine=10)
+    limits = make(store, wall, daily_imagine=10)
     reservations = [await limits.admit_generation(USER, "imagine") for _ in range(10)]
     with pytest.raises(QuotaExceeded) as info:
         await limits.admit_generation(USER, "imagine")
@@ -146,33 +139,27 @@ async def test_daily_quota_refuses_the_next_and_a_refund_restores_one(
     assert (await store.usage_today(USER))["music"] == 1
 
 
-async def test_daily_quota_holds_under_a_burst(
-    store: Store, clock: FakeClock, wall: FakeClock
-) -> None:
-    limits = make(store, clock, wall, daily_video=5)
+async def test_daily_quota_holds_under_a_burst(store: Store, wall: FakeClock) -> None:
+    limits = make(store, wall, daily_video=5)
     ok, failed = await outcomes([limits.admit_generation(USER, "video") for _ in range(20)])
     assert len(ok) == 5
     assert all(isinstance(exc, QuotaExceeded) for exc in failed)
     assert (await store.usage_today(USER))["video"] == 5
 
 
-async def test_generation_cooldown_holds_under_a_burst(
-    store: Store, clock: FakeClock, wall: FakeClock
-) -> None:
-    limits = make(store, clock, wall, generation_cooldown=30.0)
+async def test_generation_cooldown_holds_under_a_burst(store: Store, wall: FakeClock) -> None:
+    limits = make(store, wall, generation_cooldown=30.0)
     ok, failed = await outcomes([limits.admit_generation(USER, "imagine") for _ in range(20)])
     assert len(ok) == 1
     assert len(failed) == 19
     assert all(isinstance(exc, CooldownActive) for exc in failed)
     assert (await store.usage_today(USER))["imagine"] == 1  # refused ones counted nothing
-    await clock.advance(30)
+    await wall.advance(30)
     await limits.admit_generation(USER, "imagine")
 
 
-async def test_concurrent_task_cap_holds_under_a_burst(
-    store: Store, clock: FakeClock, wall: FakeClock
-) -> None:
-    limits = make(store, clock, wall, max_concurrent_tasks=2)
+async def test_concurrent_task_cap_holds_under_a_burst(store: Store, wall: FakeClock) -> None:
+    limits = make(store, wall, max_concurrent_tasks=2)
     ok, failed = await outcomes([limits.admit_generation(USER, "imagine") for _ in range(20)])
     assert len(ok) == 2
     assert all(isinstance(exc, TooManyTasks) for exc in failed)
@@ -192,11 +179,9 @@ async def test_concurrent_task_cap_holds_under_a_burst(
         await limits.admit_generation(USER, "imagine")
 
 
-async def test_burst_while_rows_are_being_written(
-    store: Store, clock: FakeClock, wall: FakeClock
-) -> None:
+async def test_burst_while_rows_are_being_written(store: Store, wall: FakeClock) -> None:
     """Admission, row and submit interleave across 20 concurrent requests: never over the cap."""
-    limits = make(store, clock, wall, max_concurrent_tasks=3, daily_imagine=100)
+    limits = make(store, wall, max_concurrent_tasks=3, daily_imagine=100)
     running = 0
     peak = 0
 
@@ -216,10 +201,8 @@ async def test_burst_while_rows_are_being_written(
     assert await store.count_active_tasks(USER) == 3
 
 
-async def test_a_failed_submit_refunds_and_frees_its_slot(
-    store: Store, clock: FakeClock, wall: FakeClock
-) -> None:
-    limits = make(store, clock, wall, daily_music=1, max_concurrent_tasks=1)
+async def test_a_failed_submit_refunds_and_frees_its_slot(store: Store, wall: FakeClock) -> None:
+    limits = make(store, wall, daily_music=1, max_concurrent_tasks=1)
     with pytest.raises(RuntimeError):
         async with await limits.admit_generation(USER, "music"):
             raise RuntimeError("submit refused")
@@ -229,22 +212,33 @@ async def test_a_failed_submit_refunds_and_frees_its_slot(
     assert (await store.usage_today(USER))["music"] == 1
 
 
-async def test_a_refused_generation_starts_no_cooldown(
-    store: Store, clock: FakeClock, wall: FakeClock
-) -> None:
-    limits = make(store, clock, wall, daily_imagine=1, generation_cooldown=10.0)
+async def test_a_refused_generation_starts_no_cooldown(store: Store, wall: FakeClock) -> None:
+    limits = make(store, wall, daily_imagine=1, generation_cooldown=10.0)
     first = await limits.admit_generation(USER, "imagine")
-    await clock.advance(10)
+    await wall.advance(10)
     with pytest.raises(QuotaExceeded):
         await limits.admit_generation(USER, "imagine")
     await first.refund()
     await limits.admit_generation(USER, "imagine")  # no cooldown from the refused attempt
 
 
-async def test_a_late_refund_goes_to_the_day_of_the_reservation(
-    store: Store, clock: FakeClock, wall: FakeClock
+async def test_a_generation_refused_by_the_task_cap_starts_no_cooldown(
+    store: Store, wall: FakeClock
 ) -> None:
-    limits = make(store, clock, wall, daily_imagine=2)
+    limits = make(store, wall, max_concurrent_tasks=1, generation_cooldown=10.0)
+    task_id = await add_task(store)
+    with pytest.raises(TooManyTasks):
+        await limits.admit_generation(USER, "imagine")
+    await store.update_task(TaskUpdate(task_id, status=TaskStatus.SUCCEEDED))
+    await limits.admit_generation(USER, "imagine")  # no cooldown from the refused attempt
+    with pytest.raises(CooldownActive):
+        await limits.admit_generation(USER, "imagine")
+
+
+async def test_a_late_refund_goes_to_the_day_of_the_reservation(
+    store: Store, wall: FakeClock
+) -> None:
+    limits = make(store, wall, daily_imagine=2)
     wall.set(NOON + 12 * 3600 - 1)  # 23:59:59 UTC
     reservation = await limits.admit_generation(USER, "imagine")
     await wall.advance(2)  # the task fails after midnight
@@ -253,40 +247,35 @@ async def test_a_late_refund_goes_to_the_day_of_the_reservation(
     assert await store.usage_today(USER) == {}
 
 
-async def test_admins_are_exempt_but_counted(
-    store: Store, clock: FakeClock, wall: FakeClock
-) -> None:
+async def test_admins_are_exempt_but_counted(store: Store, wall: FakeClock) -> None:
     config: dict[str, Any] = {
         "daily_imagine": 1,
         "generation_cooldown": 60.0,
         "max_concurrent_tasks": 1,
         "chat_cooldown": 60.0,
     }
-    limits = make(store, clock, wall, exempt=frozenset({ADMIN}), **config)
+    limits = make(store, wall, exempt=frozenset({ADMIN}), **config)
     for _ in range(5):
         await limits.admit_generation(ADMIN, "imagine")
         await limits.admit_chat(ADMIN)
     assert (await store.usage_today(ADMIN))["imagine"] == 5
     # Not exempt when configured so (the composition root passes an empty set).
-    strict = make(store, clock, wall, **config)
+    strict = make(store, wall, **config)
     with pytest.raises(LimitExceeded):
         await strict.admit_generation(ADMIN, "imagine")
 
 
-async def test_unknown_kind_is_a_programming_error(
-    store: Store, clock: FakeClock, wall: FakeClock
-) -> None:
+async def test_unknown_kind_is_a_programming_error(store: Store, wall: FakeClock) -> None:
     with pytest.raises(ValueError, match="not a quota kind"):
-        await make(store, clock, wall).admit_generation(USER, "upscale")
+        await make(store, wall).admit_generation(USER, "upscale")
 
 
 # -- /usage --------------------------------------------------------------------------------------
 
 
-async def test_usage_summary(store: Store, clock: FakeClock, wall: FakeClock) -> None:
+async def test_usage_summary(store: Store, wall: FakeClock) -> None:
     limits = make(
         store,
-        clock,
         wall,
         daily_chat_tokens=50_000,
         daily_imagine=10,
@@ -325,10 +314,8 @@ def test_format_duration() -> None:
     assert format_duration(5 * 3600 + 2 * 60 + 1) == "5 h 3 min"
 
 
-async def test_refund_task_gives_back_the_providers_quota(
-    store: Store, clock: FakeClock, wall: FakeClock
-) -> None:
-    limits = make(store, clock, wall, daily_music=1)
+async def test_refund_task_gives_back_the_providers_quota(store: Store, wall: FakeClock) -> None:
+    limits = make(store, wall, daily_music=1)
     (await limits.admit_generation(USER, quota_kind("suno"))).recorded()
     task_id = await store.create_task(NewTask(Provider.SUNO, "music", USER, KEY))
     with pytest.raises(QuotaExceeded):

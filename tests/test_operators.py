@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from bot.config import Settings
+from bot.ops.wiring import process_name
+from bot.store import Store
 from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.telegram import FakeTelegram
@@ -166,6 +168,12 @@ async def test_usage_stats_and_metrics_match_the_work_done(tmp_path: Path) -> No
         assert "Tokens: 34 (29 prompt, 5 completion)" in stats
         assert health.status_code == 200
         assert health.json()["platforms"] == {"telegram": True}
+        # This process, the poller, is in /healthz and (from the registry) in /stats.
+        assert health.json()["process"] == process_name()
+        assert "poller" in health.json()["roles"]
+        assert f"Processes: 1 — {process_name()} (poller" in stats
+        async with Store.open(settings.storage.location) as store:
+            assert await store.live_processes(3600) == []  # a clean stop removed its row
         assert 'cometbot_replies_total{outcome="ok",platform="tg"} 2.0' in metrics
         assert 'cometbot_tokens_total{model="gpt-4o-mini",type="prompt"} 29.0' in metrics
         assert 'cometbot_tokens_total{model="gpt-4o-mini",type="completion"} 5.0' in metrics

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.config import Settings
 from bot.core.models import ConversationKey, Platform
+from bot.core.roles import DISCORD, POLLER, TELEGRAM, Roles
 from bot.ops.http import OpsServer
 from bot.ops.metrics import Metrics
 from bot.ops.wiring import access_policy, limits_config, open_ops_server
@@ -75,6 +76,25 @@ async def test_healthz_ok(store: Store) -> None:
         status, body = await get_json(server, "/healthz")
     assert status == 200
     assert body == {"status": "ok", "store": True, "platforms": {"telegram": True, "discord": True}}
+
+
+async def test_healthz_says_which_process_answers_and_its_roles_now() -> None:
+    roles = Roles()
+    roles.gain(POLLER)
+    async with OpsServer(port=0, process="host:12", roles=roles.names) as server:
+        status, body = await get_json(server, "/healthz")
+        assert status == 200
+        assert body == {
+            "status": "ok",
+            "store": True,
+            "platforms": {},
+            "process": "host:12",
+            "roles": ["poller"],
+        }
+        roles.gain(DISCORD, "0,1")  # read at each request
+        _, body = await get_json(server, "/healthz")
+        assert isinstance(body, dict)
+        assert body["roles"] == ["discord:0,1", "poller"]
 
 
 async def test_healthz_503_when_a_platform_is_down() -> None:
@@ -209,12 +229,22 @@ async def test_open_ops_server_from_settings(store: Store) -> None:
     async with open_ops_server(off.http, metrics=Metrics(), store=store) as server:
         assert server is None
     on = Settings(http={"enabled": True, "port": 0})
-    async with open_ops_server(on.http, metrics=Metrics(), store=store) as server:
+    roles = Roles()
+    roles.gain(TELEGRAM)
+    async with open_ops_server(
+        on.http, metrics=Metrics(), store=store, process="host:3", roles=roles.names
+    ) as server:
         assert server is not None
         server.add_platform("telegram", lambda: True)
         status, body = await get_json(server, "/healthz")
         assert status == 200
-        assert body == {"status": "ok", "store": True, "platforms": {"telegram": True}}
+        assert body == {
+            "status": "ok",
+            "store": True,
+            "platforms": {"telegram": True},
+            "process": "host:3",
+            "roles": ["telegram"],
+        }
         status, _, text = await get(server, "/metrics")
         assert status == 200
         assert "cometbot_queue_length 0.0" in text

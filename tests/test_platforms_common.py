@@ -29,7 +29,7 @@ async def gatekeeper() -> AsyncIterator[Gatekeeper]:
     async with Store.open(":memory:") as store:
         yield Gatekeeper(
             policy=AccessPolicy.build(users=["tg:42"]),
-            limits=Limits(LimitsConfig(), store, clock=clock),
+            limits=Limits(LimitsConfig(), store),
             gate=WorkGate(),
             stats=store,
             telemetry=NullTelemetry(),

@@ -80,3 +80,39 @@ async def test_stats_count_today_and_the_queue(store: Store, wall: FakeClock) ->
         "Queue: 2 unfinished, the oldest for 3 min",
         "Tasks: pending 1, running 1, succeeded 1, failed 1",
     ]
+
+
+async def test_stats_list_the_live_processes_and_their_roles(store: Store, wall: FakeClock) -> None:
+    # Two processes on one database, and one that died a minute ago.
+    await store.register_process("host:11", started_at=NOON - 600, roles=[])
+    await wall.advance(60)
+    await store.register_process("host:12", started_at=NOON, roles=["poller", "telegram"])
+    await store.register_process("host:13", started_at=NOON, roles=["discord:0,1", "poller"])
+    stats = await collect_stats(store, wall=wall)
+    assert [p.name for p in stats.processes] == ["host:12", "host:13"]
+    assert format_stats(stats).splitlines()[-1] == (
+        "Processes: 2 — host:12 (poller, telegram), host:13 (discord:0,1, poller)"
+    )
+    # Within an hour the dead one counts too; a process holding nothing says so.
+    everyone = format_stats(await collect_stats(store, wall=wall, stale_after=3600))
+    assert "Processes: 3 — host:11 (no roles), host:12 (poller, telegram)," in everyone
+
+
+async def test_stats_read_across_processes(wall: FakeClock, durable_location: str) -> None:
+    """Two stores on one database stand for two processes: whichever answers /stats, the
+    figures are the whole bot's."""
+    async with (
+        Store.open(durable_location, clock=wall) as one,
+        Store.open(durable_location, clock=wall) as two,
+    ):
+        await one.register_process("host:1", started_at=NOON, roles=["poller", "telegram"])
+        await two.register_process("host:2", started_at=NOON, roles=["discord:0", "poller"])
+        await one.add_turn(KEY, Turn(Role.ASSISTANT, "x"), user_id="tg:1", usage=Usage(10, 2))
+        await two.record_usage("dc:2", "imagine")
+        await two.create_task(NewTask(Provider.MIDJOURNEY, "imagine", "dc:2", KEY))
+        for store in (one, two):
+            stats = await collect_stats(store, wall=wall)
+            assert (stats.users_today, stats.chat_turns, stats.tokens) == (2, 1, 12)
+            assert stats.generations["imagine"] == 1
+            assert stats.queue_length == 1
+            assert [p.name for p in stats.processes] == ["host:1", "host:2"]

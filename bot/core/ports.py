@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable, Sequence
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from bot.core.generation.records import (
     ButtonRef,
@@ -38,6 +38,9 @@ from bot.core.models import (
     Turn,
     Usage,
 )
+
+if TYPE_CHECKING:  # roles imports this module
+    from bot.core.roles import ProcessInfo
 
 
 class Clock(Protocol):
@@ -157,6 +160,33 @@ class LimitsStore(Protocol):
 
     async def count_active_tasks(self, owner_id: str) -> int: ...
 
+    async def start_cooldown(self, user_id: str, kind: str, seconds: float) -> float:
+        """Start the user's ``kind`` cooldown unless one runs, atomically (one statement, so
+        of concurrent starts from any process exactly one passes): 0.0 when it started,
+        else the seconds left. On the store's wall clock, so it survives a restart."""
+        ...
+
+    async def clear_cooldown(self, user_id: str, kind: str) -> None:
+        """End the user's ``kind`` cooldown (its request was refused after all)."""
+        ...
+
+
+class ProcessRegistry(Protocol):
+    """The live processes on one database and their roles (design §9): each renews its own
+    row while it runs; a row not renewed for a while belongs to a process that is gone."""
+
+    async def register_process(self, name: str, *, started_at: float, roles: Sequence[str]) -> None:
+        """Insert or renew ``name``'s row: seen now (the store's clock), with ``roles``."""
+        ...
+
+    async def live_processes(self, stale_after: float) -> list[ProcessInfo]:
+        """Processes seen within the last ``stale_after`` seconds, by name."""
+        ...
+
+    async def forget_process(self, name: str) -> None:
+        """Remove ``name``'s row (a clean stop)."""
+        ...
+
 
 class StatsStore(Protocol):
     """The store queries behind /stats and the health check."""
@@ -177,6 +207,10 @@ class StatsStore(Protocol):
 
     async def oldest_active_task_at(self) -> float | None:
         """When the oldest unfinished task was created (Unix seconds), if any."""
+        ...
+
+    async def live_processes(self, stale_after: float) -> list[ProcessInfo]:
+        """The processes serving this database (see :class:`ProcessRegistry`)."""
         ...
 
     async def ping(self) -> None:

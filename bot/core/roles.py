@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from bot.core.clock import wait_event
-from bot.core.ports import Clock
 
-__all__ = ["DISCORD", "POLLER", "TELEGRAM", "RoleKeeper", "RoleLock", "Roles"]
+if TYPE_CHECKING:  # ports imports ProcessInfo from here
+    from bot.core.ports import Clock
+
+__all__ = ["DISCORD", "POLLER", "TELEGRAM", "ProcessInfo", "RoleKeeper", "RoleLock", "Roles"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,17 @@ class Roles:
     def _changed(self) -> None:
         for listener in list(self._listeners):
             listener()
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """A process in the registry (:class:`bot.core.ports.ProcessRegistry`): its name
+    (``host:pid``), when it started and was last seen (Unix seconds) and its roles."""
+
+    name: str
+    started_at: float
+    seen_at: float
+    roles: tuple[str, ...] = ()
 
 
 class RoleLock(Protocol):

@@ -1,10 +1,13 @@
 """The optional operations endpoint (``[http] enabled``): ``GET /healthz`` and ``GET /metrics``.
 
-``/healthz`` answers 200 ``{"status": "ok", "store": true, "platforms": {"telegram": true}}``
-when every check passes and 503 (``"status": "unavailable"``) when the store cannot answer
-or a platform is disconnected. Checks are callables passed in, sync or async; one fails by
-returning ``False``, raising, or taking longer than :data:`CHECK_TIMEOUT` (so ``store.ping``,
-which returns None or raises, is a check as it is).
+``/healthz`` answers 200 ``{"status": "ok", "store": true, "platforms": {"telegram": true},
+"process": "host:12", "roles": ["poller", "telegram"]}`` when every check passes and 503
+(``"status": "unavailable"``) when the store cannot answer or a platform is disconnected.
+Checks are callables passed in, sync or async; one fails by returning ``False``, raising, or
+taking longer than :data:`CHECK_TIMEOUT` (so ``store.ping``, which returns None or raises, is
+a check as it is). ``process`` and ``roles`` say which process answered and what it holds
+now (design §9: with several processes, each serves its own endpoint); they are there when
+the server is given them.
 ``/metrics`` is the Prometheus text of :class:`bot.ops.metrics.Metrics`, with the task
 gauges read from the store first.
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Final
 
@@ -51,6 +54,7 @@ class OpsServer:
     ``store`` is the store's check (``store.ping``), ``platforms``
     one check per platform name, ``before_scrape`` an async hook run before each /metrics
     (e.g. ``lambda: metrics.refresh(store)``). ``port=0`` picks a free port (see :attr:`port`).
+    ``process`` is this process's name and ``roles`` reads the roles it holds (``Roles.names``).
     """
 
     def __init__(
@@ -63,6 +67,8 @@ class OpsServer:
         platforms: Mapping[str, HealthCheck] | None = None,
         before_scrape: Callable[[], Awaitable[None]] | None = None,
         check_timeout: float = CHECK_TIMEOUT,
+        process: str | None = None,
+        roles: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -71,6 +77,8 @@ class OpsServer:
         self._platforms = dict(platforms or {})
         self._before_scrape = before_scrape
         self._timeout = check_timeout
+        self._process = process
+        self._roles = roles
         self._runner: web.AppRunner | None = None
         self.port = port
 
@@ -92,6 +100,10 @@ class OpsServer:
             "store": store_ok,
             "platforms": platforms,
         }
+        if self._process is not None:
+            body["process"] = self._process
+        if self._roles is not None:
+            body["roles"] = list(self._roles())
         return ok, body
 
     async def _healthz(self, request: web.Request) -> web.Response:

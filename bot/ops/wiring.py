@@ -6,7 +6,9 @@ They keep the composition root short: ``access_policy(settings.access, settings.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import os
+import socket
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 from bot.config import AccessSettings, ChatSettings, HttpSettings, LimitsSettings
@@ -16,7 +18,12 @@ from bot.core.ports import StatsStore
 from bot.ops.http import HealthCheck, OpsServer
 from bot.ops.metrics import Metrics
 
-__all__ = ["access_policy", "limits_config", "open_ops_server"]
+__all__ = ["access_policy", "limits_config", "open_ops_server", "process_name"]
+
+
+def process_name() -> str:
+    """This process in the registry and in /healthz: ``host:pid``, unique while it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def access_policy(access: AccessSettings, chat: ChatSettings | None = None) -> AccessPolicy:
@@ -55,8 +62,11 @@ async def open_ops_server(
     metrics: Metrics,
     store: StatsStore,
     platforms: Mapping[str, HealthCheck] | None = None,
+    process: str | None = None,
+    roles: Callable[[], Sequence[str]] | None = None,
 ) -> AsyncIterator[OpsServer | None]:
     """Serve /healthz and /metrics while the block runs; yields None when ``[http]`` is off.
+    ``process`` and ``roles`` (this process's name and ``Roles.names``) go into /healthz.
 
     Platforms usually start after this: register their checks with
     :meth:`OpsServer.add_platform` once they are up.
@@ -75,6 +85,8 @@ async def open_ops_server(
         store=store.ping,
         platforms=platforms,
         before_scrape=refresh,
+        process=process,
+        roles=roles,
     )
     async with server:
         yield server

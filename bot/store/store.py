@@ -18,19 +18,23 @@ from bot.store.coordination import Coordination, LocalCoordination, PostgresCoor
 from bot.store.engine import Engine
 from bot.store.leases import LeaseQueries
 from bot.store.location import DEFAULT_POOL_SIZE, is_postgres_url
+from bot.store.processes import ProcessQueries
 from bot.store.sqlite import DEFAULT_BUSY_TIMEOUT_MS, SqliteEngine
 from bot.store.stats import StatsQueries
 from bot.store.tasks import TaskQueries
 from bot.store.usage import UsageQueries
 
 if TYPE_CHECKING:
-    from bot.core.ports import ChatStore, LimitsStore, StatsStore, TaskStore
+    from bot.core.ports import ChatStore, LimitsStore, ProcessRegistry, StatsStore, TaskStore
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT_MS", "Store"]
 
 
-class Store(ConversationQueries, UsageQueries, TaskQueries, LeaseQueries, StatsQueries):
-    """Everything the bot keeps: conversations, settings, usage, tasks and buttons.
+class Store(
+    ConversationQueries, UsageQueries, TaskQueries, LeaseQueries, StatsQueries, ProcessQueries
+):
+    """Everything the bot keeps: conversations, settings, usage, cooldowns, tasks, buttons
+    and the registry of the processes serving the database.
 
     Implements the core's store ports. Open it with ``async with Store.open(location) as
     store:`` where ``location`` is a SQLite file (one connection, WAL mode) or a
@@ -119,6 +123,9 @@ if TYPE_CHECKING:
         return store
 
     def _is_stats_store(store: Store) -> StatsStore:
+        return store
+
+    def _is_process_registry(store: Store) -> ProcessRegistry:
         return store
 
     def _is_task_store(store: Store) -> TaskStore:

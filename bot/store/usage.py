@@ -1,8 +1,10 @@
-"""Per-user daily usage counters and quota reservations.
+"""Per-user daily usage counters, quota reservations and cooldowns.
 
 One row per (user, UTC day, kind) holds a running total, so "used today" is a
 primary-key prefix read and a reservation is one conditional upsert: no
 read-then-write race even with several coroutines (or processes) reserving.
+Cooldowns are one row per (user, kind) holding when the wait ends, started by
+one conditional upsert in the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from bot.store._base import StoreBase, utc_day
 from bot.store.engine import Session
 
 __all__ = ["UsageQueries", "add_usage"]
+
+_COOLDOWN_TRIES: Final = 3
+_MIN_WAIT: Final = 0.001
 
 _ADD_SQL: Final = (
     "INSERT INTO usage_daily (user_id, day, kind, amount) VALUES (?, ?, ?, ?)"
@@ -82,4 +87,43 @@ class UsageQueries(StoreBase):
             "UPDATE usage_daily SET amount = CASE WHEN amount > ?1 THEN amount - ?1 ELSE 0 END"
             " WHERE user_id = ?2 AND day = ?3 AND kind = ?4",
             (amount, user_id, day, str(kind)),
+        )
+
+    # -- cooldowns --------------------------------------------------------------------------
+
+    async def start_cooldown(self, user_id: str, kind: str, seconds: float) -> float:
+        """Start the user's ``kind`` cooldown for ``seconds`` unless one is running: 0.0 when
+        it started, else the seconds left of the running one.
+
+        The check and the start are one statement (an upsert whose WHERE refuses a row
+        still running), so of any number of concurrent starts, from any process, exactly
+        one passes. Times are the store's wall clock: a cooldown survives a restart.
+        """
+        if seconds <= 0:
+            return 0.0
+        left = 0.0
+        for _ in range(_COOLDOWN_TRIES):
+            now = self._clock()
+            started = await self._write(
+                "INSERT INTO cooldowns (user_id, kind, until) VALUES (?1, ?2, ?3)"
+                " ON CONFLICT (user_id, kind) DO UPDATE SET until = excluded.until"
+                " WHERE cooldowns.until <= ?4",
+                (user_id, str(kind), now + seconds, now),
+            )
+            if started:
+                return 0.0
+            row = await self._fetchone(
+                "SELECT until FROM cooldowns WHERE user_id = ? AND kind = ?", (user_id, str(kind))
+            )
+            left = 0.0 if row is None else float(row[0]) - self._clock()
+            if left > 0:
+                return left
+            # It ran out (or was cleared) between the two statements: try again.
+        return max(left, _MIN_WAIT)  # a clock going back and forth: refuse, do not spin
+
+    async def clear_cooldown(self, user_id: str, kind: str) -> None:
+        """End the user's ``kind`` cooldown now: the request that started it was refused
+        by a later check, and a refused request must not make the user wait."""
+        await self._write(
+            "DELETE FROM cooldowns WHERE user_id = ? AND kind = ?", (user_id, str(kind))
         )

@@ -10,9 +10,13 @@
 
 How each limit holds:
 
-* **Cooldowns** (chat and generation, separately) live in memory, on the injected
-  :class:`~bot.core.ports.Clock`; the time of an *admitted* request starts the next wait,
-  so a refused request never extends it. They reset on restart.
+* **Cooldowns** (chat and generation, separately) live in the store, on its wall clock,
+  so they survive a restart and hold across processes: checking and starting one is a
+  single statement (:meth:`~bot.core.ports.LimitsStore.start_cooldown`), so of a burst
+  (from any number of processes) exactly one passes. Only an *admitted* request starts the
+  next wait, so a refused request never extends it: the chat cooldown is the last check of
+  a chat turn, and a generation refused by a check after its cooldown started (the task
+  cap, the quota) clears that cooldown again.
 * **Generation quotas** are reserved in the store at admission (an atomic conditional
   upsert, :meth:`~bot.core.ports.LimitsStore.reserve_quota`), so concurrent requests can
   never overshoot together; a :class:`Reservation` gives one back if the task fails.
@@ -51,7 +55,7 @@ from bot.core.access.usage import (
 from bot.core.errors import UserFacingError
 from bot.core.generation.records import Provider, Task
 from bot.core.locks import KeyedLocks
-from bot.core.ports import Clock, LimitsStore, Telemetry
+from bot.core.ports import LimitsStore, Telemetry
 from bot.core.telemetry import NullTelemetry
 
 __all__ = [
@@ -73,7 +77,9 @@ _PROVIDER_KINDS: Final = {
 _TOKEN_KINDS: Final = (UsageKind.PROMPT_TOKENS.value, UsageKind.COMPLETION_TOKENS.value)
 _CHAT_TURNS: Final = UsageKind.CHAT.value
 _DAY: Final = 86_400
-_PRUNE_AT: Final = 4096
+# The store's cooldown kinds (its ``cooldowns.kind``).
+_CHAT_COOLDOWN: Final = "chat"
+_GENERATION_COOLDOWN: Final = "generation"
 
 
 class LimitExceeded(UserFacingError):
@@ -141,26 +147,6 @@ class LimitsConfig:
         return limit
 
 
-class _Cooldown:
-    """When each user may next be admitted; entries older than the wait are pruned."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._started: dict[str, float] = {}
-
-    def check(self, user: str, now: float) -> None:
-        started = self._started.get(user)
-        if started is not None and now - started < self.seconds:
-            raise CooldownActive(self.seconds - (now - started))
-
-    def start(self, user: str, now: float) -> None:
-        if self.seconds <= 0:
-            return
-        if len(self._started) >= _PRUNE_AT:
-            self._started = {u: t for u, t in self._started.items() if now - t < self.seconds}
-        self._started[user] = now
-
-
 class Reservation:
     """A generation admitted by :meth:`Limits.admit_generation`; its quota is counted.
 
@@ -215,7 +201,8 @@ class Reservation:
 class Limits:
     """Admits chat turns and generations per user, and reports use for /usage.
 
-    ``clock`` drives cooldowns; ``wall`` (Unix seconds, the store's clock) dates quotas.
+    ``wall`` (Unix seconds, the store's clock) dates quotas; cooldowns run on the store's
+    own clock.
     """
 
     def __init__(
@@ -223,17 +210,13 @@ class Limits:
         config: LimitsConfig,
         store: LimitsStore,
         *,
-        clock: Clock,
         wall: Callable[[], float] = time.time,
         telemetry: Telemetry | None = None,
     ) -> None:
         self._config = config
         self._store = store
-        self._clock = clock
         self._wall = wall
         self._telemetry = telemetry or NullTelemetry()
-        self._chat = _Cooldown(config.chat_cooldown)
-        self._generation = _Cooldown(config.generation_cooldown)
         self._pending: dict[str, int] = {}
         self._locks = KeyedLocks()  # one per user: admissions of a user go one at a time
         self._chat_turns = KeyedLocks()  # one per quota-limited user: one chat turn at a time
@@ -251,10 +234,7 @@ class Limits:
             return
         try:
             await self._check_chat_tokens(user)
-            # Check and start with no await in between: a burst sees one admission.
-            now = self._clock.now()
-            self._chat.check(user, now)
-            self._chat.start(user, now)
+            await self._start_cooldown(user, _CHAT_COOLDOWN, self._config.chat_cooldown)
         except LimitExceeded as exc:
             self._telemetry.refused(exc.reason)
             raise
@@ -293,26 +273,38 @@ class Limits:
         if self.is_exempt(user):
             await self._store.record_usage(user, kind, amount)
             return Reservation(self, user, kind, amount, at=self._wall(), slot=False)
+        cooldown = self._config.generation_cooldown
         try:
             async with self._locks.hold(user):
-                self._generation.check(user, self._clock.now())
-                cap = self._config.max_concurrent_tasks
-                if cap:
-                    active = await self._store.count_active_tasks(user)
-                    if active + self._pending.get(user, 0) >= cap:
-                        raise TooManyTasks(cap)
-                at = self._wall()
-                if limit:
-                    if not await self._store.reserve_quota(user, kind, limit=limit, amount=amount):
-                        raise QuotaExceeded(kind, limit, resets_in=self._resets_in())
-                else:
-                    await self._store.record_usage(user, kind, amount)
-                self._generation.start(user, self._clock.now())
+                # The cooldown first: its start is the one check that holds across processes
+                # without the lock; a later refusal takes it back.
+                await self._start_cooldown(user, _GENERATION_COOLDOWN, cooldown)
+                try:
+                    at = await self._reserve(user, kind, limit, amount)
+                except Exception:
+                    if cooldown > 0:
+                        await self._store.clear_cooldown(user, _GENERATION_COOLDOWN)
+                    raise
                 self._pending[user] = self._pending.get(user, 0) + 1
                 return Reservation(self, user, kind, amount, at=at, slot=True)
         except LimitExceeded as exc:
             self._telemetry.refused(exc.reason)
             raise
+
+    async def _reserve(self, user: str, kind: str, limit: int, amount: int) -> float:
+        """The task cap, then the quota (counted now); the wall time of the reservation."""
+        cap = self._config.max_concurrent_tasks
+        if cap:
+            active = await self._store.count_active_tasks(user)
+            if active + self._pending.get(user, 0) >= cap:
+                raise TooManyTasks(cap)
+        at = self._wall()
+        if limit:
+            if not await self._store.reserve_quota(user, kind, limit=limit, amount=amount):
+                raise QuotaExceeded(kind, limit, resets_in=self._resets_in())
+        else:
+            await self._store.record_usage(user, kind, amount)
+        return at
 
     async def refund(self, user: str, kind: str, *, amount: int = 1, at: float) -> None:
         """Give back a generation that failed after its reservation was gone (the poller).
@@ -358,6 +350,12 @@ class Limits:
         return format_usage(await self.usage(user))
 
     # -- internals ------------------------------------------------------------------------------
+
+    async def _start_cooldown(self, user: str, kind: str, seconds: float) -> None:
+        if seconds > 0:
+            left = await self._store.start_cooldown(user, kind, seconds)
+            if left > 0:
+                raise CooldownActive(left)
 
     def _resets_in(self) -> float:
         return _DAY - self._wall() % _DAY

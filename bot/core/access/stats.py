@@ -1,7 +1,12 @@
-"""The admins' /stats view: today's users, turns and tokens, generations and the task queue.
+"""The admins' /stats view: today's users, turns and tokens, generations, the task queue and
+the processes serving the bot.
 
 :func:`collect_stats` gathers a :class:`Stats` from the store; :func:`format_stats` renders
-it as plain text for Telegram, Discord and the console alike. (A user's own figures are
+it as plain text for Telegram, Discord and the console alike. Every figure is read from the
+database, never from this process's memory, so with several processes on one PostgreSQL
+database /stats shows the whole bot whichever process answers: usage counters and tasks are
+shared rows, and the processes are those whose heartbeat (:mod:`bot.core.presence`) is
+recent, each with the roles it holds. (A user's own figures are
 /usage, in :mod:`bot.core.access.usage`; a task's status message is
 :mod:`bot.core.generation.views`.)
 """
@@ -16,6 +21,8 @@ from typing import Final
 from bot.core.access.usage import QUOTA_KINDS, format_duration
 from bot.core.generation.records import TERMINAL_STATUSES
 from bot.core.ports import StatsStore
+from bot.core.presence import STALE_AFTER
+from bot.core.roles import ProcessInfo
 
 __all__ = ["FINISHED_STATUSES", "Stats", "collect_stats", "format_stats"]
 
@@ -52,14 +59,19 @@ class Stats:
     """Unfinished tasks (pending, submitted, running, waiting)."""
     oldest_queued: float | None = None
     """Age in seconds of the oldest unfinished task."""
+    processes: tuple[ProcessInfo, ...] = ()
+    """The live processes on this database, by name."""
 
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
 
-async def collect_stats(store: StatsStore, *, wall: Callable[[], float] = time.time) -> Stats:
-    """Read the figures for today (UTC, by ``wall``) and the whole queue."""
+async def collect_stats(
+    store: StatsStore, *, wall: Callable[[], float] = time.time, stale_after: float = STALE_AFTER
+) -> Stats:
+    """Read the figures for today (UTC, by ``wall``), the whole queue and the processes seen
+    within ``stale_after`` seconds."""
     now = wall()
     day = time.strftime("%Y-%m-%d", time.gmtime(now))
     totals = await store.usage_totals(day)
@@ -80,6 +92,7 @@ async def collect_stats(store: StatsStore, *, wall: Callable[[], float] = time.t
         tasks_by_provider=by_provider,
         queue_length=sum(n for s, n in tasks.items() if s not in FINISHED_STATUSES),
         oldest_queued=None if oldest is None else max(0.0, now - oldest),
+        processes=tuple(await store.live_processes(stale_after)),
     )
 
 
@@ -104,4 +117,9 @@ def format_stats(stats: Stats) -> str:
         lines.append("Tasks: " + ", ".join(f"{status} {n:,}" for status, n in states))
     else:
         lines.append("Tasks: none yet")
+    if stats.processes:
+        lines.append(
+            f"Processes: {len(stats.processes)} — "
+            + ", ".join(f"{p.name} ({', '.join(p.roles) or 'no roles'})" for p in stats.processes)
+        )
     return "\n".join(lines)
