@@ -32,7 +32,7 @@ from bot.core.lifecycle import SHUTDOWN, WorkGate
 from bot.core.models import MediaLimits, Platform
 from bot.core.pacing import Pacer, discord_rules, telegram_rules
 from bot.core.ports import Outbox
-from bot.core.presence import Presence
+from bot.core.presence import STALE_AFTER, Presence
 from bot.core.roles import POLLER, Roles
 from bot.launch import StartupError, start_discord, start_telegram
 from bot.ops.metrics import Metrics
@@ -78,6 +78,11 @@ class Core:
     """``/image``; ``None`` where it is not offered."""
     voice: VoiceService | None = None
     """``None``: voice notes are not answered (``voice.enabled = false``)."""
+
+
+async def live_names(store: Store) -> set[str]:
+    """The processes heartbeating on the database now (``Presence``)."""
+    return {process.name for process in await store.live_processes(STALE_AFTER)}
 
 
 def _megabytes(value: float) -> int:
@@ -185,6 +190,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             name=name,
             shared=storage.shared,
             handoff=store.coordination(),
+            live=lambda: live_names(store),
         )
         generation = GenerationService(
             store=store,

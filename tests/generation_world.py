@@ -66,9 +66,11 @@ def generation_settings(
     tg: FakeTelegram,
     *,
     sections: dict[str, dict[str, Any]] | None = None,
+    location: str | None = None,
     **generation: Any,
 ) -> Settings:
-    """``sections`` adds other sections (``{"access": {...}, "limits": {...}}``)."""
+    """``sections`` adds other sections (``{"access": {...}, "limits": {...}}``);
+    ``location`` is the database (default: a SQLite file in ``tmp_path``)."""
     return Settings(
         cometapi={
             "api_key": comet.api_key,
@@ -81,10 +83,16 @@ def generation_settings(
             "api_base_url": tg.api_base_url,
             "file_base_url": tg.file_base_url,
         },
-        storage={"path": str(tmp_path / "bot.sqlite3")},
+        storage=storage_section(tmp_path, location),
         generation={**FAST_GENERATION, **generation},
         **(sections or {}),
     )
+
+
+def storage_section(tmp_path: Path, location: str | None) -> dict[str, str]:
+    if location is not None and location.startswith("postgresql://"):
+        return {"url": location}
+    return {"path": location or str(tmp_path / "bot.sqlite3")}
 
 
 @dataclass
@@ -133,9 +141,10 @@ async def running_service(settings: Settings, tg: FakeTelegram) -> AsyncIterator
 
 
 @contextlib.asynccontextmanager
-async def open_store(tmp_path: Path) -> AsyncIterator[Store]:
-    """A second connection to the service's database (WAL: reads see committed rows)."""
-    async with Store.open(tmp_path / "bot.sqlite3") as store:
+async def open_store(tmp_path: Path, location: str | None = None) -> AsyncIterator[Store]:
+    """A second connection to the service's database (SQLite's WAL, PostgreSQL's pool:
+    reads see committed rows)."""
+    async with Store.open(location or str(tmp_path / "bot.sqlite3")) as store:
         yield store
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -24,14 +23,6 @@ KEY = ConversationKey(Platform.TELEGRAM, "5")
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(start=T0)
-
-
-@pytest.fixture
-def shared_location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """A database two stores can open: a SQLite file, or a PostgreSQL database."""
-    if backend == "sqlite":
-        return str(tmp_path / "shared.sqlite3")
-    return str(request.getfixturevalue("postgres_url"))
 
 
 @contextlib.asynccontextmanager
@@ -56,9 +47,9 @@ async def _due(store: Store, count: int, *, route: str | None = None, at: float 
 
 
 async def test_a_claimed_task_is_no_one_elses_until_its_lease_ends(
-    shared_location: str, clock: FakeClock
+    durable_location: str, clock: FakeClock
 ) -> None:
-    async with two_stores(shared_location, clock) as (a, b):
+    async with two_stores(durable_location, clock) as (a, b):
         ids = await _due(a, 3)
         claimed = await a.claim_due_tasks("A", due_before=T0, lease=30, limit=10)
         assert [t.id for t in claimed] == ids
@@ -70,9 +61,9 @@ async def test_a_claimed_task_is_no_one_elses_until_its_lease_ends(
 
 
 async def test_the_write_after_a_round_ends_the_leases(
-    shared_location: str, clock: FakeClock
+    durable_location: str, clock: FakeClock
 ) -> None:
-    async with two_stores(shared_location, clock) as (a, b):
+    async with two_stores(durable_location, clock) as (a, b):
         (task_id,) = await _due(a, 1)
         await a.claim_due_tasks("A", due_before=T0, lease=30, limit=10)
         # Leased: not due for anyone before the lease ends (a poller does not spin on it).
@@ -85,8 +76,8 @@ async def test_the_write_after_a_round_ends_the_leases(
         ] == [task_id]
 
 
-async def test_unpolled_claims_are_given_back(shared_location: str, clock: FakeClock) -> None:
-    async with two_stores(shared_location, clock) as (a, b):
+async def test_unpolled_claims_are_given_back(durable_location: str, clock: FakeClock) -> None:
+    async with two_stores(durable_location, clock) as (a, b):
         ids = await _due(a, 4)
         await a.claim_due_tasks("A", due_before=T0, lease=30, limit=10)
         assert await b.release_tasks("B", ids) == 0  # not B's to give back
@@ -96,9 +87,9 @@ async def test_unpolled_claims_are_given_back(shared_location: str, clock: FakeC
 
 
 async def test_a_process_takes_other_chats_tasks_only_when_overdue(
-    shared_location: str, clock: FakeClock
+    durable_location: str, clock: FakeClock
 ) -> None:
-    async with two_stores(shared_location, clock) as (a, b):
+    async with two_stores(durable_location, clock) as (a, b):
         mine = await _due(a, 2, route="dc:1")
         theirs = await _due(a, 2, route="tg")
         anyones = await _due(a, 1, route=None)
@@ -113,8 +104,10 @@ async def test_a_process_takes_other_chats_tasks_only_when_overdue(
         assert sorted(t.id for t in got) == theirs
 
 
-async def test_concurrent_claims_never_share_a_task(shared_location: str, clock: FakeClock) -> None:
-    async with two_stores(shared_location, clock) as (a, b):
+async def test_concurrent_claims_never_share_a_task(
+    durable_location: str, clock: FakeClock
+) -> None:
+    async with two_stores(durable_location, clock) as (a, b):
         ids = await _due(a, 300)
         rounds = await asyncio.gather(
             *(
@@ -128,8 +121,8 @@ async def test_concurrent_claims_never_share_a_task(shared_location: str, clock:
         assert sorted(claimed) == ids
 
 
-async def test_a_result_part_is_claimed_once(shared_location: str, clock: FakeClock) -> None:
-    async with two_stores(shared_location, clock) as (a, b):
+async def test_a_result_part_is_claimed_once(durable_location: str, clock: FakeClock) -> None:
+    async with two_stores(durable_location, clock) as (a, b):
         (task_id,) = await _due(a, 1)
         assert await a.claim_part(task_id, "image", "A")
         assert not await b.claim_part(task_id, "image", "B")
@@ -143,9 +136,9 @@ async def test_a_result_part_is_claimed_once(shared_location: str, clock: FakeCl
 
 
 async def test_a_stopping_process_gives_back_its_leases(
-    shared_location: str, clock: FakeClock
+    durable_location: str, clock: FakeClock
 ) -> None:
-    async with two_stores(shared_location, clock) as (a, b):
+    async with two_stores(durable_location, clock) as (a, b):
         ids = await _due(a, 3)
         await a.claim_due_tasks("A", due_before=T0, lease=30, limit=2)
         await b.claim_due_tasks("B", due_before=T0, lease=30, limit=2)

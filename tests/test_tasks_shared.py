@@ -134,3 +134,31 @@ async def test_tasks_claimed_beyond_the_request_budget_are_given_back(rig: Rig) 
         # write; "b" was claimed but not polled, and was given back at once.
         assert polled_at(rig, "a") == [2] and polled_at(rig, "b") == [2]
     assert first not in rig.store.leases and second not in rig.store.leases
+
+
+async def test_only_pending_submits_of_processes_that_are_gone_are_failed_at_start(
+    rig: Rig,
+) -> None:
+    ids = {}
+    for submitter in ("alive", "gone", "B", None):
+        ids[submitter] = await rig.store.create_task(
+            NewTask(Provider.MIDJOURNEY, "imagine", "dc:1", KEY, submitter=submitter)
+        )
+    await rig.clock.sleep(5)
+
+    async def live() -> set[str]:
+        return {"alive", "B"}  # "B" is this process's name: a previous run of it
+
+    poller, _ = rig.poller("B", {"dc:1"}, Handoffs())
+    poller._live = live  # the registry app.py passes
+    async with poller:
+        await rig.clock.sleep(1)
+        status = {k: rig.store.tasks[v].status for k, v in ids.items()}
+        # A live process's submit may be under way: left alone. An unknown submitter's
+        # row waits for the grace period (the sweep fails it later).
+        assert status == {
+            "alive": TaskStatus.PENDING,
+            "gone": TaskStatus.FAILED,
+            "B": TaskStatus.FAILED,
+            None: TaskStatus.PENDING,
+        }

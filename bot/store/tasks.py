@@ -29,7 +29,7 @@ __all__ = ["ACTIVE_SQL", "DUE_TASKS_SQL", "TASK_COLUMNS", "TaskQueries", "task_f
 TASK_COLUMNS: Final = (
     "id, provider, kind, owner_id, conversation, status, request, created_at, updated_at,"
     " upstream_id, parent_id, status_message_id, reply_to_id, progress, deadline,"
-    " next_poll_at, attempts, result, error, delivered_at, route"
+    " next_poll_at, attempts, result, error, delivered_at, route, lease_owner"
 )
 # Spelled out, not bound: SQLite only uses the partial index tasks_due when the
 # query repeats the index's WHERE term literally (tests check it matches ACTIVE_STATUSES).
@@ -115,6 +115,7 @@ def task_from_row(row: Row) -> Task:
         error=row[18],
         delivered_at=row[19],
         route=row[20],
+        lease_owner=row[21],
     )
 
 
@@ -177,8 +178,8 @@ class TaskQueries(StoreBase):
         now = self._clock()
         rows = await self._fetchall(
             "INSERT INTO tasks (provider, kind, owner_id, conversation, request, status,"
-            " parent_id, reply_to_id, created_at, updated_at, route)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            " parent_id, reply_to_id, created_at, updated_at, route, lease_owner)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 Provider(task.provider).value,
                 task.kind,
@@ -191,6 +192,7 @@ class TaskQueries(StoreBase):
                 now,
                 now,
                 task.route,
+                task.submitter,
             ),
         )
         return int(rows[0][0])

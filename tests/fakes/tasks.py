@@ -72,6 +72,7 @@ class MemoryTaskStore:
             parent_id=task.parent_id,
             reply_to_id=task.reply_to_id,
             route=task.route,
+            lease_owner=task.submitter,
         )
         self.writes += 1
         return task_id

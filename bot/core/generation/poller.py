@@ -47,7 +47,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
@@ -125,11 +125,13 @@ class TaskPoller:
         name: str = "local",
         shared: bool = False,
         handoff: Handoff | None = None,
+        live: Callable[[], Awaitable[Collection[str]]] | None = None,
     ) -> None:
         self._store = store
         self._outboxes = outboxes
         self._name = name
         self._shared = shared
+        self._live = live
         self._backend = backend
         self._config = config
         self._clock = clock
@@ -161,6 +163,11 @@ class TaskPoller:
     @property
     def config(self) -> PollerConfig:
         return self._config
+
+    @property
+    def name(self) -> str:
+        """This process's name on its leases and submits."""
+        return self._name
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -222,7 +229,7 @@ class TaskPoller:
 
     async def recover(self) -> None:
         """Fail rows left ``pending`` by a previous process; deliver undelivered tasks."""
-        await self._fail_stale_pending(self._started_at)
+        await self._fail_stale_pending(self._started_at, starting=True)
         await self.sweep()
 
     async def sweep(self) -> None:
@@ -244,19 +251,27 @@ class TaskPoller:
         while not await wait_event(self._stop, SWEEP_INTERVAL, self._clock):
             try:
                 if self._shared:
-                    await self._fail_stale_pending(self._wall())
+                    await self._fail_stale_pending(self._wall(), starting=False)
                 await self.sweep()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("task poller: the sweep failed")
 
-    async def _fail_stale_pending(self, before: float) -> None:
-        # Another process may be submitting a younger row right now.
-        created_before = before - PENDING_GRACE if self._shared else before
-        while pending := await self._store.pending_tasks(
-            created_before=created_before, limit=_PAGE
-        ):
+    async def _fail_stale_pending(self, before: float, *, starting: bool) -> None:
+        """Fail ``pending`` rows created before ``before`` whose submit was cut short. With
+        other processes: only those whose submitter is gone (or, unknown, older than
+        ``PENDING_GRACE``); at the start this process's own name counts as gone (a row with
+        it is a previous run's), later it is alive (its submits are under way)."""
+        alive: set[str] = set()
+        if self._shared and self._live is not None:
+            alive = set(await self._live())
+            (alive.discard if starting else alive.add)(self._name)
+        while True:
+            page = await self._store.pending_tasks(created_before=before, limit=_PAGE)
+            pending = [t for t in page if self._interrupted(t, alive, before)]
+            if not pending:
+                return
             await self._store.update_tasks(
                 TaskUpdate(
                     t.id,
@@ -267,6 +282,13 @@ class TaskPoller:
                 for t in pending
             )
             log.warning("%d task(s) were mid-submit at the last stop; marked failed", len(pending))
+
+    def _interrupted(self, task: Task, alive: set[str], before: float) -> bool:
+        if not self._shared:
+            return True  # the only process, and it just started: every pending row is old
+        if task.lease_owner is not None and self._live is not None:
+            return task.lease_owner not in alive
+        return task.created_at < before - PENDING_GRACE
 
     # -- the loop -------------------------------------------------------------------------------
 

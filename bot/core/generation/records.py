@@ -129,6 +129,9 @@ class Task:
     error: str | None = None
     delivered_at: float | None = None
     route: str | None = None  # see NewTask.route
+    #: The process holding the task: its poller's lease, or, while ``pending``, the
+    #: process whose submit is under way (``NewTask.submitter``).
+    lease_owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,9 @@ class NewTask:
     #: Which part of the platform may post the result (a Discord guild, ``"dm"``), when
     #: the platform is split between processes; ``None``: whoever holds the platform.
     route: str | None = None
+    #: The process making the submit: with several processes, a ``pending`` row is only
+    #: failed as "interrupted" once that process is gone.
+    submitter: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -273,6 +273,7 @@ class GenerationService:
                     parent_id=parent_id,
                     reply_to_id=origin.reply_to,
                     route=origin.route,
+                    submitter=self._poller.name,
                 )
             )
         except BaseException:
