@@ -110,10 +110,13 @@ async def generation_service(
     *,
     fast: bool = True,
     sections: dict[str, dict[str, Any]] | None = None,
+    location: str | None = None,
     **generation: Any,
 ) -> AsyncIterator[GenerationWorld]:
     """``run_service``'s Telegram + poller wiring, with a fast pacer unless ``fast=False``."""
-    settings = generation_settings(tmp_path, comet, tg, sections=sections, **generation)
+    settings = generation_settings(
+        tmp_path, comet, tg, sections=sections, location=location, **generation
+    )
     async with open_core(settings) as core:
         pacer = Pacer(fast_rules() if fast else telegram_rules(), clock=core.clock)
         bot = TelegramBot(

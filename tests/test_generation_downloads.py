@@ -23,12 +23,12 @@ USER = 42
 
 
 async def test_results_on_a_slow_server_do_not_hold_up_another_users_result(
-    tmp_path: Path,
+    tmp_path: Path, durable_location: str
 ) -> None:
     async with (
         FakeCometAPI(task_steps=2) as comet,
         FakeTelegram(rate_limits=False) as tg,
-        generation_service(tmp_path, comet, tg),
+        generation_service(tmp_path, comet, tg, location=durable_location),
     ):
         slow_users = [100, 101, 102, 103]
         for user in slow_users:
@@ -49,9 +49,11 @@ async def test_results_on_a_slow_server_do_not_hold_up_another_users_result(
             assert not any(m.media_type == "photo" for m in tg.messages(user))
 
 
-async def test_a_result_that_cannot_be_fetched_is_reported_and_refunded(tmp_path: Path) -> None:
+async def test_a_result_that_cannot_be_fetched_is_reported_and_refunded(
+    tmp_path: Path, durable_location: str
+) -> None:
     async with FakeCometAPI(task_steps=2) as comet, FakeTelegram(rate_limits=False) as tg:
-        async with generation_service(tmp_path, comet, tg) as world:
+        async with generation_service(tmp_path, comet, tg, location=durable_location) as world:
             tg.inject_private_message("/imagine a vanished boat", user_id=USER)
             await tg.wait_for(
                 lambda: any("could not be fetched" in (m.text or "") for m in tg.messages(USER)),

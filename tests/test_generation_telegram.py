@@ -39,10 +39,14 @@ async def wait_media(tg: FakeTelegram, chat: int, kind: str, count: int = 1) -> 
     )
 
 
-async def test_imagine_shows_progress_then_the_grid_with_its_buttons(tmp_path: Path) -> None:
+async def test_imagine_shows_progress_then_the_grid_with_its_buttons(
+    tmp_path: Path, durable_location: str
+) -> None:
     async with FakeCometAPI(task_steps=8) as comet, FakeTelegram() as tg:
         # ~2.5 s of rendering: long enough for progress edits at Telegram's real pace
-        async with generation_service(tmp_path, comet, tg, fast=False, poll_max_interval=0.5):
+        async with generation_service(
+            tmp_path, comet, tg, location=durable_location, fast=False, poll_max_interval=0.5
+        ):
             command = tg.inject_private_message("/imagine a paper boat --ar 16:9", user_id=USER)
             (photo,) = await wait_media(tg, USER, "photo")
             await tg.wait_for(lambda: "✅ Done" in (tg.messages(USER)[0].text or ""), timeout=10)
@@ -73,10 +77,12 @@ async def test_imagine_shows_progress_then_the_grid_with_its_buttons(tmp_path: P
         assert tg.total_429s == 0 and tg.violations == 0
 
 
-async def test_a_429_on_the_status_message_is_waited_out(tmp_path: Path) -> None:
+async def test_a_429_on_the_status_message_is_waited_out(
+    tmp_path: Path, durable_location: str
+) -> None:
     async with FakeCometAPI(task_steps=2) as comet, FakeTelegram() as tg:
         tg.fail_next(USER, "sendMessage", retry_after=2)
-        async with generation_service(tmp_path, comet, tg):
+        async with generation_service(tmp_path, comet, tg, location=durable_location):
             tg.inject_private_message("/imagine a paper boat", user_id=USER)
             await wait_media(tg, USER, "photo")
         sends = [c for c in tg.timeline(USER) if c.method == "sendMessage"]
@@ -86,10 +92,10 @@ async def test_a_429_on_the_status_message_is_waited_out(tmp_path: Path) -> None
 
 
 async def test_u2_submits_its_exact_custom_id_and_the_upscale_has_its_own_buttons(
-    tmp_path: Path,
+    tmp_path: Path, durable_location: str
 ) -> None:
     async with FakeCometAPI(task_steps=2) as comet, FakeTelegram(rate_limits=False) as tg:
-        async with generation_service(tmp_path, comet, tg):
+        async with generation_service(tmp_path, comet, tg, location=durable_location):
             tg.inject_private_message("/imagine a paper boat", user_id=USER)
             (grid,) = await wait_media(tg, USER, "photo")
             query = tg.inject_callback_query(USER, grid.message_id, button_data(grid, "U2"))
@@ -118,10 +124,10 @@ async def test_u2_submits_its_exact_custom_id_and_the_upscale_has_its_own_button
 
 
 async def test_custom_zoom_asks_with_force_reply_and_completes_with_a_modal(
-    tmp_path: Path,
+    tmp_path: Path, durable_location: str
 ) -> None:
     async with FakeCometAPI(task_steps=2) as comet, FakeTelegram(rate_limits=False) as tg:
-        async with generation_service(tmp_path, comet, tg):
+        async with generation_service(tmp_path, comet, tg, location=durable_location):
             tg.inject_private_message("/imagine a paper boat", user_id=USER)
             (grid,) = await wait_media(tg, USER, "photo")
             tg.inject_callback_query(USER, grid.message_id, button_data(grid, "U1"))
@@ -147,9 +153,11 @@ async def test_custom_zoom_asks_with_force_reply_and_completes_with_a_modal(
         assert comet.requests_to("/v1/chat") == []  # the answers never went to the chat model
 
 
-async def test_music_posts_two_clips_with_titles_and_covers(tmp_path: Path) -> None:
+async def test_music_posts_two_clips_with_titles_and_covers(
+    tmp_path: Path, durable_location: str
+) -> None:
     async with FakeCometAPI(task_steps=2) as comet, FakeTelegram(rate_limits=False) as tg:
-        async with generation_service(tmp_path, comet, tg):
+        async with generation_service(tmp_path, comet, tg, location=durable_location):
             text = "/music --style emotional punk --title City Lights\n[Verse]\nNeon lights"
             tg.inject_private_message(text, user_id=USER)
             clips = await wait_media(tg, USER, "audio", 2)
@@ -172,9 +180,9 @@ async def test_music_posts_two_clips_with_titles_and_covers(tmp_path: Path) -> N
         assert len(media(tg, USER, "audio")) == 2
 
 
-async def test_instrumental_music_in_a_group(tmp_path: Path) -> None:
+async def test_instrumental_music_in_a_group(tmp_path: Path, durable_location: str) -> None:
     async with FakeCometAPI(task_steps=2) as comet, FakeTelegram(rate_limits=False) as tg:
-        async with generation_service(tmp_path, comet, tg):
+        async with generation_service(tmp_path, comet, tg, location=durable_location):
             tg.inject_group_message(GROUP, "/music --instrumental a calm piano piece")
             await wait_media(tg, GROUP, "audio", 2)
         body = comet.requests_to("/suno/submit/music")[0].json
@@ -182,9 +190,9 @@ async def test_instrumental_music_in_a_group(tmp_path: Path) -> None:
         assert body["gpt_description_prompt"] == "a calm piano piece"
 
 
-async def test_video_posts_a_video(tmp_path: Path) -> None:
+async def test_video_posts_a_video(tmp_path: Path, durable_location: str) -> None:
     async with FakeCometAPI(task_steps=2) as comet, FakeTelegram(rate_limits=False) as tg:
-        async with generation_service(tmp_path, comet, tg):
+        async with generation_service(tmp_path, comet, tg, location=durable_location):
             tg.inject_private_message("/video --duration 10 a boat at dawn --ar 9:16", user_id=USER)
             (video,) = await wait_media(tg, USER, "video")
             tg.inject_photo(USER, b"\xff\xd8\xff\xe0photo", caption="/video make it drift")
@@ -203,10 +211,10 @@ async def test_video_posts_a_video(tmp_path: Path) -> None:
 
 
 async def test_a_failed_task_and_a_banned_prompt_each_get_a_clear_sentence(
-    tmp_path: Path,
+    tmp_path: Path, durable_location: str
 ) -> None:
     async with FakeCometAPI(task_steps=2) as comet, FakeTelegram(rate_limits=False) as tg:
-        async with generation_service(tmp_path, comet, tg):
+        async with generation_service(tmp_path, comet, tg, location=durable_location):
             tg.inject_private_message("/imagine a forbidden-subject", user_id=USER)
             moderated = await tg.wait_for_message(USER, "❌", timeout=10)
             tg.inject_group_message(GROUP, "/imagine a gore scene")
@@ -230,10 +238,14 @@ async def test_a_failed_task_and_a_banned_prompt_each_get_a_clear_sentence(
         assert media(tg, USER, "photo") == [] and media(tg, GROUP, "photo") == []
 
 
-async def test_a_task_past_its_deadline_tells_the_user(tmp_path: Path) -> None:
+async def test_a_task_past_its_deadline_tells_the_user(
+    tmp_path: Path, durable_location: str
+) -> None:
     async with FakeCometAPI(task_steps=2) as comet, FakeTelegram(rate_limits=False) as tg:
         comet.auto_advance = False  # Midjourney never gets past "submitted"
-        async with generation_service(tmp_path, comet, tg, mj_deadline=0.5) as world:
+        async with generation_service(
+            tmp_path, comet, tg, location=durable_location, mj_deadline=0.5
+        ) as world:
             tg.inject_private_message("/imagine a paper boat", user_id=USER)
             expired = await tg.wait_for_message(USER, "stopped waiting", timeout=10)
             task = await world.core.store.get_task(1)
@@ -245,9 +257,13 @@ async def test_a_task_past_its_deadline_tells_the_user(tmp_path: Path) -> None:
         assert len(comet.requests_to("/mj/task/list-by-condition")) >= 2
 
 
-async def test_bad_requests_are_answered_before_anything_is_submitted(tmp_path: Path) -> None:
+async def test_bad_requests_are_answered_before_anything_is_submitted(
+    tmp_path: Path, durable_location: str
+) -> None:
     async with FakeCometAPI() as comet, FakeTelegram(rate_limits=False) as tg:
-        async with generation_service(tmp_path, comet, tg, mj_max_prompt_chars=30) as world:
+        async with generation_service(
+            tmp_path, comet, tg, location=durable_location, mj_max_prompt_chars=30
+        ) as world:
             for text, reply in [
                 ("/imagine", "Tell me what to imagine"),
                 ("/imagine " + "long " * 10, "too long (49 characters); the limit is 30"),
@@ -271,9 +287,11 @@ async def test_bad_requests_are_answered_before_anything_is_submitted(tmp_path: 
         }
 
 
-async def test_describe_offers_four_prompts_whose_buttons_imagine_them(tmp_path: Path) -> None:
+async def test_describe_offers_four_prompts_whose_buttons_imagine_them(
+    tmp_path: Path, durable_location: str
+) -> None:
     async with FakeCometAPI(task_steps=2) as comet, FakeTelegram(rate_limits=False) as tg:
-        async with generation_service(tmp_path, comet, tg):
+        async with generation_service(tmp_path, comet, tg, location=durable_location):
             tg.inject_photo(USER, b"\xff\xd8\xff\xe0describe-me", caption="/describe")
             prompts = await tg.wait_for_message(USER, "Prompts for your image", timeout=10)
             assert button_texts(prompts) == ["🎨 1", "🎨 2", "🎨 3", "🎨 4"]
@@ -287,9 +305,9 @@ async def test_describe_offers_four_prompts_whose_buttons_imagine_them(tmp_path:
         assert photo.reply_to == prompts.message_id
 
 
-async def test_blend_takes_an_album_captioned_blend(tmp_path: Path) -> None:
+async def test_blend_takes_an_album_captioned_blend(tmp_path: Path, durable_location: str) -> None:
     async with FakeCometAPI(task_steps=2) as comet, FakeTelegram(rate_limits=False) as tg:
-        async with generation_service(tmp_path, comet, tg):
+        async with generation_service(tmp_path, comet, tg, location=durable_location):
             album = {"media_group_id": "album-1"}
             tg.inject_photo(USER, b"\xff\xd8one", caption="/blend landscape", extra=album)
             tg.inject_photo(USER, b"\xff\xd8two", extra=album)
@@ -301,10 +319,12 @@ async def test_blend_takes_an_album_captioned_blend(tmp_path: Path) -> None:
         assert comet.requests_to("/v1/chat") == []  # no photo of the album went to chat
 
 
-async def test_results_too_large_for_a_photo_or_an_upload(tmp_path: Path) -> None:
+async def test_results_too_large_for_a_photo_or_an_upload(
+    tmp_path: Path, durable_location: str
+) -> None:
     async with FakeCometAPI(task_steps=2) as comet, FakeTelegram(rate_limits=False) as tg:
         limits = {"telegram_photo_max_mb": 0.00001, "telegram_upload_max_mb": 0.0002}
-        async with generation_service(tmp_path, comet, tg, **limits):
+        async with generation_service(tmp_path, comet, tg, location=durable_location, **limits):
             tg.inject_private_message("/imagine a paper boat", user_id=USER)
             (document,) = await wait_media(tg, USER, "document")
             tg.inject_private_message("/video a boat", user_id=USER)

@@ -147,3 +147,14 @@ async def test_a_stopping_process_gives_back_its_leases(
             t.id for t in await b.claim_due_tasks("C", due_before=T0, lease=30, limit=5)
         ] == ids[:2]
         assert await a.release_leases(None) == 3  # a lone process starting: all are stale
+
+
+async def test_another_chats_task_is_due_here_only_after_the_grace(
+    durable_location: str, clock: FakeClock
+) -> None:
+    async with two_stores(durable_location, clock) as (a, _):
+        await _due(a, 1, route="tg", at=T0 + 5)
+        await _due(a, 1, route="dc:1", at=T0 + 8)
+        assert await a.next_due_at() == pytest.approx(T0 + 5)
+        assert await a.next_due_at({"dc:1"}, 10) == pytest.approx(T0 + 8)
+        assert await a.next_due_at({"dc:0"}, 10) == pytest.approx(T0 + 15)

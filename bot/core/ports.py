@@ -313,7 +313,13 @@ class TaskStore(Protocol):
 
     async def due_tasks(self, now: float | None = None, limit: int = 100) -> list[Task]: ...
 
-    async def next_due_at(self) -> float | None: ...
+    async def next_due_at(
+        self, routes: Collection[str] | None = None, grace: float = 0.0
+    ) -> float | None:
+        """When to look for due tasks next: the earliest ``next_poll_at``, a leased task's
+        lease end, another process's chat's task ``grace`` later (``routes`` as for
+        :meth:`claim_due_tasks`)."""
+        ...
 
     async def undelivered_tasks(self, limit: int = 100) -> list[Task]: ...
 

@@ -27,17 +27,20 @@ __all__ = ["LeaseQueries"]
 _RELEASE_CHUNK: Final = 1000
 
 
+def _own_route(dialect: Dialect, param: int) -> str:
+    """SQL true for a task whose route is one of ``?param`` (or has none)."""
+    if dialect is Dialect.SQLITE:
+        return f"(route IS NULL OR route IN (SELECT value FROM json_each(?{param})))"
+    return f"(route IS NULL OR route = ANY(CAST(?{param} AS TEXT[])))"
+
+
 @functools.lru_cache(maxsize=8)
 def _claim_sql(dialect: Dialect, routed: bool) -> str:
     """Due, unleased tasks, soonest first, claimed in one statement. With ``routed``, a
     task whose route another process owns is left to that process for ``grace`` seconds
     (it shows progress in its own chats), then anyone takes it."""
     skip_locked = " FOR UPDATE SKIP LOCKED" if dialect is Dialect.POSTGRESQL else ""
-    routes = (
-        " AND (route IS NULL OR route IN (SELECT value FROM json_each(?6)) OR next_poll_at <= ?7)"
-        if dialect is Dialect.SQLITE
-        else " AND (route IS NULL OR route = ANY(CAST(?6 AS TEXT[])) OR next_poll_at <= ?7)"
-    )
+    routes = f" AND ({_own_route(dialect, 6)} OR next_poll_at <= ?7)"
     return (
         "UPDATE tasks SET lease_owner = ?1, lease_until = ?2"
         f" WHERE id IN (SELECT id FROM tasks WHERE {ACTIVE_SQL} AND next_poll_at <= ?3"
@@ -48,8 +51,39 @@ def _claim_sql(dialect: Dialect, routed: bool) -> str:
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _next_due_sql(dialect: Dialect, routed: bool) -> str:
+    # Another process's chat's task is due here only ``grace`` later (?2); a leased one not
+    # before its lease ends: waking for either would find nothing to claim, again and again.
+    due = (
+        f"CASE WHEN {_own_route(dialect, 1)} THEN next_poll_at ELSE next_poll_at + ?2 END"
+        if routed
+        else "next_poll_at"
+    )
+    return (
+        "SELECT min(CASE WHEN lease_until > due THEN lease_until ELSE due END)"
+        f" FROM (SELECT {due} AS due, lease_until FROM tasks WHERE {ACTIVE_SQL}) AS pollable"
+    )
+
+
 class LeaseQueries(StoreBase):
     """Claims on tasks and on result parts."""
+
+    async def next_due_at(
+        self, routes: Collection[str] | None = None, grace: float = 0.0
+    ) -> float | None:
+        """When this process should next look for due tasks (the poller sleeps until
+        then); ``routes`` and ``grace`` as for :meth:`claim_due_tasks`."""
+        params: tuple[object, ...] = ()
+        if routes is not None:
+            params = (self._routes_param(routes), grace)
+        row = await self._fetchone(_next_due_sql(self.dialect, routes is not None), params)
+        return None if row is None or row[0] is None else float(row[0])
+
+    def _routes_param(self, routes: Collection[str]) -> object:
+        if self.dialect is Dialect.SQLITE:
+            return json.dumps(sorted(routes))
+        return sorted(routes)
 
     async def claim_due_tasks(
         self,
@@ -68,11 +102,7 @@ class LeaseQueries(StoreBase):
         now = self._clock()
         params: list[object] = [owner, now + lease, due_before, now, limit]
         if routes is not None:
-            if self.dialect is Dialect.SQLITE:
-                params.append(json.dumps(sorted(routes)))
-            else:
-                params.append(sorted(routes))
-            params.append(now - grace)
+            params += [self._routes_param(routes), now - grace]
         rows = await self._fetchall(_claim_sql(self.dialect, routes is not None), params)
         tasks = [task_from_row(row) for row in rows]
         # RETURNING gives rows in no particular order.

@@ -243,16 +243,6 @@ class TaskQueries(StoreBase):
         at = self._clock() if now is None else now
         return [task_from_row(row) for row in await self._fetchall(DUE_TASKS_SQL, (at, limit))]
 
-    async def next_due_at(self) -> float | None:
-        """When the earliest pollable task is due (the poller sleeps until then)."""
-        # A task another process holds is not due here before its lease ends (or it is
-        # released and rescheduled): waking for it would find nothing to claim, again and again.
-        row = await self._fetchone(
-            "SELECT min(CASE WHEN lease_until > next_poll_at THEN lease_until"
-            f" ELSE next_poll_at END) FROM tasks WHERE {ACTIVE_SQL}"
-        )
-        return None if row is None or row[0] is None else float(row[0])
-
     async def undelivered_tasks(self, limit: int = 100) -> list[Task]:
         """Finished tasks whose result (or failure notice) was not delivered: resume these."""
         rows = await self._fetchall(

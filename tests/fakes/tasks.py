@@ -177,13 +177,17 @@ class MemoryTaskStore:
         due.sort(key=lambda t: (t.next_poll_at or 0.0, t.id))
         return due[:limit]
 
-    async def next_due_at(self) -> float | None:
+    async def next_due_at(
+        self, routes: Collection[str] | None = None, grace: float = 0.0
+    ) -> float | None:
         await asyncio.sleep(0)
-        times = [
-            t.next_poll_at
-            for t in self.tasks.values()
-            if t.status in ACTIVE_STATUSES and t.next_poll_at is not None
-        ]
+        times = []
+        for t in self.tasks.values():
+            if t.status not in ACTIVE_STATUSES or t.next_poll_at is None:
+                continue
+            own = routes is None or t.route is None or t.route in routes
+            due = t.next_poll_at if own else t.next_poll_at + grace
+            times.append(max(due, self.leases.get(t.id, ("", 0.0))[1]))
         return min(times) if times else None
 
     async def undelivered_tasks(self, limit: int = 100) -> list[Task]:

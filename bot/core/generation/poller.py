@@ -307,7 +307,9 @@ class TaskPoller:
                 await asyncio.sleep(0)  # more is due right now: next cycle at once
                 continue
             try:
-                next_due = await self._store.next_due_at()
+                next_due = await self._store.next_due_at(
+                    self._routes(), self._config.takeover_grace
+                )
             except Exception:
                 log.exception("task poller: cannot read the next due time")
                 next_due = self._wall() + ERROR_BACKOFF
@@ -317,10 +319,9 @@ class TaskPoller:
                 # look again at least every max_interval, one small query.
                 cap = self._config.max_interval
                 delay = cap if delay is None else min(delay, cap)
-                if stats.tasks == 0:
-                    # Due, yet nothing to claim: another process's chat within its grace
-                    # (or just claimed by another process). Not again at once.
-                    delay = max(delay, EMPTY_ROUND_PAUSE)
+                if stats.tasks == 0 and delay <= 0:
+                    # Due, yet nothing to claim: another process took it this moment.
+                    delay = EMPTY_ROUND_PAUSE
             await self._sleep(delay)
 
     async def _sleep(self, delay: float | None) -> None:
