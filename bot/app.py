@@ -295,7 +295,9 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
                 core, settings, platforms, ops, coordination, shared=settings.storage.shared
             )
         if settings.discord.enabled:
-            await start_discord(core, settings, platforms, ops)
+            await start_discord(
+                core, settings, platforms, ops, coordination, shared=settings.storage.shared
+            )
         # Last in, first out: the poller stops before the platforms its outboxes use.
         await platforms.enter_async_context(core.tasks)
         core.roles.gain(POLLER)

@@ -4,8 +4,9 @@ With SQLite the one process runs every configured platform. With PostgreSQL seve
 processes share the work (design §9): Telegram allows one receiver per bot, and every
 chat's pacing must live in one process, so Telegram is a *role* — whichever process holds
 its advisory lock runs it, the others stand by and one takes over within seconds of the
-holder's end (:class:`~bot.core.roles.RoleKeeper`). Discord is divided by shards instead
-(``[discord] shard_count``/``shard_ids``), each process running its own.
+holder's end (:class:`~bot.core.roles.RoleKeeper`). Discord is divided by shards
+(``[discord] shard_count``/``shard_ids``), each process running its own; unsharded, it is a
+role too, since two gateway sessions of one bot would each get every event.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from telegram.error import InvalidToken, TelegramError
@@ -25,6 +27,7 @@ from bot.store.coordination import Coordination
 
 if TYPE_CHECKING:
     from bot.app import Core
+    from bot.platforms.discord.bot import DiscordBot
     from bot.platforms.telegram.bot import TelegramBot
 
 __all__ = ["StartupError", "start_discord", "start_telegram"]
@@ -97,9 +100,86 @@ async def start_telegram(
         while held:
             await held.pop().__aexit__(None, None, None)
 
+    _keep_role(core, stack, coordination, TELEGRAM, start=start, stop=stop)
+    if ops is not None:
+        # A standby is healthy: it is ready to take over.
+        ops.add_platform("telegram", lambda: not held or held[-1].healthy())
+
+
+async def start_discord(
+    core: Core,
+    settings: Settings,
+    stack: contextlib.AsyncExitStack,
+    ops: Any,
+    coordination: Coordination,
+    *,
+    shared: bool,
+) -> None:
+    """Run this process's Discord shards; unsharded with other processes on the database,
+    Discord is a role like Telegram (two gateway sessions would answer everything twice)."""
+    if not shared or settings.discord.shard_count > 0:
+        bot = await _enter_discord(core, settings)
+        stack.push_async_exit(bot.__aexit__)
+        _gain_discord(core, bot)
+        if ops is not None:
+            ops.add_platform("discord", bot.healthy)
+        return
+    held: list[DiscordBot] = []
+
+    async def start() -> None:
+        bot = await _enter_discord(core, settings)
+        held.append(bot)
+        await core.tasks.sweep()
+
+    async def stop() -> None:
+        core.outboxes.pop(Platform.DISCORD, None)
+        while held:
+            await held.pop().__aexit__(None, None, None)
+
+    _keep_role(core, stack, coordination, DISCORD, start=start, stop=stop)
+    if ops is not None:
+        ops.add_platform("discord", lambda: not held or held[-1].healthy())
+
+
+async def _enter_discord(core: Core, settings: Settings) -> DiscordBot:
+    from bot.app import platform_services
+    from bot.platforms.discord.bot import DiscordBot, DiscordStartError
+
+    bot = DiscordBot(
+        settings.discord,
+        platform_services(core, settings, Platform.DISCORD),
+        drain_timeout=SHUTDOWN.handlers,
+    )
+    # Before the start: interactions may arrive while discord.py waits for guilds.
+    core.outboxes[Platform.DISCORD] = bot.outbox
+    try:
+        await bot.__aenter__()
+    except BaseException as exc:
+        core.outboxes.pop(Platform.DISCORD, None)
+        if isinstance(exc, DiscordStartError):  # bad token, unreachable REST API or gateway
+            raise StartupError(str(exc)) from exc
+        raise
+    return bot
+
+
+def _gain_discord(core: Core, bot: DiscordBot) -> None:
+    shards = bot.shards
+    core.roles.gain(DISCORD, ",".join(map(str, shards.ids)) if shards.sharded else "")
+
+
+def _keep_role(
+    core: Core,
+    stack: contextlib.AsyncExitStack,
+    coordination: Coordination,
+    role: str,
+    *,
+    start: Callable[[], Awaitable[None]],
+    stop: Callable[[], Awaitable[None]],
+) -> None:
+    """Take turns at ``role`` with the other processes until the service stops."""
     keeper = RoleKeeper(
-        TELEGRAM,
-        coordination.role_lock(TELEGRAM),
+        role,
+        coordination.role_lock(role),
         start=start,
         stop=stop,
         roles=core.roles,
@@ -113,30 +193,3 @@ async def start_telegram(
         await task
 
     stack.push_async_exit(end)
-    if ops is not None:
-        # A standby is healthy: it is ready to take over.
-        ops.add_platform("telegram", lambda: not held or held[-1].healthy())
-
-
-async def start_discord(
-    core: Core, settings: Settings, stack: contextlib.AsyncExitStack, ops: Any
-) -> None:
-    """Run this process's Discord shards (all of them, unsharded)."""
-    from bot.app import platform_services
-    from bot.platforms.discord.bot import DiscordBot, DiscordStartError
-
-    discord_bot = DiscordBot(
-        settings.discord,
-        platform_services(core, settings, Platform.DISCORD),
-        drain_timeout=SHUTDOWN.handlers,
-    )
-    # Before the start: interactions may arrive while discord.py waits for guilds.
-    core.outboxes[Platform.DISCORD] = discord_bot.outbox
-    try:
-        await stack.enter_async_context(discord_bot)
-    except DiscordStartError as exc:  # bad token, unreachable REST API or gateway
-        raise StartupError(str(exc)) from exc
-    shards = discord_bot.shards
-    core.roles.gain(DISCORD, ",".join(map(str, shards.ids)) if shards.sharded else "")
-    if ops is not None:
-        ops.add_platform("discord", discord_bot.healthy)

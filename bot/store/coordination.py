@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 READY_CHANNEL: Final = "cometbot_ready"
 #: Advisory lock keys of the exclusive roles (any constants of ours).
-ROLE_KEYS: Final = {"telegram": 0x636F6D6574_01}
+ROLE_KEYS: Final = {"telegram": 0x636F6D6574_01, "discord": 0x636F6D6574_02}
 #: The server drops a silent client's session after about 5 + 2 * 3 seconds.
 _KEEPALIVES: Final = {
     "tcp_keepalives_idle": "5",
