@@ -150,7 +150,7 @@ async def test_only_pending_submits_of_processes_that_are_gone_are_failed_at_sta
         return {"alive", "B"}  # "B" is this process's name: a previous run of it
 
     poller, _ = rig.poller("B", {"dc:1"}, Handoffs())
-    poller._live = live  # the registry app.py passes
+    poller.recovery._live = live  # the registry app.py passes
     async with poller:
         await rig.clock.sleep(1)
         status = {k: rig.store.tasks[v].status for k, v in ids.items()}

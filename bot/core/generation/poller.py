@@ -22,22 +22,16 @@ poller owns what happens after:
   (coalesced, paced by the platform's shared pacer).
 * **Delivery.** Finished tasks go to :class:`Deliverer`, which records every posted part.
 
-On start (:meth:`TaskPoller.__aenter__`) it resolves what a previous process left: rows
-still ``pending`` (the process died during their submit, so whether CometAPI accepted them
-is unknown) are marked failed with a sentence saying so — never resubmitted, since submits
-are paid — and finished tasks not yet delivered are delivered (skipping parts already
-posted). Tasks that were being polled are simply due again.
+On start it resolves what a previous process left, and sweeps every minute
+(:mod:`bot.core.generation.recovery`); tasks that were being polled are simply due again.
 
-**Several processes** (design §9, one PostgreSQL database): each runs a poller. A cycle
-*claims* its due tasks (a lease in the row, :meth:`~bot.core.ports.TaskStore.claim_due_tasks`),
-so no task is polled by two processes in one round, and the write after the round ends
-the leases; a dead process's tasks are claimed by another once its leases run out. A
-process claims the tasks whose chats it posts to first (it can show their progress) and
-the others' only once ``takeover_grace`` overdue. A finished task is delivered by the
-process that posts to its chat: another hands it over (:class:`~bot.core.ports.Handoff`),
-and a sweep every ``SWEEP_INTERVAL`` catches what a lost notification missed. With a
-shared store, a ``pending`` row is only failed once ``PENDING_GRACE`` old: a younger one
-may be another process's submit under way.
+**Several processes** (design §9, one PostgreSQL database) each run a poller. A cycle
+*claims* its due tasks with a lease (:meth:`~bot.core.ports.TaskStore.claim_due_tasks`),
+so no task is polled twice in one round; the round's write ends the leases, and a dead
+process's tasks are claimed by another when they run out. A process polls the tasks whose
+chats it posts to first (it shows their progress) and others' once ``takeover_grace``
+overdue; a finished task goes to the process posting to its chat (the deliverer hands it
+over).
 """
 
 from __future__ import annotations
@@ -55,10 +49,10 @@ from typing import Any, Final
 from bot.core.clock import wait_event
 from bot.core.errors import UpstreamError
 from bot.core.generation.delivery import DELIVERIES, Deliverer
-from bot.core.generation.progress import StatusEditor
+from bot.core.generation.progress import ProgressShown, StatusEditor
 from bot.core.generation.records import Provider, Task, TaskStatus, TaskUpdate
+from bot.core.generation.recovery import UNCERTAIN_AFTER_RESTART, Recovery
 from bot.core.generation.transitions import PollerConfig, TaskTransitions
-from bot.core.generation.views import progress_view
 from bot.core.models import Platform, StatusView, TaskRef, TaskSnapshot
 from bot.core.ports import Clock, Handoff, Outbox, Refunds, TaskBackend, TaskStore, Telemetry
 from bot.core.telemetry import NullTelemetry
@@ -67,19 +61,10 @@ __all__ = ["UNCERTAIN_AFTER_RESTART", "CycleStats", "PollerConfig", "TaskPoller"
 
 log = logging.getLogger(__name__)
 
-UNCERTAIN_AFTER_RESTART: Final = (
-    "The bot restarted while sending this request, so I cannot tell whether it was "
-    "accepted. To avoid paying twice I did not send it again; please try again if no "
-    "result arrives."
-)
 LOST_REQUEST: Final = "This request was lost on its way. Please try again."
 ERROR_BACKOFF: Final = 5.0
 PARALLEL_REQUESTS: Final = 8
-SWEEP_INTERVAL: Final = 60.0
 EMPTY_ROUND_PAUSE: Final = 1.0
-PENDING_GRACE: Final = 600.0
-"""Longer than any submit can take (the client's timeout and retries)."""
-_PAGE: Final = 500
 
 
 @dataclass(slots=True)
@@ -90,14 +75,6 @@ class CycleStats:
     requests: int = 0
     edits: int = 0
     saturated: bool = False
-
-
-@dataclass(slots=True)
-class _Shown:
-    status: TaskStatus
-    progress: int | None
-    preview: str | None
-    at: float
 
 
 class TaskPoller:
@@ -131,7 +108,6 @@ class TaskPoller:
         self._outboxes = outboxes
         self._name = name
         self._shared = shared
-        self._live = live
         self._backend = backend
         self._config = config
         self._clock = clock
@@ -153,7 +129,16 @@ class TaskPoller:
             name=name,
             handoff=handoff,
         )
-        self._shown: dict[int, _Shown] = {}
+        self.recovery = Recovery(
+            store,
+            self.deliverer,
+            name=name,
+            shared=shared,
+            live=live,
+            clock=clock,
+            wall=wall,
+        )
+        self._progress = ProgressShown(self.editor, config.progress_edit_interval)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -193,7 +178,7 @@ class TaskPoller:
         await self.recover()
         loop = asyncio.get_running_loop()
         self._loop_task = loop.create_task(self._run())
-        self._sweeper = loop.create_task(self._sweep_forever())
+        self._sweeper = loop.create_task(self.recovery.run(self._stop))
 
     async def stop(self) -> None:
         """Stop polling; deliveries in flight finish their current step. Rows stay."""
@@ -219,76 +204,20 @@ class TaskPoller:
         """Deliver a task that finished outside the poller (e.g. a refused submit), or that
         another process handed over (``announce=False``: if it is not ours either, it is
         not handed on again)."""
-        self._shown.pop(task_id, None)
+        self._progress.forget(task_id)
         self.deliverer.schedule(task_id, announce=announce)
 
     def show(self, task: Task, view: StatusView) -> None:
         """Show a status view now (the use cases' first "submitted" view)."""
-        self.editor.show(task, view)
-        self._shown[task.id] = _Shown(task.status, task.progress, view.preview_url, self._wall())
+        self._progress.show(task, view, self._wall())
 
     async def recover(self) -> None:
         """Fail rows left ``pending`` by a previous process; deliver undelivered tasks."""
-        await self._fail_stale_pending(self._started_at, starting=True)
-        await self.sweep()
+        await self.recovery.at_start(self._started_at)
 
     async def sweep(self) -> None:
-        """Deliver every finished, undelivered task this process posts to (the others are
-        left to their owners, not handed on)."""
-        seen: set[int] = set()
-        while True:
-            page = [t for t in await self._store.undelivered_tasks(limit=_PAGE) if t.id not in seen]
-            if not page:
-                break
-            for task in page:
-                seen.add(task.id)
-                if self.deliverer.owns(task):
-                    self.deliverer.schedule(task.id, announce=False)
-            if len(page) < _PAGE:
-                break
-
-    async def _sweep_forever(self) -> None:
-        while not await wait_event(self._stop, SWEEP_INTERVAL, self._clock):
-            try:
-                if self._shared:
-                    await self._fail_stale_pending(self._wall(), starting=False)
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("task poller: the sweep failed")
-
-    async def _fail_stale_pending(self, before: float, *, starting: bool) -> None:
-        """Fail ``pending`` rows created before ``before`` whose submit was cut short. With
-        other processes: only those whose submitter is gone (or, unknown, older than
-        ``PENDING_GRACE``); at the start this process's own name counts as gone (a row with
-        it is a previous run's), later it is alive (its submits are under way)."""
-        alive: set[str] = set()
-        if self._shared and self._live is not None:
-            alive = set(await self._live())
-            (alive.discard if starting else alive.add)(self._name)
-        while True:
-            page = await self._store.pending_tasks(created_before=before, limit=_PAGE)
-            pending = [t for t in page if self._interrupted(t, alive, before)]
-            if not pending:
-                return
-            await self._store.update_tasks(
-                TaskUpdate(
-                    t.id,
-                    status=TaskStatus.FAILED,
-                    error=UNCERTAIN_AFTER_RESTART,
-                    next_poll_at=None,
-                )
-                for t in pending
-            )
-            log.warning("%d task(s) were mid-submit at the last stop; marked failed", len(pending))
-
-    def _interrupted(self, task: Task, alive: set[str], before: float) -> bool:
-        if not self._shared:
-            return True  # the only process, and it just started: every pending row is old
-        if task.lease_owner is not None and self._live is not None:
-            return task.lease_owner not in alive
-        return task.created_at < before - PENDING_GRACE
+        """Deliver every finished, undelivered task this process posts to."""
+        await self.recovery.sweep()
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -464,28 +393,15 @@ class TaskPoller:
             finished.append(task)
             if status in (TaskStatus.FAILED, TaskStatus.EXPIRED):
                 self._unpaid.append(task)
-            self._shown.pop(task.id, None)
+            self._progress.forget(task.id)
         return update
 
     def _maybe_show(
         self, task: Task, update: TaskUpdate, snap: TaskSnapshot, now: float, stats: CycleStats
     ) -> None:
-        if task.status_message_id is None:
-            return
         status = update.status if isinstance(update.status, TaskStatus) else task.status
-        progress, preview = snap.progress, snap.preview_url
-        shown = self._shown.get(task.id)
-        if shown is not None:
-            same = shown.status is status and shown.progress == progress
-            if same and (preview is None or shown.preview == preview):
-                return
-            if now - shown.at < self._config.progress_edit_interval:
-                return
-        # Built only when it will be shown: thousands of tasks are polled per cycle.
-        view = progress_view(task, status=status, progress=progress, preview_url=preview)
-        self._shown[task.id] = _Shown(status, progress, preview, now)
-        self.editor.show(task, view)
-        stats.edits += 1
+        if self._progress.update(task, status, snap, now):
+            stats.edits += 1
 
 
 def _ends(update: TaskUpdate) -> bool:

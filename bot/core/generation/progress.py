@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final
 
-from bot.core.generation.records import Task
-from bot.core.models import ConversationKey, OutgoingMessage, Platform, StatusView
+from bot.core.generation.records import Task, TaskStatus
+from bot.core.generation.views import progress_view
+from bot.core.models import ConversationKey, OutgoingMessage, Platform, StatusView, TaskSnapshot
 from bot.core.ports import Outbox
 
 __all__ = ["POST_ATTEMPTS", "StatusEditor", "post_paced"]
@@ -103,3 +105,47 @@ class StatusEditor:
                 event = self._settling.pop(task_id, None)
                 if event is not None:
                     event.set()
+
+
+@dataclass(slots=True)
+class _Shown:
+    status: TaskStatus
+    progress: int | None
+    preview: str | None
+    at: float
+
+
+class ProgressShown:
+    """What each polled task's status message shows, so a poll only edits it when the
+    progress (or preview) changed, and at most once per ``interval`` seconds."""
+
+    def __init__(self, editor: StatusEditor, interval: float) -> None:
+        self._editor = editor
+        self._interval = interval
+        self._shown: dict[int, _Shown] = {}
+
+    def show(self, task: Task, view: StatusView, now: float) -> None:
+        """Show ``view`` now (the use cases' first "submitted" view)."""
+        self._editor.show(task, view)
+        self._shown[task.id] = _Shown(task.status, task.progress, view.preview_url, now)
+
+    def forget(self, task_id: int) -> None:
+        self._shown.pop(task_id, None)
+
+    def update(self, task: Task, status: TaskStatus, snap: TaskSnapshot, now: float) -> bool:
+        """Show a polled task's progress if it changed and its time has come; whether it did."""
+        if task.status_message_id is None:
+            return False
+        progress, preview = snap.progress, snap.preview_url
+        shown = self._shown.get(task.id)
+        if shown is not None:
+            same = shown.status is status and shown.progress == progress
+            if same and (preview is None or shown.preview == preview):
+                return False
+            if now - shown.at < self._interval:
+                return False
+        # Built only when it will be shown: thousands of tasks are polled per cycle.
+        view = progress_view(task, status=status, progress=progress, preview_url=preview)
+        self._shown[task.id] = _Shown(status, progress, preview, now)
+        self._editor.show(task, view)
+        return True
