@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final, TextIO
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from bot.core.logcontext import (
     CONTEXT_FIELDS,
@@ -82,11 +82,17 @@ class DropVoiceWarnings(logging.Filter):
 
 
 def secret_values(settings: Settings) -> list[str]:
-    """The configured secrets: the CometAPI key and the platform tokens."""
+    """The configured secrets: the CometAPI key, the platform tokens, the webhook secret,
+    the database URL and its password."""
+    url = settings.storage.url.get_secret_value()
+    password = urlsplit(url).password or "" if url else ""
     return [
         settings.cometapi.api_key.get_secret_value(),
         settings.telegram.token.get_secret_value(),
+        settings.telegram.webhook_secret.get_secret_value(),
         settings.discord.token.get_secret_value(),
+        url,
+        password,
     ]
 
 
