@@ -176,8 +176,9 @@ class Children:
                 proc.join()
 
 
-async def _seed(store: Store, ids: list[str], shards: int) -> None:
-    """One SUBMITTED row per upstream task (not due yet), routed to the shards in turn."""
+async def _seed(store: Store, ids: list[str], shards: int, routed: bool) -> None:
+    """One SUBMITTED row per upstream task (not due yet), routed to the shards in turn
+    (or to none: any process polls it as soon as it is due, as rows from before routes)."""
     now = time.time()
     async with store._transaction() as db:  # the bench's own shortcut for 10,000 inserts
         await db.executemany(
@@ -198,7 +199,7 @@ async def _seed(store: Store, ids: list[str], shards: int) -> None:
                     now + 86_400,
                     now,
                     now,
-                    discord_route(n % shards),
+                    discord_route(n % shards) if routed else None,
                 )
                 for n, upstream in enumerate(ids)
             ],
@@ -325,7 +326,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ids = [
                 comet.add_task("mj", "IMAGINE", {"prompt": f"bench {n}"}) for n in range(args.tasks)
             ]
-            await _seed(store, ids, args.processes)
+            await _seed(store, ids, args.processes, not args.unrouted)
             hello = {
                 "url": url,
                 "base_url": comet.base_url,
@@ -378,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool-size", type=int, default=10, help="each process's pool")
     parser.add_argument("--twice-window", type=float, default=1.5)
     parser.add_argument("--no-takeover", action="store_true")
+    parser.add_argument(
+        "--unrouted", action="store_true", help="tasks with no route: every process competes"
+    )
     args = parser.parse_args(argv)
     result = runtime.run(run(args))
     worst = max([r["requests"] for r in result["rounds"]], default=0)
@@ -393,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         "name": "task_poller_shared",
         "tasks": args.tasks,
         "processes": args.processes,
+        "routed": not args.unrouted,
         "lease_s": args.lease,
         "grace_s": args.grace,
         "round_requests_max": worst,
