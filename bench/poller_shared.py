@@ -206,10 +206,13 @@ async def _seed(store: Store, ids: list[str], shards: int, routed: bool) -> None
         )
 
 
-async def _all_due(store: Store) -> None:
-    # Only once no lease is held: a round's own write would undo it.
+async def _leases_ended(store: Store) -> None:
     while (await store._fetchone("SELECT count(*) FROM tasks WHERE lease_owner IS NOT NULL"))[0]:
         await asyncio.sleep(0.02)
+
+
+async def _all_due(store: Store) -> None:
+    await _leases_ended(store)  # a round's own write would undo it
     await store._write("UPDATE tasks SET next_poll_at = ?", (time.time(),))
 
 
@@ -233,7 +236,8 @@ async def _rounds(
         while len(comet.count) < args.tasks:
             await asyncio.sleep(0.01)
         t1 = time.time()
-        await asyncio.sleep(0.5)  # the cycles' reports (their write comes after the fetches)
+        await _leases_ended(store)  # the round's writes, then its cycles' reports
+        await asyncio.sleep(0.2)
         cpu = _cpu_by_process(kids.cycles, t0 - 0.1, t1)
         cycles = Counter(n for n, c in kids.cycles if t0 - 0.1 <= c["began"] <= t1)
         rounds.append(
