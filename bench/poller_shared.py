@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -99,6 +100,7 @@ class CountingComet(FakeCometAPI):
             self.last[uid] = now
             if self.killed and poller != self.killed and uid not in self.first_after:
                 self.first_after[uid] = now
+        self._bump()  # wake wait_for() now that this request's tasks are counted
         return response
 
 
@@ -165,10 +167,8 @@ class Children:
     def stop(self) -> None:
         for name, conn in self.commands.items():
             if self.procs[name].is_alive():
-                try:
+                with contextlib.suppress(OSError):
                     conn.send("stop")
-                except OSError:
-                    pass
         for proc in self.procs.values():
             proc.join(20)
             if proc.is_alive():
@@ -207,7 +207,8 @@ async def _seed(store: Store, ids: list[str], shards: int, routed: bool) -> None
 
 
 async def _leases_ended(store: Store) -> None:
-    while (await store._fetchone("SELECT count(*) FROM tasks WHERE lease_owner IS NOT NULL"))[0]:
+    # The database has nothing to wait on here (the pollers' NOTIFY is for finished tasks).
+    while (await store._fetchone("SELECT count(*) FROM tasks WHERE lease_owner IS NOT NULL"))[0]:  # noqa: ASYNC110
         await asyncio.sleep(0.02)
 
 
@@ -233,8 +234,7 @@ async def _rounds(
         comet.phase()
         t0 = time.time()
         kids.wake()
-        while len(comet.count) < args.tasks:
-            await asyncio.sleep(0.01)
+        await comet.wait_for(lambda: len(comet.count) >= args.tasks, timeout=120)
         t1 = time.time()
         await _leases_ended(store)  # the round's writes, then its cycles' reports
         await asyncio.sleep(0.2)
@@ -304,9 +304,8 @@ async def _takeover(
     )
     held = {str(r[0]) for r in rows}
     lease_ends = max((float(r[1]) for r in rows), default=killed)
-    deadline = time.time() + args.lease + 120
-    while not held <= comet.first_after.keys() and time.time() < deadline:
-        await asyncio.sleep(0.05)
+    with contextlib.suppress(TimeoutError):  # then reported: taken_over < held_at_kill
+        await comet.wait_for(lambda: held <= comet.first_after.keys(), timeout=args.lease + 120)
     after = [comet.first_after[uid] for uid in held if uid in comet.first_after]
     return {
         "claimed_in_last_claim": claimed,
@@ -354,20 +353,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def _table(result: dict[str, Any]) -> str:
     lines = ["phase     | requests (by process)        | fetched twice | CPU s by process"]
     for n, r in enumerate(result["rounds"], 1):
-        lines.append(
-            f"round {n:<3} | {r['requests']:>4} {r['by_process']!s:<23} | {r['fetched_twice']:>13} | {r['cpu_s']}"
-        )
+        requests = f"{r['requests']:>4} {r['by_process']!s:<23}"
+        lines.append(f"round {n:<3} | {requests} | {r['fetched_twice']:>13} | {r['cpu_s']}")
     s = result["steady"]
-    lines.append(
-        f"steady    | {s['requests_per_round']!s:>4} per round ({s['rounds']} rounds, {s['requests']} in all)"
-        f" | {s['fetched_twice']:>13} | per round {s['cpu_per_round_s']}, cycle max {s['cycle_cpu_max_s']}"
-    )
+    requests = f"{s['requests_per_round']!s:>4} per round ({s['rounds']} rounds, {s['requests']})"
+    cpu = f"per round {s['cpu_per_round_s']}, cycle max {s['cycle_cpu_max_s']}"
+    lines.append(f"steady    | {requests} | {s['fetched_twice']:>13} | {cpu}")
     if "takeover" in result:
         t = result["takeover"]
         lines.append(
-            f"takeover  | {t['held_at_kill']} tasks held by the killed process; all polled again"
-            f" {t['takeover_s']} s after SIGKILL (lease {t['lease_s']} s, {t['lease_left_at_kill_s']} s"
-            f" left at the kill; first re-fetch {t['first_refetch_s']} s)"
+            f"takeover  | {t['held_at_kill']} tasks held by the killed process; all polled"
+            f" again {t['takeover_s']} s after SIGKILL (lease {t['lease_s']} s,"
+            f" {t['lease_left_at_kill_s']} s left at the kill; first re-fetch"
+            f" {t['first_refetch_s']} s)"
         )
     return "\n".join(lines)
 
