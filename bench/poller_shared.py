@@ -33,21 +33,19 @@ import argparse
 import asyncio
 import contextlib
 import json
-import multiprocessing
 import os
 import platform
 import signal
 import statistics
 import sys
-import threading
 import time
 from collections import Counter
-from multiprocessing.connection import Connection
 from typing import Any
 
 from aiohttp import web
 
 from bench import _poller_process
+from bench._poller_process import Children
 from bot.core.generation.records import Provider, TaskStatus
 from bot.core.models import ConversationKey, Platform
 from bot.ops import runtime
@@ -102,78 +100,6 @@ class CountingComet(FakeCometAPI):
                 self.first_after[uid] = now
         self._bump()  # wake wait_for() now that this request's tasks are counted
         return response
-
-
-class Children:
-    """The poller processes and their reports (read by one thread per process)."""
-
-    def __init__(self, args: argparse.Namespace, hello: dict[str, Any]) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.loop = asyncio.get_running_loop()
-        self.events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
-        self.cycles: list[tuple[str, dict[str, Any]]] = []
-        self.procs: dict[str, Any] = {}
-        self.commands: dict[str, Connection] = {}
-        self.armed = ""  # the process whose claims are reported (the next to be killed)
-        for n in range(args.processes):
-            name = f"p{n}"
-            cmd_read, cmd_write = ctx.Pipe(duplex=False)
-            out_read, out_write = ctx.Pipe(duplex=False)
-            options = {
-                **hello,
-                "name": name,
-                "route": discord_route(n),
-                "lease": args.lease,
-                "grace": args.grace,
-            }
-            proc = ctx.Process(
-                target=_poller_process.serve, args=(options, cmd_read, out_write), name=name
-            )
-            proc.start()
-            cmd_read.close()
-            out_write.close()
-            self.procs[name], self.commands[name] = proc, cmd_write
-            threading.Thread(target=self._read, args=(out_read,), daemon=True).start()
-
-    def _read(self, conn: Connection) -> None:
-        while True:
-            try:
-                event = conn.recv()
-            except (EOFError, OSError):
-                return
-            self.loop.call_soon_threadsafe(self._event, event)
-
-    def _event(self, event: tuple[Any, ...]) -> None:
-        if event[0] == "cycle":
-            self.cycles.append((event[1], event[2]))
-        elif event[0] != "claimed" or event[1] == self.armed:
-            self.events.put_nowait(event)
-
-    async def wait(self, kind: str, names: set[str], timeout: float = 120) -> list[tuple[Any, ...]]:  # noqa: ASYNC109
-        """The first ``kind`` event of each of ``names`` (others are dropped)."""
-        found: dict[str, tuple[Any, ...]] = {}
-        async with asyncio.timeout(timeout):
-            while len(found) < len(names):
-                event = await self.events.get()
-                if event[0] == kind and event[1] in names:
-                    found.setdefault(event[1], event)
-        return list(found.values())
-
-    def wake(self) -> None:
-        for name, conn in self.commands.items():
-            if self.procs[name].is_alive():
-                conn.send("wake")
-
-    def stop(self) -> None:
-        for name, conn in self.commands.items():
-            if self.procs[name].is_alive():
-                with contextlib.suppress(OSError):
-                    conn.send("stop")
-        for proc in self.procs.values():
-            proc.join(20)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
 
 
 async def _seed(store: Store, ids: list[str], shards: int, routed: bool) -> None:
