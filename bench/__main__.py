@@ -36,6 +36,11 @@ BENCHMARKS = {
         "the task poller with 10,000 Midjourney tasks in flight",
         "--tasks 100 --steps 5 --cold-cycles 1 --seconds 2",
     ),
+    "poller_shared": Benchmark(
+        "bench.poller_shared",
+        "two poller processes sharing 10,000 Midjourney tasks on one PostgreSQL",
+        "--tasks 200 --rounds 1 --seconds 1 --lease 1 --grace 1",
+    ),
     "chat_images": Benchmark(
         "bench.chat_images",
         "one chat answer carrying a 1 MB base64 image, through the real Telegram adapter",
@@ -43,7 +48,7 @@ BENCHMARKS = {
     ),
     "store_context": Benchmark(
         "bench.store_context",
-        "Store.recent_turns on a 100,000-turn SQLite file",
+        "Store.recent_turns on 100,000 turns (SQLite; --backend postgresql or both)",
         "--turns 2000 --others 5 --other-turns 200 --calls 100",
     ),
 }

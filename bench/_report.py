@@ -119,6 +119,7 @@ def _summary(args: argparse.Namespace, window: _Window, results: dict[str, Any])
     return {
         "name": f"streaming_{args.platform}",
         "platform": args.platform,
+        "backend": getattr(args, "backend", "sqlite"),
         "chats": args.chats,
         "tokens": args.tokens,
         "seconds": args.seconds,
@@ -138,6 +139,8 @@ def _summary(args: argparse.Namespace, window: _Window, results: dict[str, Any])
         "bot_cpu_user_s": round(window.cpu_user_s, 3),
         "bot_cpu_sys_s": round(window.cpu_sys_s, 3),
         "bot_cpu_s_per_10k_tokens": round(per_10k, 3),
+        # PostgreSQL runs in its own processes: its CPU is not in the bot's figure.
+        "postgres_cpu_s": results.get("postgres_cpu_s"),
         "bot_thread_cpu_s": results.get("bot_thread_cpu_s"),
         "bot_gc": results.get("bot_gc"),
         "peak_rss_mb": round(rss_kb / 1024, 1),
@@ -240,6 +243,12 @@ def _report(args: argparse.Namespace, window: _Window, results: dict[str, Any]) 
         (
             "bot CPU s by thread; in GC",
             _threads(s["bot_thread_cpu_s"]) + f"; {(s['bot_gc'] or {}).get('cpu_s', 0):.2f}",
+            "",
+            "",
+        ),
+        (
+            "store; its server's CPU s",
+            s["backend"] + ("" if s["postgres_cpu_s"] is None else f"; {s['postgres_cpu_s']:.2f}"),
             "",
             "",
         ),

@@ -121,9 +121,9 @@ class CountingStore(Store):
 
     writes = 0
 
-    async def update_tasks(self, updates: Iterable[TaskUpdate]) -> int:
+    async def update_tasks(self, updates: Iterable[TaskUpdate], *, release: bool = False) -> int:
         type(self).writes += 1
-        return await super().update_tasks(updates)
+        return await super().update_tasks(updates, release=release)
 
 
 @dataclass

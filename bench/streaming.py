@@ -62,6 +62,7 @@ from bench._report import (
     machine_check_ms,
 )
 from bot.ops.runtime import run
+from tests.pgserver import PostgresServer
 
 
 class _CountingChat:
@@ -90,7 +91,10 @@ class _CountingChat:
 
 
 async def _bot_run(
-    args: argparse.Namespace, conn: Connection, profiler: cProfile.Profile | None
+    args: argparse.Namespace,
+    conn: Connection,
+    profiler: cProfile.Profile | None,
+    pg: PostgresServer | None = None,
 ) -> tuple[_Window, dict[str, Any]]:
     """Start the bot against the fakes, run the chats, collect the fakes' results."""
     from bot.__main__ import configure_logging
@@ -99,7 +103,8 @@ async def _bot_run(
 
     hello = await recv(conn, timeout=60)
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
-        settings = _settings(args.platform, hello, Path(tmp) / "bot.sqlite3")
+        database = await pg.create_database("bench") if pg else str(Path(tmp) / "bot.sqlite3")
+        settings = _settings(args.platform, hello, database)
         configure_logging(settings)
         async with open_core(settings) as core, contextlib.AsyncExitStack() as stack:
             chat = _CountingChat(core.chat, args.chats)
@@ -112,6 +117,7 @@ async def _bot_run(
             gc_time = _GCTime()
             threads0 = _thread_cpu()
             ru0 = resource.getrusage(resource.RUSAGE_SELF)
+            server0 = _server_cpu(pg)
             cpu0, began = time.process_time(), time.perf_counter()
             if profiler is not None:
                 profiler.enable()
@@ -127,6 +133,7 @@ async def _bot_run(
             sampler.cancel()
             ended = chat.last_done_at if not timed_out else time.perf_counter()
             cpu1 = time.process_time()
+            server1 = _server_cpu(pg)
             gc_time.stop()
             if profiler is not None:
                 profiler.disable()
@@ -143,6 +150,8 @@ async def _bot_run(
             conn.send({"op": "results"})
             results = await recv(conn, timeout=120)
             results["inject_s"] = running.get("inject_s", 0.0)
+            if pg is not None:
+                results["postgres_cpu_s"] = round(server1 - server0, 3)
             results["bot_cpu_trace"] = cpu_trace
             results["bot_gc"] = gc_time.summary()
             results["answer_entered"] = chat.entered
@@ -185,6 +194,23 @@ class _GCTime:
         }
 
 
+def _server_cpu(pg: PostgresServer | None) -> float:
+    """CPU seconds (user+sys) of the PostgreSQL server's processes (the postmaster and its
+    children: the bot's connections' backends), which the bot's own CPU does not include."""
+    if pg is None or pg.pid is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(entry.name) == pg.pid or int(fields[1]) == pg.pid:  # fields[1]: ppid
+                total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def _thread_cpu() -> dict[str, float]:
     """CPU seconds (user+sys) of each thread of this process, by thread name (Linux)."""
     names = {t.native_id: t.name for t in threading.enumerate()}
@@ -213,11 +239,11 @@ async def _sample_cpu(
         last = now
 
 
-def _settings(platform: str, hello: dict[str, Any], db: Path) -> Any:
+def _settings(platform: str, hello: dict[str, Any], db: str) -> Any:
     from bot.config import Settings
 
     comet = {"api_key": hello["comet_api_key"], "base_url": hello["comet_base_url"]}
-    storage = {"path": str(db)}
+    storage = {"url": db} if db.startswith("postgresql://") else {"path": db}
     if platform == "discord":
         discord = {
             "token": hello["dc_token"],
@@ -283,6 +309,12 @@ def main(argv: list[str] | None = None) -> None:
         help="give up and report partial results after this many seconds "
         "(default: 60 or 0.25 s per chat, whichever is more)",
     )
+    parser.add_argument(
+        "--backend",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the bot's store: a SQLite file, or a throwaway PostgreSQL server (tests/pgserver.py)",
+    )
     parser.add_argument("--dump", metavar="FILE", help="write the raw results as JSON")
     parser.add_argument(
         "--profile", metavar="FILE", help="cProfile the bot during the run (inflates CPU)"
@@ -309,8 +341,9 @@ def main(argv: list[str] | None = None) -> None:
     child_conn.close()
     profiler = cProfile.Profile() if args.profile else None
     check_before = machine_check_ms()  # the bot's CPU figure scales with how busy the VM is
+    pg = PostgresServer().start() if args.backend == "postgresql" else None
     try:
-        window, results = run(_bot_run(args, conn, profiler))
+        window, results = run(_bot_run(args, conn, profiler, pg))
         results["machine_check_ms"] = [check_before, machine_check_ms()]
         if not results.get("reported"):
             _report(args, window, results)
@@ -319,6 +352,8 @@ def main(argv: list[str] | None = None) -> None:
         if profiler is not None:
             _print_profile(profiler, args.profile)
     finally:
+        if pg is not None:
+            pg.stop()
         with contextlib.suppress(OSError):
             conn.send({"op": "stop"})
         fakes.join(15)

@@ -194,6 +194,11 @@ class PostgresServer:
         return f"postgresql://{_SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
     @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs (its children serve the connections)."""
+        return self._process.pid if self._process is not None and self.running else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 

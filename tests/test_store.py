@@ -196,3 +196,41 @@ async def test_recent_turns_query_is_an_index_range_scan(tmp_path: Path) -> None
     assert "USING INDEX" in text or "USING COVERING INDEX" in text, text
     assert not any(step.startswith("SCAN") for step in plan), text
     assert "TEMP B-TREE" not in text, text
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
+async def test_recent_turns_query_is_an_index_range_scan_on_postgresql(
+    postgres_url: str, plan_cache_mode: str
+) -> None:
+    """A conversation holding 1 % of the turns: the plan must be a range of
+    turns_by_conversation, not the primary key walked backwards and filtered (asyncpg
+    prepares statements, and PostgreSQL switches to a generic plan after five runs)."""
+    import asyncpg
+
+    from bot.store.postgres import to_postgres
+
+    async with Store.open(postgres_url) as store:
+        for key in (KEY, OTHER):
+            await store.add_turn(key, Turn(Role.USER, "first"))
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        ids = dict(await conn.fetch("SELECT key, id FROM conversations"))
+        rows = [
+            (ids[str(KEY if n % 100 == 0 else OTHER)], "user", f"m{n}", 0, 0.0)
+            for n in range(20_000)
+        ]
+        await conn.copy_records_to_table(
+            "turns",
+            records=rows,
+            columns=("conversation_id", "role", "content", "tokens", "created_at"),
+        )
+        await conn.execute("ANALYZE")
+        await conn.execute(f"SET plan_cache_mode = {plan_cache_mode}")
+        explain = await conn.prepare("EXPLAIN " + to_postgres(RECENT_TURNS_SQL[Dialect.POSTGRESQL]))
+        plan = "\n".join(row[0] for row in await explain.fetch(str(KEY), 5))
+    finally:
+        await conn.close()
+    assert "Index Scan Backward using turns_by_conversation" in plan, plan
+    assert "Index Cond: ((conversation_id = ANY (ARRAY[$0])) AND (id > $1))" in plan, plan
+    assert "turns_pkey" not in plan and "Filter: (conversation_id" not in plan, plan
+    assert "Sort" not in plan, plan

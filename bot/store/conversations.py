@@ -19,28 +19,40 @@ _TURN_COLUMNS: Final = "t.id, t.role, t.content, t.speaker, t.tokens, t.created_
 # SQLite 3.40 chose to walk every turn backwards by rowid to skip a sort: a scan
 # of the whole table for an idle conversation.) INDEXED BY keeps it that way:
 # should the index ever go missing, the query fails instead of silently scanning.
-# PostgreSQL has no INDEXED BY, and its planner picks the index by itself.
 _CONVERSATION_ID: Final = "(SELECT id FROM conversations WHERE key = ?1)"
-_RECENT_TURNS: Final = """
-    SELECT {columns}
-    FROM {turns}
-    WHERE t.conversation_id = {conversation_id}
-      AND t.id > (SELECT reset_turn_id FROM conversations WHERE key = ?1)
+_RESET_TURN_ID: Final = "(SELECT reset_turn_id FROM conversations WHERE key = ?1)"
+_RECENT_TURNS: Final = f"""
+    SELECT {_TURN_COLUMNS}
+    FROM turns AS t INDEXED BY turns_by_conversation
+    WHERE t.conversation_id = {_CONVERSATION_ID}
+      AND t.id > {_RESET_TURN_ID}
     ORDER BY t.id DESC
+    LIMIT ?2
+"""
+# PostgreSQL has no INDEXED BY, and given the equality above its planner walks the
+# primary key backwards and filters by conversation (it does not know which
+# conversation, so it guesses an average one): for a conversation with 1 % of the
+# turns that reads ~100 rows per row returned, and an idle conversation on a busy
+# database is a scan of everything written since. ``= ANY(ARRAY[...])`` bounds the
+# index scan exactly as ``=`` does, but does not make the conversation a constant of
+# the ordering, so ORDER BY (conversation_id, id) is one only turns_by_conversation
+# gives: a backwards range scan that stops after ``limit`` rows. (A row comparison,
+# ``(conversation_id, id) > (...)``, also picks the index, but PostgreSQL 15 does
+# not stop the scan at its bound: after a reset it read the whole history.)
+_RECENT_TURNS_POSTGRES: Final = f"""
+    SELECT {_TURN_COLUMNS}
+    FROM turns AS t
+    WHERE t.conversation_id = ANY(ARRAY[{_CONVERSATION_ID}])
+      AND t.id > {_RESET_TURN_ID}
+    ORDER BY t.conversation_id DESC, t.id DESC
     LIMIT ?2
 """
 
 #: The chat hot path: two key lookups, then a backwards range scan of
 #: turns_by_conversation that stops after ``limit`` rows. Parameters: key, limit.
 RECENT_TURNS_SQL: Final = {
-    Dialect.SQLITE: _RECENT_TURNS.format(
-        columns=_TURN_COLUMNS,
-        turns="turns AS t INDEXED BY turns_by_conversation",
-        conversation_id=_CONVERSATION_ID,
-    ),
-    Dialect.POSTGRESQL: _RECENT_TURNS.format(
-        columns=_TURN_COLUMNS, turns="turns AS t", conversation_id=_CONVERSATION_ID
-    ),
+    Dialect.SQLITE: _RECENT_TURNS,
+    Dialect.POSTGRESQL: _RECENT_TURNS_POSTGRES,
 }
 
 _SETTING_COLUMNS: Final = frozenset({"model", "persona", "voice"})
