@@ -62,6 +62,15 @@ async def test_register_list_renew_and_forget(store: Store, wall: FakeClock) -> 
     assert [p.name for p in await store.live_processes(15.0)] == ["h:1"]
 
 
+async def test_rows_of_processes_silent_for_a_day_are_deleted(
+    store: Store, wall: FakeClock
+) -> None:
+    await store.register_process("h:dead", started_at=NOON, roles=[])
+    await wall.advance(86_401)
+    await store.register_process("h:new", started_at=NOON + 86_401, roles=[])
+    assert [p.name for p in await store.live_processes(10 * 86_400.0)] == ["h:new"]
+
+
 async def test_a_role_label_never_holds_a_space(store: Store) -> None:
     with pytest.raises(ValueError, match="no space"):
         await store.register_process("h:1", started_at=NOON, roles=["poller", "a b"])

@@ -9,11 +9,15 @@ space-separated (a role label never holds a space; ``discord:0,1`` holds a comma
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from bot.core.roles import ProcessInfo
 from bot.store._base import StoreBase
 
-__all__ = ["ProcessQueries"]
+__all__ = ["FORGOTTEN_AFTER", "ProcessQueries"]
+
+#: Seconds after which a silent process's row is deleted (it went stale long before).
+FORGOTTEN_AFTER: Final = 86_400.0
 
 
 class ProcessQueries(StoreBase):
@@ -28,6 +32,11 @@ class ProcessQueries(StoreBase):
             " ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at,"
             " seen_at = excluded.seen_at, roles = excluded.roles",
             (name, started_at, self._clock(), " ".join(roles)),
+        )
+        # Rows of processes that died long ago (each restart on bare metal is a new pid):
+        # nobody reads them any more, so the table stays the size of the live set.
+        await self._write(
+            "DELETE FROM processes WHERE seen_at < ?", (self._clock() - FORGOTTEN_AFTER,)
         )
 
     async def live_processes(self, stale_after: float) -> list[ProcessInfo]:
