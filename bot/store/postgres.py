@@ -7,6 +7,7 @@ asyncpg keeps each prepared per connection).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -131,7 +132,10 @@ class PostgresEngine:
             try:
                 yield _Connection(connection)
             except BaseException:
-                with _converted():
+                # The body's own error (or a cancellation) is what the caller must see: a
+                # rollback that fails too (the connection busy with a cancelled query) is
+                # left to the pool, which resets the connection when it is released.
+                with contextlib.suppress(Exception):
                     await transaction.rollback()
                 raise
             with _converted():
