@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from telegram.error import InvalidToken, TelegramError
 
@@ -27,6 +27,7 @@ from bot.store.coordination import Coordination
 
 if TYPE_CHECKING:
     from bot.app import Core
+    from bot.ops.http import OpsServer
     from bot.platforms.discord.bot import DiscordBot
     from bot.platforms.telegram.bot import TelegramBot
 
@@ -73,7 +74,7 @@ async def start_telegram(
     core: Core,
     settings: Settings,
     stack: contextlib.AsyncExitStack,
-    ops: Any,
+    ops: OpsServer | None,
     coordination: Coordination,
     *,
     shared: bool,
@@ -110,7 +111,7 @@ async def start_discord(
     core: Core,
     settings: Settings,
     stack: contextlib.AsyncExitStack,
-    ops: Any,
+    ops: OpsServer | None,
     coordination: Coordination,
     *,
     shared: bool,
