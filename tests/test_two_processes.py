@@ -6,14 +6,17 @@ fetched twice in one round."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import signal
+import socket
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.fakes.cometapi import FakeCometAPI
@@ -31,7 +34,9 @@ FIRST_INTERVAL = 0.5
 JITTER = 0.1
 
 
-def write_config(tmp_path: Path, comet: FakeCometAPI, tg: FakeTelegram, url: str) -> Path:
+def write_config(
+    tmp_path: Path, comet: FakeCometAPI, tg: FakeTelegram, url: str, telegram: str = ""
+) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(
         f"""
@@ -44,6 +49,7 @@ timeout = 5
 token = "{tg.token}"
 api_base_url = "{tg.api_base_url}"
 file_base_url = "{tg.file_base_url}"
+{telegram}
 
 [storage]
 url = "{url}"
@@ -183,3 +189,59 @@ async def test_two_processes_share_the_work_and_survive_a_kill(
             assert all(gap >= FIRST_INTERVAL * (1 - JITTER) - 0.05 for gap in gaps), (task_id, gaps)
         assert "Traceback" not in second.text()
         print(f"Telegram role taken over {took_over:.2f} s after the kill")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def deliver_when_someone_listens(tg: FakeTelegram, within: float) -> float:
+    """Post the pending update to the webhook until a process answers 200; how long it took."""
+    started = time.monotonic()
+    while True:
+        with contextlib.suppress(aiohttp.ClientConnectionError):
+            if await tg.deliver_webhook() == 200:
+                return time.monotonic() - started
+        if time.monotonic() - started > within:
+            pytest.fail(f"nobody served the webhook within {within} s")
+        await asyncio.sleep(0.1)
+
+
+async def test_in_webhook_mode_the_survivor_serves_the_webhook_and_gets_held_updates(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    port = free_port()
+    webhook = (
+        f'webhook_url = "http://127.0.0.1:{port}/tg"\n'
+        'webhook_secret = "s3cret-token"\n'
+        f'webhook_listen = "127.0.0.1:{port}"\n'
+    )
+    async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        config = write_config(tmp_path, comet, tg, postgres_url, telegram=webhook)
+        first = Process(config, tmp_path / "first.log")
+        second = Process(config, tmp_path / "second.log")
+        try:
+            await first.start()
+            await first.wait_log("telegram: this process holds the role now", 10)
+            await second.start()
+            tg.inject_private_message("over the hook", user_id=USER)
+            await deliver_when_someone_listens(tg, 5)
+            await tg.wait_for(lambda: "Echo: over the hook" in tg.texts(USER), timeout=15)
+
+            first.kill()
+            await first.wait_exit()
+            # Telegram holds the update while nobody answers, and tries again.
+            tg.inject_private_message("anyone?", user_id=USER)
+            took = await deliver_when_someone_listens(tg, TAKEOVER_WITHIN)
+            await tg.wait_for(lambda: "Echo: anyone?" in tg.texts(USER), timeout=15)
+            await tg.wait_idle(quiet=0.5)
+        finally:
+            await first.stop()
+            await second.stop()
+        assert took <= TAKEOVER_WITHIN
+        assert tg.texts(USER) == ["Echo: over the hook", "Echo: anyone?"]
+        assert len(tg.calls("setWebhook")) == 2  # one per holder, the same URL and secret
+        assert tg.calls("deleteWebhook") == [] and tg.calls("getUpdates") == []
+        print(f"webhook served by the survivor {took:.2f} s after the kill")
