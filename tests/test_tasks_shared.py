@@ -162,3 +162,15 @@ async def test_only_pending_submits_of_processes_that_are_gone_are_failed_at_sta
             "B": TaskStatus.FAILED,
             None: TaskStatus.PENDING,
         }
+
+
+async def test_a_part_claimed_elsewhere_is_not_posted_and_the_status_says_so(rig: Rig) -> None:
+    poller, outbox = rig.poller("B", {"dc:1"}, Handoffs())
+    task_id = await rig.task("u1", "dc:1")
+    await rig.store.update_task(TaskUpdate(task_id, status_message_id="7"))
+    assert await rig.store.claim_part(task_id, "image", "A")  # A claimed it, then died
+    async with poller:
+        await rig.clock.sleep(5)
+    assert outbox.posts == []
+    assert rig.store.tasks[task_id].delivered_at is not None
+    assert "a part may be missing" in outbox.edits[-1][1].text

@@ -135,9 +135,11 @@ class ResultPost:
             task = self._task
             if not await self._store.claim_part(task.id, name, self._owner):
                 # Another process posted it, or is posting it (two owners for a moment,
-                # while a role changes hands): never twice.
+                # while a role changes hands), or a run killed between its claim and its
+                # record did: never twice, and not certainly there.
                 log.warning("task %d: %s was claimed elsewhere; not posted here", task.id, name)
-                self._sent[name] = UNCONFIRMED
+                self._unconfirmed = True
+                await self._record(None, (name, UNCONFIRMED))
                 return
             await self._record(name)
             try:
