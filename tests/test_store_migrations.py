@@ -164,3 +164,25 @@ async def test_migration_2_adds_the_voice_setting_off_for_existing_chats(tmp_pat
         await store.set_voice(KEY, False)
         assert (await store.get_settings(KEY)).voice is False
     assert SCHEMA_VERSION >= 2
+
+
+async def test_migration_3_keeps_tasks_in_flight_claimable(tmp_path: Path) -> None:
+    """A file from before several processes: its tasks have no route, lease or parts yet,
+    and the poller of the new version claims them as before."""
+    from bot.store import TaskStatus, TaskUpdate
+    from bot.store.migrations import MIGRATIONS
+
+    path = tmp_path / "v2.sqlite3"
+    async with aiosqlite.connect(path, isolation_level=None) as db:
+        assert await migrate(db, MIGRATIONS[:2]) == 2
+        await db.execute(
+            "INSERT INTO tasks (provider, kind, owner_id, conversation, status, upstream_id,"
+            " next_poll_at, created_at, updated_at) VALUES"
+            " ('mj', 'imagine', 'tg:1', ?, 'running', 'u1', 10, 0, 0)",
+            (str(KEY),),
+        )
+    async with Store.open(path, clock=lambda: 100.0) as store:
+        (task,) = await store.claim_due_tasks("p", due_before=100, lease=30, limit=5)
+        assert (task.route, task.status, task.lease_owner) == (None, TaskStatus.RUNNING, "p")
+        await store.update_tasks([TaskUpdate(task.id, progress=5)], release=True)
+        assert await store.claim_part(task.id, "image", "p")

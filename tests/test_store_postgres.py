@@ -8,7 +8,15 @@ import asyncio
 import pytest
 
 from bot.core.models import ConversationKey, Platform, Role, Turn
-from bot.store import ConstraintError, NewTask, Provider, Store, redacted
+from bot.store import (
+    SCHEMA_VERSION,
+    ConstraintError,
+    NewTask,
+    Provider,
+    SchemaTooNewError,
+    Store,
+    redacted,
+)
 from bot.store.postgres import to_postgres
 
 KEY = ConversationKey(Platform.TELEGRAM, "1")
@@ -44,3 +52,20 @@ async def test_a_transaction_cancelled_mid_query_is_a_cancellation(postgres_url:
             await task
         await store.add_turn(KEY, Turn(Role.USER, "still here"))
         assert [t.content for t in await store.recent_turns(KEY, limit=5)] == ["still here"]
+
+
+async def test_replicas_starting_together_migrate_once(postgres_url: str) -> None:
+    stores = await asyncio.gather(*(Store.connect(postgres_url) for _ in range(4)))
+    try:
+        rows = await stores[0].engine.fetch("SELECT version FROM schema_version ORDER BY version")
+        assert [row[0] for row in rows] == list(range(1, SCHEMA_VERSION + 1))
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_a_database_from_a_newer_bot_is_refused(postgres_url: str) -> None:
+    async with Store.open(postgres_url) as store:
+        await store.engine.execute("INSERT INTO schema_version (version) VALUES (99)")
+    with pytest.raises(SchemaTooNewError):
+        await Store.connect(postgres_url)
