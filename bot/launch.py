@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from telegram.error import InvalidToken, TelegramError
 
@@ -40,18 +40,118 @@ class StartupError(Exception):
     """The service cannot start; the message is one line for the operator."""
 
 
-def _telegram_bot(core: Core, settings: Settings) -> TelegramBot:
+class _Running(Protocol):
+    """A started platform adapter (``TelegramBot``, ``DiscordBot``)."""
+
+    def healthy(self) -> bool: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+
+async def start_telegram(
+    core: Core,
+    settings: Settings,
+    stack: contextlib.AsyncExitStack,
+    ops: OpsServer | None,
+    coordination: Coordination,
+    *,
+    shared: bool,
+) -> None:
+    """Run Telegram in this process (one process), or take turns at it (``shared``)."""
+
+    async def enter() -> TelegramBot:
+        return await _enter_telegram(core, settings)
+
+    await _run_platform(
+        core,
+        stack,
+        ops,
+        coordination,
+        role=TELEGRAM,
+        platform=Platform.TELEGRAM,
+        enter=enter,
+        shared=shared,
+    )
+
+
+async def start_discord(
+    core: Core,
+    settings: Settings,
+    stack: contextlib.AsyncExitStack,
+    ops: OpsServer | None,
+    coordination: Coordination,
+    *,
+    shared: bool,
+) -> None:
+    """Run this process's Discord shards; unsharded with other processes on the database,
+    Discord is a role like Telegram (two gateway sessions would answer everything twice)."""
+    sharded = settings.discord.shard_count > 0
+
+    async def enter() -> DiscordBot:
+        bot = await _enter_discord(core, settings)
+        if sharded:  # this process's own shards: not a role it may lose
+            core.roles.gain(DISCORD, ",".join(map(str, bot.shards.ids)))
+        return bot
+
+    await _run_platform(
+        core,
+        stack,
+        ops,
+        coordination,
+        role=DISCORD,
+        platform=Platform.DISCORD,
+        enter=enter,
+        shared=shared and not sharded,
+    )
+
+
+async def _run_platform(
+    core: Core,
+    stack: contextlib.AsyncExitStack,
+    ops: OpsServer | None,
+    coordination: Coordination,
+    *,
+    role: str,
+    platform: Platform,
+    enter: Callable[[], Awaitable[_Running]],
+    shared: bool,
+) -> None:
+    """Start a platform for the whole run (``shared`` false), or keep it as a role this
+    process takes turns at: started when the role is taken, stopped when it is lost."""
+    if not shared:
+        bot = await enter()
+        stack.push_async_callback(bot.__aexit__)  # both adapters ignore the exception
+        if not core.roles.holds(role):
+            core.roles.gain(role)
+        if ops is not None:
+            ops.add_platform(role, bot.healthy)
+        return
+    held: list[_Running] = []
+
+    async def start() -> None:
+        held.append(await enter())
+        await core.tasks.sweep()  # results that waited for a process holding the platform
+
+    async def stop() -> None:
+        core.outboxes.pop(platform, None)
+        while held:
+            await held.pop().__aexit__(None, None, None)
+
+    _keep_role(core, stack, coordination, role, start=start, stop=stop)
+    if ops is not None:
+        # A standby is healthy: it is ready to take over.
+        ops.add_platform(role, lambda: not held or held[-1].healthy())
+
+
+async def _enter_telegram(core: Core, settings: Settings) -> TelegramBot:
     from bot.app import platform_services
     from bot.platforms.telegram.bot import TelegramBot
 
-    return TelegramBot(
+    bot = TelegramBot(
         settings.telegram,
         platform_services(core, settings, Platform.TELEGRAM),
         drain_timeout=SHUTDOWN.handlers,
     )
-
-
-async def _enter_telegram(core: Core, settings: Settings, bot: TelegramBot) -> None:
     # Before the start: queued updates are handled as soon as receiving begins.
     core.outboxes[Platform.TELEGRAM] = bot.outbox
     try:
@@ -68,78 +168,7 @@ async def _enter_telegram(core: Core, settings: Settings, bot: TelegramBot) -> N
                 f"{exc.strerror or exc}"
             ) from exc
         raise
-
-
-async def start_telegram(
-    core: Core,
-    settings: Settings,
-    stack: contextlib.AsyncExitStack,
-    ops: OpsServer | None,
-    coordination: Coordination,
-    *,
-    shared: bool,
-) -> None:
-    """Run Telegram in this process (one process), or take turns at it (``shared``)."""
-    if not shared:
-        bot = _telegram_bot(core, settings)
-        await _enter_telegram(core, settings, bot)
-        stack.push_async_exit(bot.__aexit__)
-        core.roles.gain(TELEGRAM)
-        if ops is not None:
-            ops.add_platform("telegram", bot.healthy)
-        return
-    held: list[TelegramBot] = []
-
-    async def start() -> None:
-        bot = _telegram_bot(core, settings)
-        await _enter_telegram(core, settings, bot)
-        held.append(bot)
-        await core.tasks.sweep()  # results that waited for a Telegram process
-
-    async def stop() -> None:
-        core.outboxes.pop(Platform.TELEGRAM, None)
-        while held:
-            await held.pop().__aexit__(None, None, None)
-
-    _keep_role(core, stack, coordination, TELEGRAM, start=start, stop=stop)
-    if ops is not None:
-        # A standby is healthy: it is ready to take over.
-        ops.add_platform("telegram", lambda: not held or held[-1].healthy())
-
-
-async def start_discord(
-    core: Core,
-    settings: Settings,
-    stack: contextlib.AsyncExitStack,
-    ops: OpsServer | None,
-    coordination: Coordination,
-    *,
-    shared: bool,
-) -> None:
-    """Run this process's Discord shards; unsharded with other processes on the database,
-    Discord is a role like Telegram (two gateway sessions would answer everything twice)."""
-    if not shared or settings.discord.shard_count > 0:
-        bot = await _enter_discord(core, settings)
-        stack.push_async_exit(bot.__aexit__)
-        _gain_discord(core, bot)
-        if ops is not None:
-            ops.add_platform("discord", bot.healthy)
-        return
-    held: list[DiscordBot] = []
-
-    async def start() -> None:
-        bot = await _enter_discord(core, settings)
-        held.append(bot)
-        await core.tasks.sweep()
-
-    async def stop() -> None:
-        core.outboxes.pop(Platform.DISCORD, None)
-        while held:
-            await held.pop().__aexit__(None, None, None)
-
-    _keep_role(core, stack, coordination, DISCORD, start=start, stop=stop)
-    if ops is not None:
-        ops.add_platform("discord", lambda: not held or held[-1].healthy())
+    return bot
 
 
 async def _enter_discord(core: Core, settings: Settings) -> DiscordBot:
@@ -161,11 +190,6 @@ async def _enter_discord(core: Core, settings: Settings) -> DiscordBot:
             raise StartupError(str(exc)) from exc
         raise
     return bot
-
-
-def _gain_discord(core: Core, bot: DiscordBot) -> None:
-    shards = bot.shards
-    core.roles.gain(DISCORD, ",".join(map(str, shards.ids)) if shards.sharded else "")
 
 
 def _keep_role(
