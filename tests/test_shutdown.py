@@ -68,6 +68,11 @@ class BotProcess:
 
     async def start(self, tg: FakeTelegram) -> None:
         polls = len(tg.calls("getUpdates"))
+        await self.launch()
+        await tg.wait_for(lambda: len(tg.calls("getUpdates")) > polls, timeout=30)
+
+    async def launch(self) -> None:
+        """Start ``python -m bot`` with no ``BOT_*`` variables of ours; don't wait."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
         with self._log.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
@@ -82,7 +87,6 @@ class BotProcess:
                 stdout=log,
                 stderr=log,
             )
-        await tg.wait_for(lambda: len(tg.calls("getUpdates")) > polls, timeout=30)
 
     async def terminate(self) -> int:
         """SIGTERM, then the exit code; fails the test if it takes longer than 10 s."""

@@ -8,10 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import signal
 import socket
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 
 from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.telegram import FakeTelegram
+from tests.test_shutdown import BotProcess
 
 pytestmark = [
     pytest.mark.e2e,
@@ -70,29 +69,16 @@ level = "DEBUG"
     return path
 
 
-class Process:
-    """``python -m bot`` in the background, its output in ``log``."""
+class Process(BotProcess):
+    """``python -m bot`` in the background, its output in ``log``; started once it says so
+    (a standby never polls Telegram)."""
 
     def __init__(self, config: Path, log: Path) -> None:
-        self.config = config
+        super().__init__(config, log)
         self.log = log
-        self.proc: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
-        with self.log.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "--config",
-                str(self.config),
-                cwd=ROOT,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-            )
+    async def start(self) -> None:  # type: ignore[override]
+        await self.launch()
         await self.wait_log("cometbot is running", 30)
 
     def text(self) -> str:
@@ -212,13 +198,14 @@ async def deliver_when_someone_listens(tg: FakeTelegram, within: float) -> float
 async def test_in_webhook_mode_the_survivor_serves_the_webhook_and_gets_held_updates(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    port = free_port()
-    webhook = (
-        f'webhook_url = "http://127.0.0.1:{port}/tg"\n'
-        'webhook_secret = "s3cret-token"\n'
-        f'webhook_listen = "127.0.0.1:{port}"\n'
-    )
     async with FakeCometAPI() as comet, FakeTelegram() as tg:
+        # Picked after the fakes have their ports (the kernel may hand a freed port out again).
+        port = free_port()
+        webhook = (
+            f'webhook_url = "http://127.0.0.1:{port}/tg"\n'
+            'webhook_secret = "s3cret-token"\n'
+            f'webhook_listen = "127.0.0.1:{port}"\n'
+        )
         config = write_config(tmp_path, comet, tg, postgres_url, telegram=webhook)
         first = Process(config, tmp_path / "first.log")
         second = Process(config, tmp_path / "second.log")
