@@ -178,9 +178,16 @@ async def test_two_processes_share_the_work_and_survive_a_kill(
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A free port below the kernel's ephemeral range, so no client socket of the processes
+    (asyncpg, aiohttp) can take it between now and the bot's bind."""
+    for port in random.sample(range(20_000, 32_000), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
 
 
 async def deliver_when_someone_listens(tg: FakeTelegram, within: float) -> float:
@@ -199,7 +206,6 @@ async def test_in_webhook_mode_the_survivor_serves_the_webhook_and_gets_held_upd
     tmp_path: Path, postgres_url: str
 ) -> None:
     async with FakeCometAPI() as comet, FakeTelegram() as tg:
-        # Picked after the fakes have their ports (the kernel may hand a freed port out again).
         port = free_port()
         webhook = (
             f'webhook_url = "http://127.0.0.1:{port}/tg"\n'
