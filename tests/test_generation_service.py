@@ -24,7 +24,8 @@ from bot.core.generation.service import GenerationConfig, GenerationService, Ori
 from bot.core.generation.views import DEAD_PARENT, GONE, MODAL_EXPIRED
 from bot.core.models import ConversationKey, ImageInput, Platform
 from tests.fakes.clock import FakeClock
-from tests.fakes.tasks import FakeBackend, FakeOutbox, MemoryTaskStore
+from tests.fakes.task_store import MemoryTaskStore
+from tests.fakes.tasks import FakeBackend, FakeOutbox
 
 KEY = ConversationKey(Platform.TELEGRAM, "42")
 ORIGIN = Origin(KEY, "tg:42", reply_to="5")

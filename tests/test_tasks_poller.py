@@ -24,10 +24,10 @@ from bot.core.models import (
     UpstreamState,
 )
 from tests.fakes.clock import FakeClock
+from tests.fakes.task_store import MemoryTaskStore
 from tests.fakes.tasks import (
     FakeBackend,
     FakeOutbox,
-    MemoryTaskStore,
     audio_result,
     image_result,
     rate_limited,

@@ -13,7 +13,8 @@ from bot.core.generation.poller import PollerConfig, TaskPoller
 from bot.core.generation.records import NewTask, Provider, TaskStatus, TaskUpdate
 from bot.core.models import ConversationKey, Platform, TaskSnapshot, UpstreamState
 from tests.fakes.clock import FakeClock
-from tests.fakes.tasks import FakeBackend, FakeOutbox, MemoryTaskStore, image_result
+from tests.fakes.task_store import MemoryTaskStore
+from tests.fakes.tasks import FakeBackend, FakeOutbox, image_result
 
 KEY = ConversationKey(Platform.DISCORD, "9")
 T0 = 1000.0
