@@ -41,7 +41,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
@@ -52,8 +52,9 @@ from bot.core.generation.delivery import DELIVERIES, Deliverer
 from bot.core.generation.progress import ProgressShown, StatusEditor
 from bot.core.generation.records import Provider, Task, TaskStatus, TaskUpdate
 from bot.core.generation.recovery import UNCERTAIN_AFTER_RESTART, Recovery
+from bot.core.generation.rounds import batch_by_provider, poll_batches
 from bot.core.generation.transitions import PollerConfig, TaskTransitions
-from bot.core.models import Platform, StatusView, TaskRef, TaskSnapshot
+from bot.core.models import Platform, StatusView, TaskSnapshot
 from bot.core.ports import Clock, Handoff, Outbox, Refunds, TaskBackend, TaskStore, Telemetry
 from bot.core.telemetry import NullTelemetry
 
@@ -63,7 +64,6 @@ log = logging.getLogger(__name__)
 
 LOST_REQUEST: Final = "This request was lost on its way. Please try again."
 ERROR_BACKOFF: Final = 5.0
-PARALLEL_REQUESTS: Final = 8
 EMPTY_ROUND_PAUSE: Final = 1.0
 
 
@@ -286,7 +286,7 @@ class TaskPoller:
         )
         if not due:
             return stats
-        batches = self._batches(due)
+        batches = batch_by_provider(due, self._backend.batch_limit)
         if len(batches) > config.max_requests:
             unpolled = [t.id for _, tasks in batches[config.max_requests :] for t in tasks]
             batches = batches[: config.max_requests]
@@ -294,7 +294,7 @@ class TaskPoller:
             await self._store.release_tasks(self._name, unpolled)  # due first next cycle
         elif len(due) >= limit:
             stats.saturated = True
-        answers = await self._poll(batches)
+        answers = await poll_batches(self._backend, batches)
         now = self._wall()
         updates: list[TaskUpdate] = []
         finished: list[Task] = []
@@ -329,26 +329,6 @@ class TaskPoller:
         self._telemetry.poll_cycle(time.perf_counter() - started, stats.requests)
         return stats
 
-    async def _poll(
-        self, batches: Sequence[tuple[Provider, list[Task]]]
-    ) -> list[list[TaskSnapshot] | UpstreamError]:
-        """Each batch's snapshots, or the error its request failed with (a few at a time)."""
-        gate = asyncio.Semaphore(PARALLEL_REQUESTS)
-
-        async def poll(batch: tuple[Provider, list[Task]]) -> list[TaskSnapshot] | UpstreamError:
-            provider, tasks = batch
-            refs = [TaskRef(t.upstream_id or "", t.kind) for t in tasks]
-            async with gate:
-                try:
-                    return await self._backend.poll(provider, refs)
-                except UpstreamError as exc:
-                    return exc
-                except Exception as exc:  # a bug with one batch must not stop the others
-                    log.exception("poll %s: unexpected failure", provider.value)
-                    return UpstreamError(f"{type(exc).__name__}: {exc}")
-
-        return await asyncio.gather(*(poll(b) for b in batches))
-
     async def _refund_failures(self) -> None:
         """A task that failed or expired upstream gave the user nothing: give the quota back.
         Once per task: the row is terminal now and never polled again."""
@@ -366,20 +346,6 @@ class TaskPoller:
         if not self._shared:
             return None  # one process: every task is its own
         return {route for outbox in self._outboxes.values() for route in outbox.routes()}
-
-    def _batches(self, due: Sequence[Task]) -> list[tuple[Provider, list[Task]]]:
-        """Consecutive batches per provider, in due order of their first task."""
-        open_batches: dict[Provider, list[Task]] = {}
-        batches: list[tuple[Provider, list[Task]]] = []
-        for task in due:
-            if task.upstream_id is None:  # ended by run_cycle
-                continue
-            current = open_batches.get(task.provider)
-            if current is None or len(current) >= self._backend.batch_limit(task.provider):
-                current = open_batches[task.provider] = []
-                batches.append((task.provider, current))
-            current.append(task)
-        return batches
 
     # -- per task -------------------------------------------------------------------------------
 
