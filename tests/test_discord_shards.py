@@ -18,8 +18,8 @@ from bot.config import DiscordSettings, Settings
 from bot.core.models import Platform
 from bot.core.pacing import DISCORD_GLOBAL_WINDOWS
 from bot.platforms.discord.bot import DiscordBot
-from bot.platforms.discord.messages import conversation_key
-from bot.platforms.discord.shards import ShardPlan, shard_of
+from bot.platforms.discord.messages import conversation_key, route_of
+from bot.platforms.discord.shards import DM_SHARD, ShardPlan
 from tests.fakes.cometapi import FakeCometAPI
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_payloads import snowflake_on_shard
@@ -72,14 +72,10 @@ async def turns(core: Core, channel_id: int) -> int:
 # -- unit: the plan and the budget share ---------------------------------------------------------
 
 
-def test_owns_guild_follows_discords_shard_formula() -> None:
-    on_one, on_three = snowflake_on_shard(1, 4), snowflake_on_shard(3, 4)
-    assert (shard_of(on_one, 4), shard_of(on_three, 4)) == (1, 3)
-    plan = ShardPlan(4, (0, 1))
-    assert plan.owns_guild(on_one) and not plan.owns_guild(on_three)
-    assert plan.owns_guild(None)  # DMs are shard 0's
-    assert not ShardPlan(4, (2, 3)).owns_guild(None)
-    assert ShardPlan().owns_guild(on_three) and ShardPlan().owns_guild(None)  # unsharded
+def test_a_process_posts_the_results_of_the_shards_it_runs() -> None:
+    assert ShardPlan(4, (0, 1)).sessions == (0, 1)
+    assert ShardPlan(4, (2, 3)).sessions == (2, 3)
+    assert ShardPlan().sessions == (DM_SHARD,)  # unsharded: one session, with the DMs
 
 
 def test_each_process_paces_with_its_share_of_the_global_budget(tmp_path: Path) -> None:
@@ -115,7 +111,9 @@ async def test_one_process_with_both_shards_answers_a_guild_on_shard_one_and_a_d
         general = dc.channel(guild, "general")
         async with shard_process(tmp_path, comet, dc, 2, [0, 1]) as (_, bot):
             assert dc.identified_shards == [(0, 2), (1, 2)]
-            assert bot.owns_guild(int(guild["id"])) and bot.owns_guild(None)
+            # The routes its tasks get (discord.py's own Guild) are all this process's to post.
+            on_one = route_of(bot.client.get_guild(int(guild["id"])))
+            assert on_one == "dc:1" and {on_one, route_of(None)} <= bot.outbox.routes()
             await dc.say("hello guild", channel=general, mention_bot=True)
             await dc.wait_for(
                 lambda: last_text(dc, int(general["id"])) == "Echo: [Alice] hello guild",
@@ -144,7 +142,9 @@ async def test_two_processes_answer_a_mention_once_by_the_owner_of_its_shard(
             shard_process(tmp_path / "b", comet, dc, 2, [1]) as (core_b, bot_b),
         ):
             assert sorted(dc.identified_shards) == [(0, 2), (1, 2)]
-            assert not bot_a.owns_guild(int(guild["id"])) and bot_b.owns_guild(int(guild["id"]))
+            route = route_of(bot_b.client.get_guild(int(guild["id"])))
+            assert route not in bot_a.outbox.routes() and route in bot_b.outbox.routes()
+            assert route_of(None) in bot_a.outbox.routes()  # DMs: shard 0's process
             await dc.say("who answers?", channel=general, mention_bot=True)
             await dc.wait_for(lambda: dc.messages(channel_id), timeout=WAIT)
             await dc.wait_for(lambda: len(chat_requests(comet)) == 1, timeout=WAIT)

@@ -56,7 +56,7 @@ from bot.platforms.discord.messages import (
     requester,
 )
 from bot.platforms.discord.outbox import MEDIA_LIMITS, DiscordOutbox
-from bot.platforms.discord.shards import DM_SHARD, ShardPlan
+from bot.platforms.discord.shards import ShardPlan
 from bot.platforms.discord.surface import FAILURES, NO_PINGS, ChannelSurface, say, translate
 
 __all__ = ["DiscordBot", "DiscordStartError"]
@@ -126,7 +126,7 @@ class DiscordBot:
             self.client,
             pacer,
             services.media_limits or MEDIA_LIMITS,
-            shards=self.shards.ids if self.shards.sharded else (DM_SHARD,),
+            shards=self.shards.sessions,
         )
         self._context.outbox = self.outbox
         self._generation = (
@@ -162,11 +162,6 @@ class DiscordBot:
     def healthy(self) -> bool:
         """For /healthz: connected to the gateway."""
         return self.client.is_ready() and not self.client.is_closed()
-
-    def owns_guild(self, guild_id: int | None) -> bool:
-        """Whether this process runs the shard of ``guild_id`` (``None``: a DM, shard 0);
-        always true unsharded. Decides which process delivers to a channel."""
-        return self.shards.owns_guild(guild_id)
 
     def _point_library(self) -> None:
         route, ws = discord.http.Route, discord.gateway.DiscordWebSocket

@@ -4,9 +4,10 @@ Discord splits a bot's gateway traffic into ``shard_count`` shards: a server's e
 on shard ``(guild_id >> 22) % shard_count`` and DMs on shard 0 only. With ``[discord]
 shard_count`` and ``shard_ids`` each process opens one gateway session per shard it owns, so
 the servers are divided between processes; the process owning shard 0 also gets every DM.
-Nothing is routed by hand: Discord delivers each event to its shard's session. What a process
-must decide itself (for instance which one posts a finished task to a channel) asks
-:meth:`ShardPlan.owns_guild`. This module imports no discord.py (``bot.app`` reads the share).
+Nothing is routed by hand: Discord delivers each event to its shard's session. A task
+started from a server carries that server's shard as its route (``messages.route_of``, from
+discord.py's ``Guild.shard_id``), and the process whose :attr:`ShardPlan.sessions` include
+it posts the result. This module imports no discord.py (``bot.app`` reads the share).
 """
 
 from __future__ import annotations
@@ -15,17 +16,10 @@ from dataclasses import dataclass
 
 from bot.config import DiscordSettings
 
-__all__ = ["DM_SHARD", "ShardPlan", "shard_of"]
+__all__ = ["DM_SHARD", "ShardPlan"]
 
 DM_SHARD = 0
 """Discord delivers direct messages on shard 0 only."""
-
-
-def shard_of(guild_id: int | None, shard_count: int) -> int:
-    """The shard that carries ``guild_id``'s events (a DM's: :data:`DM_SHARD`)."""
-    if guild_id is None or shard_count <= 1:
-        return DM_SHARD
-    return (guild_id >> 22) % shard_count
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +43,8 @@ class ShardPlan:
         """This process's fraction of the bot's overall request budget (1.0 unsharded)."""
         return len(self.ids) / self.count if self.sharded else 1.0
 
-    def owns_guild(self, guild_id: int | None) -> bool:
-        """Whether this process receives ``guild_id``'s events (``None``: a DM, shard 0)."""
-        return not self.sharded or shard_of(guild_id, self.count) in self.ids
+    @property
+    def sessions(self) -> tuple[int, ...]:
+        """The shard ids of this process's gateway sessions (unsharded: the one session,
+        shard 0): results of tasks started on them are this process's to post."""
+        return self.ids if self.sharded else (DM_SHARD,)
