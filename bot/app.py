@@ -43,6 +43,7 @@ from bot.platforms.discord.shards import ShardPlan
 from bot.providers.cometapi import CometAPI, DownloadLimits
 from bot.providers.cometapi.aiohttp_transport import AiohttpTransport
 from bot.store import Store, StoreError, redacted
+from bot.store.coordination import Coordination
 from bot.wiring import chat_config, generation_configs, images_config
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class Core:
     process_name: str
     """This process among those sharing the database (``host:pid``): leases, claimed
     parts, the process registry and /healthz carry it."""
+    coordination: Coordination
+    """How this process reaches the others on the database (nothing to reach on SQLite)."""
     roles: Roles = field(default_factory=Roles)
     """What this process holds now (Telegram, Discord shards, the poller)."""
     images: ImageService | None = None
@@ -139,6 +142,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         except (StoreError, OSError) as exc:
             where = redacted(storage.location) if storage.shared else storage.path
             raise StartupError(f"cannot open the database {where}: {exc}") from exc
+        coordination = store.coordination()
         api = settings.cometapi
         client = await stack.enter_async_context(
             CometAPI(
@@ -189,7 +193,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             refunds=limits,
             name=name,
             shared=storage.shared,
-            handoff=store.coordination(),
+            handoff=coordination,
             live=lambda: live_names(store),
         )
         generation = GenerationService(
@@ -211,6 +215,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             gatekeeper=gatekeeper,
             metrics=metrics,
             process_name=name,
+            coordination=coordination,
             images=ImageService(
                 model=CometImageModel(client, timeout=settings.images.timeout, telemetry=metrics),
                 outboxes=outboxes,
@@ -285,7 +290,7 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
             raise StartupError(
                 f"cannot serve [http] on {http.host}:{http.port}: {exc.strerror or exc}"
             ) from exc
-        coordination = core.store.coordination()
+        coordination = core.coordination
         # Another process's finished task for a chat this process posts to.
         await platforms.enter_async_context(
             coordination.listen(lambda task_id: core.tasks.deliver(task_id, announce=False))
